@@ -1,0 +1,8 @@
+// Copies the hand-written ESM wrapper beside the CommonJS build, so that `import` and
+// `require` share one implementation (and `instanceof` holds across them).
+'use strict';
+const fs = require('node:fs');
+const path = require('node:path');
+const root = path.join(__dirname, '..');
+fs.mkdirSync(path.join(root, 'dist/esm'), { recursive: true });
+fs.copyFileSync(path.join(root, 'src/esm/index.mjs'), path.join(root, 'dist/esm/index.mjs'));

@@ -1,0 +1,111 @@
+import * as net from 'node:net';
+import { MuxError } from './errors';
+import { MuxConnection, type ConnectionOptions } from './session/session';
+
+/** Options of a {@link MuxClient}: every connection option, plus where to connect. */
+export interface MuxClientOptions extends Omit<ConnectionOptions, 'role' | 'authenticate'> {
+  port?: number;
+  /** Default `'localhost'`, as with `net.connect`. */
+  host?: string;
+}
+
+type OnConnected = (this: MuxClient) => void;
+
+/**
+ * Connects to a {@link MuxServer}. The client is itself the connection: it has a
+ * `StreamPool`, emits `stream` for streams the server opens, and `connect` once the
+ * handshake is done (when `onConnected` is called). A client that cannot connect emits
+ * `error` (thrown if nobody listens, as with `net.connect`) and never calls `onConnected`.
+ */
+export class MuxClient extends MuxConnection {
+  private socket: net.Socket | null = null;
+
+  constructor(port: number, onConnected?: OnConnected);
+  constructor(port: number, host: string, onConnected?: OnConnected);
+  constructor(port: number, options: MuxClientOptions, onConnected?: OnConnected);
+  constructor(port: number, host: string, options: MuxClientOptions, onConnected?: OnConnected);
+  constructor(options: MuxClientOptions & { port: number }, onConnected?: OnConnected);
+  constructor(...args: unknown[]) {
+    const { port, host, options, onConnected } = parseClientArguments(args);
+    super(null, { ...options, role: 'client' });
+    if (onConnected) this.once('connect', onConnected);
+    const socket = net.connect({ port, host });
+    this.socket = socket;
+    socket.on('error', onEarlySocketError);
+    socket.once('connect', () => {
+      socket.removeListener('error', onEarlySocketError);
+      if (this.state === 'closed') return;
+      if (this.limits.noDelay) socket.setNoDelay(true);
+      this.attach(socket);
+    });
+    (socket as net.Socket & { [kClient]?: MuxClient })[kClient] = this;
+  }
+
+  /** @internal The socket failed before the handshake could start. */
+  failToConnect(err: Error): void {
+    this.teardown(
+      new MuxError('ERR_CONNECT_FAILED', `cannot connect: ${err.message}`, { cause: err }),
+    );
+  }
+
+  override destroy(err?: Error): void {
+    if (this.socket && this.state === 'idle') {
+      this.socket.removeListener('error', onEarlySocketError);
+      this.socket.on('error', () => {});
+      this.socket.destroy();
+    }
+    super.destroy(err);
+  }
+
+  protected override onClosed(err: MuxError | null, wasHandshaking: boolean): void {
+    if (wasHandshaking) {
+      // Cannot connect: like net.connect, this error is thrown if nobody listens.
+      if (err) this.emit('error', err);
+      return;
+    }
+    super.onClosed(err, wasHandshaking);
+  }
+}
+
+const kClient = Symbol('tcp-stream-muxer.client');
+
+function onEarlySocketError(this: net.Socket & { [kClient]?: MuxClient }, err: Error): void {
+  this[kClient]?.failToConnect(err);
+}
+
+function parseClientArguments(args: unknown[]): {
+  port: number;
+  host: string;
+  options: MuxClientOptions;
+  onConnected: OnConnected | undefined;
+} {
+  let index = 0;
+  let options: MuxClientOptions = {};
+  let port: unknown;
+  let host: unknown;
+  if (typeof args[0] === 'object' && args[0] !== null) {
+    options = { ...(args[0] as MuxClientOptions) };
+    port = options.port;
+    host = options.host;
+    index = 1;
+  } else {
+    port = args[0];
+    index = 1;
+    if (typeof args[index] === 'string') host = args[index++];
+    if (typeof args[index] === 'object' && args[index] !== null) {
+      options = { ...(args[index++] as MuxClientOptions) };
+      if (host === undefined) host = options.host;
+    }
+  }
+  const onConnected = args[index];
+  if (onConnected !== undefined && typeof onConnected !== 'function') {
+    throw new MuxError('ERR_INVALID_ARGUMENT', 'onConnected must be a function');
+  }
+  if (typeof port === 'string' && /^\d+$/.test(port)) port = Number(port);
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new MuxError('ERR_INVALID_ARGUMENT', `port must be an integer from 0 to 65535, got ${String(port)}`);
+  }
+  delete options.port;
+  delete options.host;
+  return { port, host: typeof host === 'string' ? host : 'localhost', options, onConnected: onConnected as OnConnected | undefined };
+}

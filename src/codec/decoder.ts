@@ -1,0 +1,306 @@
+import { MuxError } from '../errors';
+import {
+  Flag,
+  FrameType,
+  HEADER_LENGTH,
+  KNOWN_FLAGS,
+  MAGIC,
+  MAX_CONTROL_PAYLOAD,
+  MAX_STREAM_ID,
+  PING_PAYLOAD_LENGTH,
+  PROTOCOL_VERSION,
+  WINDOW_UPDATE_PAYLOAD_LENGTH,
+} from '../protocol/constants';
+
+/** Receives what a {@link FrameDecoder} parses, synchronously and in wire order. */
+export interface FrameSink {
+  /**
+   * A piece of a DATA frame's payload, as a view into the received chunk (no copy). A frame
+   * arrives as one or more pieces; `last` marks its final piece (empty when the frame is).
+   */
+  onData(streamId: number, flags: number, piece: Buffer, last: boolean): void;
+  /** Any non-DATA frame, with its whole payload. */
+  onControl(type: FrameType, flags: number, streamId: number, payload: Buffer): void;
+  /** An OPEN whose meta exceeds `maxMetaBytes`: its payload was skipped without buffering. */
+  onOversizeOpen(streamId: number, length: number): void;
+}
+
+export interface DecoderLimits {
+  /** Largest DATA payload accepted, in bytes. */
+  maxFrameSize: number;
+  /** Largest OPEN payload delivered; larger ones are skipped and reported. */
+  maxMetaBytes: number;
+  /** Largest HELLO payload accepted, in bytes. */
+  maxHelloBytes: number;
+}
+
+const enum State {
+  MAGIC,
+  HEADER,
+  CONTROL_PAYLOAD,
+  DATA_PAYLOAD,
+  SKIP_PAYLOAD,
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Incremental, I/O-free decoder: feed it buffers of any size with {@link push}; it calls the
+ * sink for every frame. Every declared length is checked against a limit right after the
+ * header, so a peer can never make it buffer more than one header or one bounded control
+ * payload; DATA payloads are passed on as they arrive. After an error it is dead: `push`
+ * keeps throwing the same `MuxError`.
+ *
+ * The chunk list with `consume(n)` follows ws's receiver (lib/receiver.js).
+ */
+export class FrameDecoder {
+  private readonly chunks: Buffer[] = [];
+  private buffered = 0;
+  private state: State;
+  private type: FrameType = FrameType.DATA;
+  private flags = 0;
+  private streamId = 0;
+  private remaining = 0;
+  private paused = false;
+  private failure: MuxError | null = null;
+  private inLoop = false;
+
+  constructor(
+    private readonly sink: FrameSink,
+    private readonly limits: DecoderLimits,
+    options: { expectMagic?: boolean } = {},
+  ) {
+    this.state = options.expectMagic === false ? State.HEADER : State.MAGIC;
+  }
+
+  /** Bytes received but not yet parsed. */
+  get bufferedBytes(): number {
+    return this.buffered;
+  }
+
+  /** Feeds bytes. Throws a `MuxError` if they break the protocol. */
+  push(chunk: Buffer): void {
+    if (this.failure) throw this.failure;
+    if (chunk.length === 0) return;
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+    this.run();
+  }
+
+  /** Stops delivering frames (bytes keep buffering) until {@link resume}. */
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    if (this.failure) return;
+    this.run();
+  }
+
+  private run(): void {
+    // A sink callback may call resume() or push() re-entrantly; the outer loop carries on.
+    if (this.inLoop) return;
+    this.inLoop = true;
+    try {
+      this.loop();
+    } catch (err) {
+      this.failure =
+        err instanceof MuxError ? err : new MuxError('ERR_PROTOCOL', `frame handling failed: ${String(err)}`, { cause: err });
+      this.chunks.length = 0;
+      this.buffered = 0;
+      throw this.failure;
+    } finally {
+      this.inLoop = false;
+    }
+  }
+
+  private loop(): void {
+    while (!this.paused) {
+      switch (this.state) {
+        case State.MAGIC:
+          if (this.buffered < MAGIC.length) return;
+          this.readMagic();
+          break;
+        case State.HEADER:
+          if (this.buffered < HEADER_LENGTH) return;
+          this.readHeader();
+          break;
+        case State.CONTROL_PAYLOAD: {
+          if (this.buffered < this.remaining) return;
+          const payload = this.remaining === 0 ? EMPTY : this.consume(this.remaining);
+          this.state = State.HEADER;
+          this.sink.onControl(this.type, this.flags, this.streamId, payload);
+          break;
+        }
+        case State.DATA_PAYLOAD: {
+          if (this.remaining === 0) {
+            this.state = State.HEADER;
+            this.sink.onData(this.streamId, this.flags, EMPTY, true);
+            break;
+          }
+          if (this.buffered === 0) return;
+          const piece = this.consumeUpTo(this.remaining);
+          this.remaining -= piece.length;
+          const last = this.remaining === 0;
+          if (last) this.state = State.HEADER;
+          this.sink.onData(this.streamId, this.flags, piece, last);
+          break;
+        }
+        case State.SKIP_PAYLOAD: {
+          if (this.buffered === 0) return;
+          this.remaining -= this.consumeUpTo(this.remaining).length;
+          if (this.remaining === 0) {
+            this.state = State.HEADER;
+            this.sink.onOversizeOpen(this.streamId, this.skippedLength);
+          }
+          break;
+        }
+      }
+    }
+  }
+
+  private skippedLength = 0;
+
+  private readMagic(): void {
+    const magic = this.consume(MAGIC.length);
+    if (!magic.equals(MAGIC)) {
+      throw new MuxError(
+        'ERR_HANDSHAKE_FAILED',
+        `peer is not a tcp-stream-muxer endpoint (expected magic 0x${MAGIC.toString('hex')}, got 0x${magic.toString('hex')})`,
+      );
+    }
+    this.state = State.HEADER;
+  }
+
+  private readHeader(): void {
+    const header = this.consume(HEADER_LENGTH);
+    const version = header[0]!;
+    if (version !== PROTOCOL_VERSION) {
+      throw new MuxError(
+        'ERR_VERSION_MISMATCH',
+        `peer speaks protocol version ${version}; this side speaks version ${PROTOCOL_VERSION}`,
+      );
+    }
+    const type = header[1]! as FrameType;
+    const flags = header.readUInt16BE(2);
+    const streamId = header.readUInt32BE(4);
+    const length = header.readUInt32BE(8);
+    if (streamId > MAX_STREAM_ID) throw protocolError(`stream id ${streamId} has the reserved top bit set`);
+    if ((flags & ~KNOWN_FLAGS) !== 0) throw protocolError(`unknown flags 0x${flags.toString(16)}`);
+    this.type = type;
+    this.flags = flags;
+    this.streamId = streamId;
+    this.remaining = length;
+    this.state = State.CONTROL_PAYLOAD;
+    switch (type) {
+      case FrameType.DATA:
+        requireStream(type, streamId);
+        if (flags & Flag.ACK) throw protocolError('DATA frame with the ACK flag');
+        if (length > this.limits.maxFrameSize) {
+          throw new MuxError(
+            'ERR_FRAME_TOO_LARGE',
+            `DATA frame of ${length} bytes exceeds maxFrameSize ${this.limits.maxFrameSize}`,
+          );
+        }
+        this.state = State.DATA_PAYLOAD;
+        return;
+      case FrameType.WINDOW_UPDATE:
+        requireStream(type, streamId);
+        requireNoFlags(type, flags);
+        requireLength(type, length, WINDOW_UPDATE_PAYLOAD_LENGTH, WINDOW_UPDATE_PAYLOAD_LENGTH);
+        return;
+      case FrameType.PING:
+        requireSession(type, streamId);
+        if (flags & Flag.FIN) throw protocolError('PING frame with the FIN flag');
+        requireLength(type, length, PING_PAYLOAD_LENGTH, PING_PAYLOAD_LENGTH);
+        return;
+      case FrameType.GO_AWAY:
+        requireSession(type, streamId);
+        requireNoFlags(type, flags);
+        requireLength(type, length, 4, MAX_CONTROL_PAYLOAD);
+        return;
+      case FrameType.OPEN:
+        requireStream(type, streamId);
+        requireNoFlags(type, flags);
+        if (length > this.limits.maxMetaBytes) {
+          this.skippedLength = length;
+          this.state = State.SKIP_PAYLOAD;
+        }
+        return;
+      case FrameType.ACCEPT:
+        requireStream(type, streamId);
+        requireNoFlags(type, flags);
+        requireLength(type, length, 0, 0);
+        return;
+      case FrameType.REFUSE:
+      case FrameType.RESET:
+        requireStream(type, streamId);
+        requireNoFlags(type, flags);
+        requireLength(type, length, 4, MAX_CONTROL_PAYLOAD);
+        return;
+      case FrameType.HELLO:
+        requireSession(type, streamId);
+        requireNoFlags(type, flags);
+        requireLength(type, length, 0, this.limits.maxHelloBytes);
+        return;
+      default:
+        throw protocolError(`unknown frame type 0x${(type as number).toString(16)}`);
+    }
+  }
+
+  /** Exactly `n` bytes (n <= buffered): a view when they lie in one chunk, else a copy. */
+  private consume(n: number): Buffer {
+    this.buffered -= n;
+    const head = this.chunks[0]!;
+    if (n === head.length) return this.chunks.shift()!;
+    if (n < head.length) {
+      this.chunks[0] = head.subarray(n);
+      return head.subarray(0, n);
+    }
+    const out = Buffer.allocUnsafe(n);
+    let offset = 0;
+    while (offset < n) {
+      const chunk = this.chunks[0]!;
+      const take = Math.min(chunk.length, n - offset);
+      out.set(take === chunk.length ? chunk : chunk.subarray(0, take), offset);
+      offset += take;
+      if (take === chunk.length) this.chunks.shift();
+      else this.chunks[0] = chunk.subarray(take);
+    }
+    return out;
+  }
+
+  /** Up to `n` bytes from the head chunk only: always a view, never a copy. */
+  private consumeUpTo(n: number): Buffer {
+    const head = this.chunks[0]!;
+    return this.consume(Math.min(n, head.length));
+  }
+}
+
+function protocolError(message: string): MuxError {
+  return new MuxError('ERR_PROTOCOL', message);
+}
+
+function requireStream(type: FrameType, streamId: number): void {
+  if (streamId === 0) throw protocolError(`${FrameType[type]} frame on stream 0`);
+}
+
+function requireSession(type: FrameType, streamId: number): void {
+  if (streamId !== 0) throw protocolError(`${FrameType[type]} frame on stream ${streamId}; it belongs on stream 0`);
+}
+
+function requireNoFlags(type: FrameType, flags: number): void {
+  if (flags !== 0) throw protocolError(`${FrameType[type]} frame with flags 0x${flags.toString(16)}`);
+}
+
+function requireLength(type: FrameType, length: number, min: number, max: number): void {
+  if (length < min || length > max) {
+    const expected = min === max ? `${min}` : `${min} to ${max}`;
+    throw new MuxError(
+      max < length ? 'ERR_FRAME_TOO_LARGE' : 'ERR_PROTOCOL',
+      `${FrameType[type]} frame payload of ${length} bytes; expected ${expected}`,
+    );
+  }
+}

@@ -1,0 +1,14 @@
+/**
+ * tcp-stream-muxer: many independent duplex streams, each carrying a JSON `meta` object,
+ * over one TCP connection (or any duplex byte stream). See README.md and PROTOCOL.md.
+ */
+export { MuxServer, type MuxServerOptions } from './server';
+export { MuxClient, type MuxClientOptions } from './client';
+export { MuxConnection, type ConnectionOptions, type ConnectionStats, type ClientInfo, type Role } from './session/session';
+export { MuxStream } from './session/stream';
+export { StreamPool } from './session/stream-pool';
+export { MuxError, isProtocolError, type MuxErrorCode } from './errors';
+export { DEFAULTS, type SessionLimits, type JsonValue } from './config';
+export { PROTOCOL_VERSION, FrameType, Flag, WireErrorCode } from './protocol/constants';
+import * as util from './util/index';
+export { util };

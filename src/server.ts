@@ -1,0 +1,153 @@
+import { EventEmitter } from 'node:events';
+import * as net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { MuxError } from './errors';
+import { MuxConnection, type ConnectionOptions, type HandshakeHooks } from './session/session';
+import { resolveLimits } from './config';
+
+/** Options of a {@link MuxServer}: every connection option, plus where to listen. */
+export interface MuxServerOptions extends Omit<ConnectionOptions, 'role' | 'hello'> {
+  /** Interface to listen on. Default: all interfaces, as with `net.Server`. */
+  host?: string;
+  /** Pending-connection queue length passed to `listen`. */
+  backlog?: number;
+}
+
+/**
+ * Listens on a TCP port and runs a muxer connection on every accepted socket.
+ *
+ * Events: `listening`; `connection` (con: {@link MuxConnection}, after its handshake);
+ * `clientError` (err, socket) for a peer that failed the handshake; `error`; `close`.
+ */
+export class MuxServer extends EventEmitter implements HandshakeHooks {
+  private readonly server: net.Server;
+  private readonly options: MuxServerOptions;
+  private readonly handshaking = new Set<MuxConnection>();
+  private readonly connections = new Set<MuxConnection>();
+  private closing = false;
+  private closed = false;
+  private listenFailed = false;
+
+  /**
+   * @param port TCP port; 0 picks a free one (see {@link address}).
+   * @param options connection limits and hooks, plus `host` and `backlog`.
+   * @param onListening called once the server listens.
+   */
+  constructor(port: number, options?: MuxServerOptions | (() => void), onListening?: () => void) {
+    super();
+    if (typeof options === 'function') {
+      onListening = options;
+      options = {};
+    }
+    this.options = { ...(options ?? {}) };
+    resolveLimits(this.options); // fail fast on a bad option, before listening
+    this.server = net.createServer((socket) => this.onSocket(socket));
+    this.server.on('listening', () => this.emit('listening'));
+    this.server.on('error', (err) => {
+      if (!this.server.listening) this.listenFailed = true;
+      this.emit('error', err);
+    });
+    this.server.on('close', () => {
+      this.closed = true;
+      this.emit('close');
+    });
+    if (onListening) this.once('listening', onListening);
+    const listenOptions: net.ListenOptions = { port };
+    if (this.options.host !== undefined) listenOptions.host = this.options.host;
+    if (this.options.backlog !== undefined) listenOptions.backlog = this.options.backlog;
+    this.server.listen(listenOptions);
+  }
+
+  /** Where the server listens, as `net.Server#address()`. */
+  address(): AddressInfo | string | null {
+    return this.server.address();
+  }
+
+  /** True while the server accepts connections. */
+  get listening(): boolean {
+    return this.server.listening;
+  }
+
+  /** Connections past their handshake and not yet closed. */
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  private onSocket(socket: net.Socket): void {
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    const { host: _host, backlog: _backlog, ...connectionOptions } = this.options;
+    const connection = new MuxConnection(null, { ...connectionOptions, role: 'server' });
+    if (connection.limits.noDelay) socket.setNoDelay(true);
+    this.handshaking.add(connection);
+    connection.once('close', () => {
+      this.handshaking.delete(connection);
+      this.connections.delete(connection);
+    });
+    connection.attach(socket, this);
+  }
+
+  /** @internal HandshakeHooks */
+  onReady(connection: MuxConnection): void {
+    this.handshaking.delete(connection);
+    if (this.closing) {
+      connection.close();
+      return;
+    }
+    this.connections.add(connection);
+    this.emit('connection', connection);
+  }
+
+  /** @internal HandshakeHooks */
+  onHandshakeFailed(connection: MuxConnection, err: MuxError): void {
+    this.handshaking.delete(connection);
+    this.emit('clientError', err, connection.transportSocket);
+  }
+
+  /**
+   * Stops accepting, then closes every connection gracefully (open streams may finish,
+   * within `closeTimeout`). `callback` runs once everything is closed.
+   */
+  close(callback?: (err?: Error) => void): this {
+    if (callback) {
+      if (this.closed) process.nextTick(callback);
+      else this.once('close', () => callback());
+    }
+    if (this.closing) return this;
+    this.closing = true;
+    if (this.server.listening) this.server.close();
+    else if (this.listenFailed) process.nextTick(() => this.markClosed());
+    else this.server.once('listening', () => this.server.close());
+    for (const connection of this.handshaking) connection.destroy();
+    for (const connection of this.connections) connection.close();
+    return this;
+  }
+
+  /** Stops accepting and cuts every connection at once. */
+  destroy(): this {
+    this.close();
+    for (const connection of [...this.handshaking, ...this.connections]) connection.destroy();
+    return this;
+  }
+
+  private markClosed(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.emit('close');
+  }
+
+  /** Makes the server not keep the process alive by itself, as `net.Server#unref()`. */
+  unref(): this {
+    this.server.unref();
+    return this;
+  }
+
+  ref(): this {
+    this.server.ref();
+    return this;
+  }
+}
+
+export { MuxError };

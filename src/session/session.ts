@@ -1,0 +1,1064 @@
+import { EventEmitter } from 'node:events';
+import type { Duplex } from 'node:stream';
+import { debuglog } from 'node:util';
+import { resolveLimits, type JsonValue, type SessionLimits } from '../config';
+import { FrameDecoder, type FrameSink } from '../codec/decoder';
+import { decodeCodeAndReason, encodeCodeAndReason, encodeFrame, encodeHeader, encodeWindowUpdate } from '../codec/encode';
+import { errorFromGoAway, errorFromRefusal, errorFromReset, isProtocolError, MuxError } from '../errors';
+import { Flag, FrameType, MAGIC, MAX_STREAM_ID, MAX_WINDOW, WireErrorCode } from '../protocol/constants';
+import { encodeSettings, parseSettings, type PeerSettings } from '../protocol/hello';
+import { destroyQuietly, MuxStream, OpenState, type StreamHost } from './stream';
+import { StreamPool, type StreamOpener } from './stream-pool';
+
+const log = debuglog('tcp-stream-muxer');
+
+/** Which end of the connection this is: clients open odd stream ids, servers even ones. */
+export type Role = 'client' | 'server';
+
+/** What `authenticate` learns about the connecting client. */
+export interface ClientInfo {
+  remoteAddress: string | undefined;
+  remotePort: number | undefined;
+}
+
+/** Options of a connection; every limit defaults to `DEFAULTS` in config.ts. */
+export interface ConnectionOptions extends Partial<SessionLimits> {
+  /** Which end this is. Default `'client'`. */
+  role?: Role;
+  /** Client: a JSON value sent in the handshake (e.g. `{ token }`) for the server's `authenticate`. */
+  hello?: JsonValue;
+  /** Server: decides whether a client may connect; truthy accepts, falsy or a throw rejects. */
+  authenticate?: (hello: JsonValue, info: ClientInfo) => unknown;
+  /**
+   * Decides whether the peer may open a stream: `true`/`undefined` accepts, `false` refuses,
+   * a string refuses with that reason, a throw refuses with its message. May be async.
+   */
+  acceptStream?: (meta: JsonValue, connection: MuxConnection) => unknown;
+}
+
+type SessionState = 'idle' | 'handshake' | 'ready' | 'closed';
+
+/** @internal Hooks a MuxServer uses to learn about a connection's handshake. */
+export interface HandshakeHooks {
+  onReady(connection: MuxConnection): void;
+  onHandshakeFailed(connection: MuxConnection, err: MuxError): void;
+}
+
+const kSession = Symbol('tcp-stream-muxer.session');
+type Transport = Duplex & { [kSession]?: MuxConnection };
+
+// Control frames waiting beyond this many bytes mean the peer is not reading what it asks
+// for (pings, window updates); stop reading from it until it catches up.
+const CONTROL_BACKLOG_LIMIT = 1024 * 1024;
+// One flush writes at most this much stream data before yielding to I/O, so a busy
+// connection cannot starve the event loop.
+const FLUSH_BUDGET = 1024 * 1024;
+
+/**
+ * One multiplexed connection over any Node `Duplex`: the handshake, the stream table,
+ * flow-control windows, and the write scheduler. The server's `connection` argument and
+ * the `MuxClient` are instances.
+ *
+ * Events: `connect` (handshake done), `stream` (the peer opened a stream), `goaway`
+ * (code, reason), `error`, `close`.
+ */
+export class MuxConnection extends EventEmitter implements StreamHost, FrameSink, StreamOpener {
+  /** The seed library's name for the stream opener; see {@link StreamPool}. */
+  readonly StreamPool: StreamPool;
+  readonly role: Role;
+  /** @internal */ readonly limits: SessionLimits;
+  protected readonly options: ConnectionOptions;
+
+  /** @internal */ state: SessionState = 'idle';
+  private transport: Transport | null = null;
+  private readonly decoder: FrameDecoder;
+  private readonly streams = new Map<number, MuxStream>();
+  private nextLocalId: number;
+  private highestRemoteId = 0;
+  private localOpen = 0;
+  private remoteOpen = 0;
+  private peer: PeerSettings | null = null;
+  /** The peer's `hello` value from the handshake (server side); `null` if none was sent. */
+  peerHello: JsonValue = null;
+
+  private readonly controlQueue: Buffer[] = [];
+  private controlBytes = 0;
+  private readonly sendQueue: MuxStream[] = [];
+  private sendHead = 0;
+  private flushScheduled = false;
+  private readingPaused = false;
+  private readonly waitingForReady: MuxStream[] = [];
+  private readonly backlog: MuxStream[] = [];
+  private backlogScheduled = false;
+  private receivedBuffered = 0;
+
+  private localGoAway = false;
+  private remoteGoAway = false;
+  private remoteGoAwayError: MuxError | null = null;
+  private endingTransport = false;
+  private transportError: Error | null = null;
+  private closeCallbacks: ((err?: Error) => void)[] = [];
+  private handshakeTimer: NodeJS.Timeout | null = null;
+  private closeTimer: NodeJS.Timeout | null = null;
+  private keepAliveTimer: NodeJS.Timeout | null = null;
+  private keepAliveDeadline: NodeJS.Timeout | null = null;
+  private lastReceived = Date.now();
+  private readonly pings = new Map<string, { start: bigint; resolve: (rtt: number) => void; reject: (err: Error) => void }>();
+  private pingCounter = 0n;
+  private hooks: HandshakeHooks | null = null;
+  private stats_ = { bytesIn: 0, bytesOut: 0, framesIn: 0, framesOut: 0, streamsOpened: 0, streamsAccepted: 0, lastRtt: -1 };
+
+  /**
+   * Runs a connection over `transport` (any duplex byte stream), or over one attached
+   * later (MuxClient does that once its socket connects).
+   */
+  constructor(transport: Duplex | null, options: ConnectionOptions = {}) {
+    super();
+    this.options = options;
+    this.role = options.role ?? 'client';
+    if (this.role !== 'client' && this.role !== 'server') {
+      throw new MuxError('ERR_INVALID_CONFIG', `option role must be 'client' or 'server', got ${String(this.role)}`);
+    }
+    this.limits = resolveLimits(options);
+    this.nextLocalId = this.role === 'client' ? 1 : 2;
+    this.decoder = new FrameDecoder(this, {
+      maxFrameSize: this.limits.maxFrameSize,
+      maxMetaBytes: this.limits.maxMetaBytes,
+      maxHelloBytes: Math.max(this.limits.maxMetaBytes, 64 * 1024),
+    });
+    this.StreamPool = new StreamPool(this);
+    this.on('newListener', onNewListener);
+    if (transport) this.attach(transport);
+  }
+
+  /** Same object as {@link StreamPool}. */
+  get streamPool(): StreamPool {
+    return this.StreamPool;
+  }
+
+  get remoteAddress(): string | undefined {
+    return (this.transport as { remoteAddress?: string } | null)?.remoteAddress;
+  }
+
+  get remotePort(): number | undefined {
+    return (this.transport as { remotePort?: number } | null)?.remotePort;
+  }
+
+  /** The transport this connection runs over (a `net.Socket` for MuxServer and MuxClient). */
+  get transportSocket(): Duplex | null {
+    return this.transport;
+  }
+
+  /** True once the handshake is done and until the connection closes. */
+  get ready(): boolean {
+    return this.state === 'ready';
+  }
+
+  /** True after `close()` or `destroy()` began, or the peer went away. */
+  get closing(): boolean {
+    return this.localGoAway || this.remoteGoAway || this.state === 'closed';
+  }
+
+  /** @internal Streams open in both directions. */
+  get openStreamCount(): number {
+    return this.streams.size;
+  }
+
+  /** Figures for monitoring: stream counts, traffic, buffered bytes and the last ping RTT. */
+  stats(): ConnectionStats {
+    return {
+      streamsOpenLocal: this.localOpen,
+      streamsOpenRemote: this.remoteOpen,
+      pendingStreams: this.backlog.length,
+      bytesIn: this.stats_.bytesIn,
+      bytesOut: this.stats_.bytesOut,
+      framesIn: this.stats_.framesIn,
+      framesOut: this.stats_.framesOut,
+      bufferedIn: this.receivedBuffered,
+      bufferedOut: this.controlBytes + (this.transport?.writableLength ?? 0),
+      memoryBudget: this.limits.maxBufferedBytes,
+      lastRtt: this.stats_.lastRtt < 0 ? null : this.stats_.lastRtt,
+    };
+  }
+
+  // ---- attaching and the handshake -----------------------------------------------------
+
+  /** @internal Starts the protocol on `transport`. */
+  attach(transport: Duplex, hooks: HandshakeHooks | null = null): void {
+    if (this.state !== 'idle') throw new MuxError('ERR_INVALID_ARGUMENT', 'connection already has a transport');
+    this.hooks = hooks;
+    const t = transport as Transport;
+    t[kSession] = this;
+    this.transport = t;
+    this.state = 'handshake';
+    t.on('data', transportOnData);
+    t.on('end', transportOnEnd);
+    t.on('error', transportOnError);
+    t.on('close', transportOnClose);
+    t.on('drain', transportOnDrain);
+    this.handshakeTimer = setTimeout(onHandshakeTimeout, this.limits.handshakeTimeout, this);
+    this.handshakeTimer.unref();
+    if (this.role === 'client') this.writeHello();
+    if (t.destroyed) process.nextTick(() => this.teardown(new MuxError('ERR_CONNECTION_CLOSED', 'transport was already closed')));
+  }
+
+  private settings(): PeerSettings {
+    return {
+      initialWindow: this.limits.initialWindow,
+      maxFrameSize: this.limits.maxFrameSize,
+      maxStreams: this.limits.maxStreams,
+      maxMetaBytes: this.limits.maxMetaBytes,
+      hello: this.role === 'client' ? (this.options.hello ?? null) : null,
+    };
+  }
+
+  private writeHello(): void {
+    const hello = encodeFrame(FrameType.HELLO, 0, 0, encodeSettings(this.settings()));
+    this.writeRaw(Buffer.concat([MAGIC, hello]));
+  }
+
+  private writeRaw(bytes: Buffer): void {
+    const t = this.transport;
+    if (!t || t.destroyed || t.writableEnded) return;
+    this.stats_.bytesOut += bytes.length;
+    t.write(bytes);
+  }
+
+  private onHello(payload: Buffer): void {
+    const settings = parseSettings(payload);
+    this.peer = settings;
+    if (this.role === 'client') {
+      this.becomeReady();
+      return;
+    }
+    this.peerHello = settings.hello;
+    const authenticate = this.options.authenticate;
+    if (!authenticate) {
+      this.acceptClient();
+      return;
+    }
+    this.decoder.pause();
+    this.pauseReading();
+    const info: ClientInfo = { remoteAddress: this.remoteAddress, remotePort: this.remotePort };
+    new Promise((resolve) => resolve(authenticate(settings.hello, info))).then(
+      (verdict) => {
+        if (this.state !== 'handshake') return;
+        if (verdict) this.acceptClient();
+        else this.rejectClient('authentication failed');
+      },
+      (err: unknown) => {
+        if (this.state !== 'handshake') return;
+        this.rejectClient(err instanceof Error ? err.message : 'authentication failed');
+      },
+    );
+  }
+
+  private acceptClient(): void {
+    this.writeHello();
+    this.becomeReady();
+    this.resumeReading();
+    this.decoder.resume();
+  }
+
+  private rejectClient(reason: string): void {
+    const goAway = encodeFrame(FrameType.GO_AWAY, 0, 0, encodeCodeAndReason(WireErrorCode.AUTH_FAILED, reason));
+    this.writeRaw(Buffer.concat([MAGIC, goAway]));
+    this.endTransport();
+    this.teardown(new MuxError('ERR_AUTH_FAILED', `client rejected: ${reason}`));
+  }
+
+  private becomeReady(): void {
+    this.state = 'ready';
+    if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
+    this.handshakeTimer = null;
+    this.startKeepAlive();
+    const peer = this.peer!;
+    const waiting = this.waitingForReady.splice(0);
+    // Admit the streams opened during the handshake one by one against the peer's limits.
+    this.localOpen -= waiting.length;
+    for (const stream of waiting) {
+      if (stream.destroyed) continue;
+      stream.sendWindow = peer.initialWindow;
+      const problem = this.checkOpenAllowed(stream.pendingMeta!);
+      if (problem) {
+        this.streams.delete(stream.id);
+        stream.pendingMeta = null;
+        stream.abort(problem);
+        continue;
+      }
+      this.localOpen++;
+      this.queueOpen(stream);
+    }
+    log('%s connection ready (peer window %d, peer max streams %d)', this.role, peer.initialWindow, peer.maxStreams);
+    this.emit('connect');
+    if (this.hooks) this.hooks.onReady(this);
+    this.scheduleFlush();
+  }
+
+  // ---- opening streams -------------------------------------------------------------------
+
+  /** @internal Implements `StreamPool.createStream`. */
+  openStream(meta: JsonValue | undefined, ack: ((stream: MuxStream) => void) | undefined): MuxStream | Promise<MuxStream> {
+    const value: JsonValue = meta === undefined ? null : meta;
+    let json: string | undefined;
+    let problem: MuxError | null = null;
+    try {
+      json = JSON.stringify(value);
+      if (json === undefined) problem = new MuxError('ERR_INVALID_META', 'meta must be a JSON value');
+    } catch (err) {
+      problem = new MuxError('ERR_INVALID_META', `meta cannot be encoded as JSON: ${(err as Error).message}`, { cause: err });
+    }
+    const metaBytes = problem ? null : Buffer.from(json!, 'utf8');
+    if (!problem && this.state === 'closed') problem = new MuxError('ERR_CONNECTION_CLOSED', 'connection is closed');
+    if (!problem && this.peer) problem = this.checkOpenAllowed(metaBytes!);
+    if (!problem && this.localGoAway) problem = new MuxError('ERR_GOING_AWAY', 'connection is closing; no new streams');
+    if (!problem && this.nextLocalId > MAX_STREAM_ID) problem = new MuxError('ERR_STREAM_LIMIT', 'stream ids are exhausted on this connection');
+
+    const stream = new MuxStream({
+      id: problem ? 0 : this.nextLocalId,
+      meta: value,
+      host: this,
+      recvWindow: this.limits.initialWindow,
+      sendWindow: this.peer ? this.peer.initialWindow : 0,
+      openState: OpenState.OPENING,
+      highWaterMark: this.limits.initialWindow,
+    });
+    if (problem) {
+      stream.closedOnWire = true;
+      const err = problem;
+      if (ack) {
+        process.nextTick(() => destroyQuietly(stream, err));
+        return stream;
+      }
+      stream.destroy();
+      return Promise.reject(err);
+    }
+    this.nextLocalId += 2;
+    this.streams.set(stream.id, stream);
+    this.localOpen++;
+    this.stats_.streamsOpened++;
+    stream.pendingMeta = metaBytes!;
+    if (this.state === 'ready') this.queueOpen(stream);
+    else this.waitingForReady.push(stream);
+
+    if (ack) {
+      stream.onAccepted = ack;
+      return stream;
+    }
+    return new Promise<MuxStream>((resolve, reject) => {
+      stream.onAccepted = resolve;
+      stream.onRefused = (err) => {
+        reject(err);
+      };
+    });
+  }
+
+  private checkOpenAllowed(metaBytes: Buffer): MuxError | null {
+    const peer = this.peer!;
+    if (this.localGoAway || this.remoteGoAway) return new MuxError('ERR_GOING_AWAY', 'connection is closing; no new streams');
+    if (metaBytes.length > peer.maxMetaBytes) {
+      return new MuxError('ERR_META_TOO_LARGE', `meta is ${metaBytes.length} bytes; the peer accepts at most ${peer.maxMetaBytes}`);
+    }
+    if (this.localOpen >= peer.maxStreams) {
+      return new MuxError('ERR_STREAM_LIMIT', `the peer allows at most ${peer.maxStreams} concurrent streams from this side`);
+    }
+    return null;
+  }
+
+  private queueOpen(stream: MuxStream): void {
+    const metaBytes = stream.pendingMeta!;
+    stream.pendingMeta = null;
+    this.queueControl(encodeFrame(FrameType.OPEN, 0, stream.id, metaBytes));
+    this.scheduleSend(stream);
+  }
+
+  // ---- frames from the peer --------------------------------------------------------------
+
+  /** @internal FrameSink */
+  onData(streamId: number, flags: number, piece: Buffer, last: boolean): void {
+    const stream = this.streams.get(streamId);
+    if (stream === undefined) {
+      if (this.wasOpened(streamId)) return; // late data for a stream we already closed
+      throw new MuxError('ERR_PROTOCOL', `DATA for stream ${streamId}, which was never opened`);
+    }
+    if (stream.finReceived) throw new MuxError('ERR_PROTOCOL', `DATA on stream ${streamId} after its FIN`);
+    if (piece.length > 0) {
+      if (piece.length > stream.receiveWindow) {
+        throw new MuxError(
+          'ERR_FLOW_CONTROL',
+          `stream ${streamId} received ${piece.length} bytes with only ${stream.receiveWindow} bytes of window left`,
+        );
+      }
+      this.receivedBuffered += piece.length;
+      stream.onData(piece);
+    }
+    if (last) {
+      this.stats_.framesIn++;
+      if (flags & Flag.FIN) stream.onFin();
+    }
+  }
+
+  /** @internal FrameSink */
+  onControl(type: FrameType, flags: number, streamId: number, payload: Buffer): void {
+    this.stats_.framesIn++;
+    if (this.state === 'handshake') {
+      if (type === FrameType.HELLO) return this.onHello(payload);
+      if (type === FrameType.GO_AWAY && this.role === 'client') {
+        const { code, reason } = decodeCodeAndReason(payload);
+        throw errorFromGoAway(code, reason);
+      }
+      throw new MuxError('ERR_HANDSHAKE_FAILED', `expected HELLO as the first frame, got ${FrameType[type]}`);
+    }
+    switch (type) {
+      case FrameType.WINDOW_UPDATE:
+        return this.onWindowUpdateFrame(streamId, payload.readUInt32BE(0));
+      case FrameType.PING:
+        return this.onPing(flags, payload);
+      case FrameType.GO_AWAY:
+        return this.onGoAway(payload);
+      case FrameType.OPEN:
+        return this.onOpen(streamId, payload);
+      case FrameType.ACCEPT: {
+        const stream = this.localStream(streamId, 'ACCEPT');
+        if (stream && stream.openState !== OpenState.OPENING) {
+          throw new MuxError('ERR_PROTOCOL', `ACCEPT for stream ${streamId}, which is not waiting for one`);
+        }
+        if (stream) stream.onAccept();
+        return;
+      }
+      case FrameType.REFUSE: {
+        const stream = this.localStream(streamId, 'REFUSE');
+        if (stream && stream.openState !== OpenState.OPENING) {
+          throw new MuxError('ERR_PROTOCOL', `REFUSE for stream ${streamId}, which is already accepted`);
+        }
+        const { code, reason } = decodeCodeAndReason(payload);
+        if (stream) stream.abort(errorFromRefusal(code, reason));
+        return;
+      }
+      case FrameType.RESET: {
+        const stream = this.knownStream(streamId, 'RESET');
+        const { code, reason } = decodeCodeAndReason(payload);
+        if (stream) stream.abort(errorFromReset(code, reason));
+        return;
+      }
+      case FrameType.HELLO:
+        throw new MuxError('ERR_PROTOCOL', 'HELLO after the handshake');
+      default:
+        throw new MuxError('ERR_PROTOCOL', `unexpected frame type ${String(type)}`);
+    }
+  }
+
+  /** @internal FrameSink */
+  onOversizeOpen(streamId: number, length: number): void {
+    if (this.state !== 'ready') throw new MuxError('ERR_HANDSHAKE_FAILED', 'OPEN before the handshake completed');
+    this.claimRemoteId(streamId);
+    this.queueControl(
+      encodeFrame(
+        FrameType.REFUSE,
+        0,
+        streamId,
+        encodeCodeAndReason(WireErrorCode.META_TOO_LARGE, `meta of ${length} bytes exceeds maxMetaBytes ${this.limits.maxMetaBytes}`),
+      ),
+    );
+  }
+
+  private wasOpened(streamId: number): boolean {
+    const isLocal = (streamId & 1) === (this.role === 'client' ? 1 : 0);
+    return isLocal ? streamId < this.nextLocalId : streamId <= this.highestRemoteId;
+  }
+
+  private knownStream(streamId: number, what: string): MuxStream | undefined {
+    const stream = this.streams.get(streamId);
+    if (stream === undefined && !this.wasOpened(streamId)) {
+      throw new MuxError('ERR_PROTOCOL', `${what} for stream ${streamId}, which was never opened`);
+    }
+    return stream;
+  }
+
+  private localStream(streamId: number, what: string): MuxStream | undefined {
+    const isLocal = (streamId & 1) === (this.role === 'client' ? 1 : 0);
+    if (!isLocal) throw new MuxError('ERR_PROTOCOL', `${what} for stream ${streamId}, which the peer opened itself`);
+    return this.knownStream(streamId, what);
+  }
+
+  private onWindowUpdateFrame(streamId: number, increment: number): void {
+    const stream = this.knownStream(streamId, 'WINDOW_UPDATE');
+    if (increment === 0) throw new MuxError('ERR_PROTOCOL', `WINDOW_UPDATE of 0 on stream ${streamId}`);
+    if (!stream) return;
+    if (stream.sendWindow + increment > MAX_WINDOW) {
+      throw new MuxError('ERR_FLOW_CONTROL', `WINDOW_UPDATE on stream ${streamId} grows the window past ${MAX_WINDOW}`);
+    }
+    stream.onWindowUpdate(increment);
+  }
+
+  private claimRemoteId(streamId: number): void {
+    const remoteParity = this.role === 'client' ? 0 : 1;
+    if ((streamId & 1) !== remoteParity) {
+      throw new MuxError('ERR_PROTOCOL', `peer opened stream ${streamId}, an id from this side's space`);
+    }
+    if (streamId <= this.highestRemoteId) {
+      throw new MuxError('ERR_PROTOCOL', `peer reused or went back to stream id ${streamId} (last was ${this.highestRemoteId})`);
+    }
+    this.highestRemoteId = streamId;
+  }
+
+  private onOpen(streamId: number, payload: Buffer): void {
+    this.claimRemoteId(streamId);
+    let meta: JsonValue;
+    try {
+      meta = JSON.parse(payload.toString('utf8')) as JsonValue;
+    } catch (err) {
+      throw new MuxError('ERR_INVALID_META', `OPEN for stream ${streamId} carries invalid JSON meta`, { cause: err });
+    }
+    if (this.localGoAway) return this.refuseId(streamId, WireErrorCode.GOING_AWAY, 'connection is closing');
+    if (this.remoteOpen >= this.limits.maxStreams) {
+      return this.refuseId(streamId, WireErrorCode.STREAM_LIMIT, `at most ${this.limits.maxStreams} concurrent streams`);
+    }
+    const stream = new MuxStream({
+      id: streamId,
+      meta,
+      host: this,
+      recvWindow: this.limits.initialWindow,
+      sendWindow: this.peer!.initialWindow,
+      openState: OpenState.PENDING,
+      highWaterMark: this.limits.initialWindow,
+    });
+    this.streams.set(streamId, stream);
+    this.remoteOpen++;
+    const acceptStream = this.options.acceptStream;
+    if (!acceptStream) return this.offer(stream);
+    let verdict: unknown;
+    try {
+      verdict = acceptStream(meta, this);
+    } catch (err) {
+      return this.refuse(stream, WireErrorCode.REFUSED, err instanceof Error ? err.message : String(err));
+    }
+    if (verdict instanceof Promise || (typeof verdict === 'object' && verdict !== null && 'then' in verdict)) {
+      Promise.resolve(verdict).then(
+        (result) => this.judge(stream, result),
+        (err: unknown) => this.refuse(stream, WireErrorCode.REFUSED, err instanceof Error ? err.message : String(err)),
+      );
+      return;
+    }
+    this.judge(stream, verdict);
+  }
+
+  private judge(stream: MuxStream, verdict: unknown): void {
+    if (stream.destroyed || this.state === 'closed') return;
+    if (verdict === true || verdict === undefined) return this.offer(stream);
+    const reason = typeof verdict === 'string' ? verdict : 'refused by the application';
+    this.refuse(stream, WireErrorCode.REFUSED, reason);
+  }
+
+  /** Hands an accepted stream to the application, or parks it until someone listens. */
+  private offer(stream: MuxStream): void {
+    if (stream.destroyed) return;
+    if (this.listenerCount('stream') > 0 && this.backlog.length === 0) return this.deliver(stream);
+    if (this.backlog.length >= this.limits.maxPendingStreams) {
+      return this.refuse(stream, WireErrorCode.STREAM_LIMIT, 'too many streams waiting for the application');
+    }
+    this.backlog.push(stream);
+    if (this.listenerCount('stream') > 0) this.scheduleBacklog();
+  }
+
+  private deliver(stream: MuxStream): void {
+    stream.openState = OpenState.OPEN;
+    this.stats_.streamsAccepted++;
+    this.queueControl(encodeFrame(FrameType.ACCEPT, 0, stream.id));
+    this.emit('stream', stream);
+  }
+
+  /** @internal Called when a `stream` listener is added. */
+  scheduleBacklog(): void {
+    if (this.backlogScheduled || this.backlog.length === 0) return;
+    this.backlogScheduled = true;
+    process.nextTick(drainBacklog, this);
+  }
+
+  /** @internal */
+  drainBacklog(): void {
+    this.backlogScheduled = false;
+    while (this.backlog.length > 0 && this.listenerCount('stream') > 0 && this.state === 'ready') {
+      const stream = this.backlog.shift()!;
+      if (!stream.destroyed) this.deliver(stream);
+    }
+  }
+
+  private refuse(stream: MuxStream, code: WireErrorCode, reason: string): void {
+    if (stream.closedOnWire) return;
+    this.queueControl(encodeFrame(FrameType.REFUSE, 0, stream.id, encodeCodeAndReason(code, reason)));
+    stream.abort(new MuxError('ERR_STREAM_REFUSED', `stream refused: ${reason}`));
+  }
+
+  private refuseId(streamId: number, code: WireErrorCode, reason: string): void {
+    this.queueControl(encodeFrame(FrameType.REFUSE, 0, streamId, encodeCodeAndReason(code, reason)));
+  }
+
+  private onGoAway(payload: Buffer): void {
+    const { code, reason } = decodeCodeAndReason(payload);
+    this.remoteGoAway = true;
+    if (code !== WireErrorCode.NORMAL) this.remoteGoAwayError = errorFromGoAway(code, reason);
+    log('%s received GO_AWAY %s %s', this.role, WireErrorCode[code] ?? code, reason);
+    this.emit('goaway', code, reason);
+    this.maybeFinishClose();
+  }
+
+  // ---- ping and keepalive ----------------------------------------------------------------
+
+  /** Sends a PING and resolves to the round-trip time in milliseconds. */
+  ping(): Promise<number> {
+    if (this.state === 'closed' || this.endingTransport) {
+      return Promise.reject(new MuxError('ERR_CONNECTION_CLOSED', 'connection is closed'));
+    }
+    const payload = Buffer.allocUnsafe(8);
+    payload.writeBigUInt64BE(this.pingCounter++);
+    const key = payload.toString('latin1');
+    return new Promise<number>((resolve, reject) => {
+      this.pings.set(key, { start: process.hrtime.bigint(), resolve, reject });
+      this.queueControl(encodeFrame(FrameType.PING, 0, 0, payload));
+    });
+  }
+
+  private onPing(flags: number, payload: Buffer): void {
+    if (!(flags & Flag.ACK)) {
+      this.queueControl(encodeFrame(FrameType.PING, Flag.ACK, 0, payload));
+      return;
+    }
+    const key = payload.toString('latin1');
+    const pending = this.pings.get(key);
+    if (!pending) return; // an answer we no longer wait for
+    this.pings.delete(key);
+    const rtt = Number(process.hrtime.bigint() - pending.start) / 1e6;
+    this.stats_.lastRtt = rtt;
+    pending.resolve(rtt);
+  }
+
+  private startKeepAlive(): void {
+    if (this.limits.keepAliveInterval === 0) return;
+    this.keepAliveTimer = setInterval(keepAliveTick, this.limits.keepAliveInterval, this);
+    this.keepAliveTimer.unref();
+  }
+
+  /** @internal */
+  keepAliveTick(): void {
+    if (this.state !== 'ready' || this.keepAliveDeadline) return;
+    if (Date.now() - this.lastReceived < this.limits.keepAliveInterval) return;
+    this.keepAliveDeadline = setTimeout(onKeepAliveTimeout, this.limits.keepAliveTimeout, this);
+    this.keepAliveDeadline.unref();
+    this.ping().then(
+      () => {
+        if (this.keepAliveDeadline) clearTimeout(this.keepAliveDeadline);
+        this.keepAliveDeadline = null;
+      },
+      () => {},
+    );
+  }
+
+  // ---- writing ---------------------------------------------------------------------------
+
+  private queueControl(frame: Buffer): void {
+    this.controlQueue.push(frame);
+    this.controlBytes += frame.length;
+    if (this.controlBytes > CONTROL_BACKLOG_LIMIT) this.pauseReading();
+    this.scheduleFlush();
+  }
+
+  /** @internal StreamHost */
+  scheduleSend(stream: MuxStream): void {
+    if (stream.queuedForSend || stream.id === 0 || !stream.hasSendable()) return;
+    if (stream.sendWindow === 0 && stream.queuedBytes > 0) return; // waits for WINDOW_UPDATE
+    if (this.state !== 'ready') return; // sent when the handshake completes
+    stream.queuedForSend = true;
+    this.sendQueue.push(stream);
+    this.scheduleFlush();
+  }
+
+  /** @internal StreamHost */
+  sendWindowUpdate(stream: MuxStream, increment: number): void {
+    if (this.state === 'closed') return;
+    this.queueControl(encodeWindowUpdate(stream.id, increment));
+  }
+
+  /** @internal StreamHost */
+  sendReset(stream: MuxStream, code: WireErrorCode, reason: string): void {
+    if (stream.id === 0 || this.streams.get(stream.id) !== stream || this.state === 'closed') return;
+    if (stream.pendingMeta) return; // its OPEN never left: nothing to reset
+    this.queueControl(encodeFrame(FrameType.RESET, 0, stream.id, encodeCodeAndReason(code, reason)));
+  }
+
+  /** @internal StreamHost */
+  streamClosed(stream: MuxStream): void {
+    if (this.streams.get(stream.id) !== stream) return;
+    this.forget(stream);
+    this.maybeFinishClose();
+  }
+
+  private forget(stream: MuxStream): void {
+    if (!this.streams.delete(stream.id)) return;
+    const isLocal = (stream.id & 1) === (this.role === 'client' ? 1 : 0);
+    if (isLocal) this.localOpen--;
+    else this.remoteOpen--;
+  }
+
+  /** @internal StreamHost */
+  releaseReceived(bytes: number): void {
+    this.receivedBuffered -= bytes;
+  }
+
+  /** @internal StreamHost: window auto-tuning (see growWindow in PROTOCOL.md notes). */
+  growWindow(_stream: MuxStream, _current: number): number {
+    return 0;
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    process.nextTick(flushTick, this);
+  }
+
+  /** @internal Writes control frames, then stream data round-robin, until the transport pushes back. */
+  flush(): void {
+    this.flushScheduled = false;
+    const t = this.transport;
+    if (!t || this.state !== 'ready' || t.destroyed || t.writableEnded) return;
+    if (t.writableNeedDrain) return; // transportOnDrain calls us again
+    const frameLimit = Math.min(this.peer!.maxFrameSize, this.limits.maxFrameSize);
+    let budget = FLUSH_BUDGET;
+    let writable = true;
+    t.cork();
+    try {
+      while (writable) {
+        if (this.controlQueue.length > 0) {
+          writable = this.writeControl(t);
+          continue;
+        }
+        if (this.sendHead >= this.sendQueue.length || budget <= 0) break;
+        const stream = this.sendQueue[this.sendHead++]!;
+        stream.queuedForSend = false;
+        const payload = stream.takeFrame(frameLimit);
+        if (payload === null) continue;
+        const fin = stream.lastTakeFin;
+        t.write(encodeHeader(FrameType.DATA, fin ? Flag.FIN : 0, stream.id, payload.length));
+        if (payload.length > 0) writable = t.write(payload);
+        this.stats_.framesOut++;
+        this.stats_.bytesOut += payload.length + 12;
+        budget -= payload.length + 12;
+        if (fin) stream.onFinSent();
+        else if (stream.hasSendable() && stream.sendWindow > 0) {
+          stream.queuedForSend = true;
+          this.sendQueue.push(stream);
+        }
+      }
+    } finally {
+      t.uncork();
+    }
+    if (this.sendHead >= this.sendQueue.length) {
+      this.sendQueue.length = 0;
+      this.sendHead = 0;
+    } else if (this.sendHead > 1024) {
+      this.sendQueue.splice(0, this.sendHead);
+      this.sendHead = 0;
+    }
+    if (this.readingPaused && this.controlBytes <= CONTROL_BACKLOG_LIMIT / 2 && this.state === 'ready') this.resumeReading();
+    if (writable && (this.controlQueue.length > 0 || this.sendHead < this.sendQueue.length)) {
+      // Budget spent: let I/O run, then continue.
+      setImmediate(flushTick, this);
+      this.flushScheduled = true;
+    }
+  }
+
+  private writeControl(t: Duplex): boolean {
+    let writable = true;
+    while (this.controlQueue.length > 0 && writable) {
+      const frame = this.controlQueue.shift()!;
+      this.controlBytes -= frame.length;
+      this.stats_.framesOut++;
+      this.stats_.bytesOut += frame.length;
+      writable = t.write(frame);
+    }
+    return writable;
+  }
+
+  private pauseReading(): void {
+    if (this.readingPaused || !this.transport) return;
+    this.readingPaused = true;
+    this.transport.pause();
+  }
+
+  private resumeReading(): void {
+    if (!this.readingPaused || !this.transport) return;
+    this.readingPaused = false;
+    this.transport.resume();
+  }
+
+  // ---- transport events --------------------------------------------------------------------
+
+  /** @internal */
+  onTransportData(chunk: Buffer): void {
+    if (this.state === 'closed') return;
+    this.lastReceived = Date.now();
+    this.stats_.bytesIn += chunk.length;
+    try {
+      this.decoder.push(chunk);
+    } catch (err) {
+      this.failProtocol(err);
+    }
+  }
+
+  private failProtocol(err: unknown): void {
+    const error = err instanceof MuxError ? err : new MuxError('ERR_PROTOCOL', String(err), { cause: err });
+    log('%s protocol failure: %s', this.role, error.message);
+    // Tell a muxer peer why, unless it never spoke our protocol at all.
+    if (this.state === 'ready' || isProtocolError(error)) {
+      if (this.state === 'handshake' && this.role === 'server') {
+        if (error.code !== 'ERR_HANDSHAKE_FAILED' || !error.message.startsWith('peer is not')) {
+          this.writeRaw(Buffer.concat([MAGIC, this.goAwayFrame(error)]));
+        }
+      } else if (this.state === 'ready') {
+        this.writeControlNow(this.goAwayFrame(error));
+      }
+    }
+    this.endTransport();
+    this.teardown(error);
+  }
+
+  private goAwayFrame(err: MuxError): Buffer {
+    return encodeFrame(FrameType.GO_AWAY, 0, 0, encodeCodeAndReason(err.wireCode, err.message));
+  }
+
+  /** Puts pending control frames and `frame` on the transport now, ahead of any stream data. */
+  private writeControlNow(frame: Buffer): void {
+    const t = this.transport;
+    if (!t || t.destroyed || t.writableEnded) return;
+    this.controlQueue.push(frame);
+    this.controlBytes += frame.length;
+    this.writeControl(t);
+  }
+
+  private endTransport(): void {
+    const t = this.transport;
+    if (!t || this.endingTransport) return;
+    this.endingTransport = true;
+    if (!t.destroyed) t.end();
+    // A peer that never closes its side cannot keep our socket: destroy after a grace period.
+    const timer = setTimeout(() => t.destroy(), 2000);
+    timer.unref();
+  }
+
+  /** @internal */
+  onTransportEnd(): void {
+    // The peer finished sending. Our side follows (net sockets do so on their own).
+    const t = this.transport;
+    if (t && !t.writableEnded && !t.destroyed) {
+      if (this.state === 'ready') this.flush();
+      t.end();
+    }
+  }
+
+  /** @internal */
+  onTransportError(err: Error): void {
+    if (!this.transportError) this.transportError = err;
+    log('%s transport error: %s', this.role, err.message);
+    if (this.transport && !this.transport.destroyed) this.transport.destroy();
+    this.teardown(this.closeError());
+  }
+
+  /** @internal */
+  onTransportClose(): void {
+    this.teardown(this.closeError());
+  }
+
+  private closeError(): MuxError | null {
+    if (this.remoteGoAwayError) return this.remoteGoAwayError;
+    if (this.transportError) {
+      const err = this.transportError;
+      return new MuxError('ERR_CONNECTION_CLOSED', `connection lost: ${err.message}`, { cause: err });
+    }
+    if (this.state === 'handshake') return new MuxError('ERR_HANDSHAKE_FAILED', 'connection closed during the handshake');
+    if (this.streams.size > 0 || this.backlog.length > 0) {
+      return new MuxError('ERR_CONNECTION_CLOSED', 'connection closed with streams still open');
+    }
+    return null;
+  }
+
+  // ---- closing -----------------------------------------------------------------------------
+
+  /**
+   * Graceful close: sends GO_AWAY, refuses new streams both ways, lets open streams finish
+   * (at most `closeTimeout` ms, then they are reset), then closes. Idempotent.
+   */
+  close(callback?: (err?: Error) => void): void {
+    if (callback) {
+      if (this.state === 'closed') {
+        process.nextTick(callback);
+        return;
+      }
+      this.closeCallbacks.push(callback);
+    }
+    if (this.state === 'closed' || this.localGoAway) return;
+    if (this.state !== 'ready') {
+      this.destroy();
+      return;
+    }
+    this.localGoAway = true;
+    this.queueControl(this.goAwayFrame(new MuxError('ERR_GOING_AWAY', 'closing', { wireCode: WireErrorCode.NORMAL })));
+    for (const stream of this.backlog.splice(0)) this.refuse(stream, WireErrorCode.GOING_AWAY, 'connection is closing');
+    this.closeTimer = setTimeout(onCloseTimeout, this.limits.closeTimeout, this);
+    this.closeTimer.unref();
+    this.maybeFinishClose();
+  }
+
+  /** @internal closeTimeout expired: reset what is left and close. */
+  closeTimedOut(): void {
+    const err = new MuxError('ERR_GOING_AWAY', `stream still open ${this.limits.closeTimeout} ms after close()`);
+    for (const stream of [...this.streams.values()]) {
+      this.sendReset(stream, WireErrorCode.GOING_AWAY, err.message);
+      this.forget(stream);
+      stream.abort(err);
+    }
+    this.maybeFinishClose();
+  }
+
+  private maybeFinishClose(): void {
+    if (!(this.localGoAway || this.remoteGoAway) || this.streams.size > 0 || this.endingTransport) return;
+    if (this.state !== 'ready') return;
+    // Whatever is queued (the GO_AWAY, last window updates) must reach the peer first.
+    const t = this.transport!;
+    if (!t.destroyed && !t.writableEnded) this.writeControl(t);
+    this.endTransport();
+  }
+
+  /**
+   * Closes at once: every open stream errors with `ERR_CONNECTION_CLOSED`. With `err`, the
+   * peer is told (GO_AWAY) and this connection emits `error` if anyone listens. Idempotent.
+   */
+  destroy(err?: Error): void {
+    if (this.state === 'closed') return;
+    const t = this.transport;
+    if (err && t && this.state === 'ready' && !t.destroyed) {
+      const muxErr = err instanceof MuxError ? err : new MuxError('ERR_CONNECTION_CLOSED', err.message, { cause: err });
+      this.writeControlNow(this.goAwayFrame(muxErr));
+    }
+    this.appDestroyed = !err;
+    if (t && !t.destroyed) {
+      if (err) this.endTransport();
+      else t.destroy();
+    }
+    this.teardown(err ? (err instanceof MuxError ? err : new MuxError('ERR_CONNECTION_CLOSED', err.message, { cause: err })) : null);
+  }
+
+  /** @internal Ends the connection because of `err` (a timeout), telling the peer. */
+  destroyWith(err: MuxError): void {
+    this.destroy(err);
+    this.appDestroyed = false;
+  }
+
+  /** @internal Set when the application itself destroyed the connection without an error. */
+  protected appDestroyed = false;
+
+  /** @internal Tears everything down once; `err` is why (null for a clean close). */
+  teardown(err: MuxError | null): void {
+    if (this.state === 'closed') return;
+    const wasHandshaking = this.state === 'handshake' || this.state === 'idle';
+    this.state = 'closed';
+    for (const timer of [this.handshakeTimer, this.closeTimer, this.keepAliveDeadline]) if (timer) clearTimeout(timer);
+    if (this.keepAliveTimer) clearInterval(this.keepAliveTimer);
+    this.handshakeTimer = this.closeTimer = this.keepAliveDeadline = this.keepAliveTimer = null;
+    const t = this.transport;
+    if (t && !this.endingTransport && !t.destroyed) t.destroy();
+
+    const streamErr = new MuxError('ERR_CONNECTION_CLOSED', err ? `connection closed: ${err.message}` : 'connection closed', {
+      cause: err ?? undefined,
+    });
+    const streams = [...this.streams.values(), ...this.waitingForReady];
+    this.streams.clear();
+    this.waitingForReady.length = 0;
+    this.backlog.length = 0;
+    this.localOpen = this.remoteOpen = 0;
+    this.controlQueue.length = 0;
+    this.controlBytes = 0;
+    this.sendQueue.length = 0;
+    this.sendHead = 0;
+    for (const stream of streams) stream.abort(streamErr);
+    for (const { reject } of this.pings.values()) reject(streamErr);
+    this.pings.clear();
+
+    const reportErr = this.appDestroyed ? null : err;
+    log('%s connection closed%s', this.role, reportErr ? `: ${reportErr.message}` : '');
+    this.onClosed(reportErr, wasHandshaking);
+    for (const callback of this.closeCallbacks.splice(0)) callback();
+    this.emit('close', reportErr !== null);
+  }
+
+  /** @internal How the error is reported; MuxClient and the server hooks refine it. */
+  protected onClosed(err: MuxError | null, wasHandshaking: boolean): void {
+    if (wasHandshaking && this.hooks) {
+      if (err) this.hooks.onHandshakeFailed(this, err);
+      return;
+    }
+    if (err && this.listenerCount('error') > 0) this.emit('error', err);
+  }
+}
+
+/** Figures from {@link MuxConnection.stats}. */
+export interface ConnectionStats {
+  /** Streams this side opened that are still open. */
+  streamsOpenLocal: number;
+  /** Streams the peer opened that are still open (including those waiting for the application). */
+  streamsOpenRemote: number;
+  /** Streams the peer opened that wait for a `stream` listener. */
+  pendingStreams: number;
+  /** Bytes received and sent on the transport. */
+  bytesIn: number;
+  bytesOut: number;
+  /** Frames received and sent. */
+  framesIn: number;
+  framesOut: number;
+  /** Received stream bytes not yet read by the application. */
+  bufferedIn: number;
+  /** Bytes waiting to be written to the transport. */
+  bufferedOut: number;
+  /** `maxBufferedBytes` of this connection. */
+  memoryBudget: number;
+  /** Last measured ping round trip in milliseconds, or null before the first. */
+  lastRtt: number | null;
+}
+
+// Module-level listeners: no closure per connection, and clear names in stack traces.
+function transportOnData(this: Transport, chunk: Buffer): void {
+  this[kSession]!.onTransportData(chunk);
+}
+function transportOnEnd(this: Transport): void {
+  this[kSession]!.onTransportEnd();
+}
+function transportOnError(this: Transport, err: Error): void {
+  this[kSession]!.onTransportError(err);
+}
+function transportOnClose(this: Transport): void {
+  this[kSession]!.onTransportClose();
+}
+function transportOnDrain(this: Transport): void {
+  this[kSession]!.flush();
+}
+function flushTick(session: MuxConnection): void {
+  session.flush();
+}
+function drainBacklog(session: MuxConnection): void {
+  session.drainBacklog();
+}
+function keepAliveTick(session: MuxConnection): void {
+  session.keepAliveTick();
+}
+function onNewListener(this: MuxConnection, event: string | symbol): void {
+  if (event === 'stream') this.scheduleBacklog();
+}
+function onHandshakeTimeout(session: MuxConnection): void {
+  session.destroyWith(new MuxError('ERR_HANDSHAKE_TIMEOUT', `handshake not completed within ${session.limits.handshakeTimeout} ms`));
+}
+function onKeepAliveTimeout(session: MuxConnection): void {
+  session.destroyWith(new MuxError('ERR_KEEPALIVE_TIMEOUT', `peer did not answer a keepalive ping within ${session.limits.keepAliveTimeout} ms`));
+}
+function onCloseTimeout(session: MuxConnection): void {
+  session.closeTimedOut();
+}
+

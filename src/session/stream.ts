@@ -1,0 +1,343 @@
+import { Duplex } from 'node:stream';
+import type { JsonValue } from '../config';
+import { MuxError } from '../errors';
+import { WireErrorCode } from '../protocol/constants';
+
+/**
+ * What a stream needs from the connection that carries it. The session implements it; a
+ * test can fake it, so the stream is testable without sockets.
+ */
+export interface StreamHost {
+  /** The stream has bytes or a FIN the scheduler may send. */
+  scheduleSend(stream: MuxStream): void;
+  /** Grant the peer `increment` more bytes of window on this stream. */
+  sendWindowUpdate(stream: MuxStream, increment: number): void;
+  /** Abort the stream on the wire (RESET), unless it already ended there. */
+  sendReset(stream: MuxStream, code: WireErrorCode, reason: string): void;
+  /** The stream is finished on the wire in both directions, or reset: forget its id. */
+  streamClosed(stream: MuxStream): void;
+  /** `bytes` of received data left the connection's buffer (pushed to the reader or dropped). */
+  releaseReceived(bytes: number): void;
+  /** Auto-tuning decided this stream's window may grow; returns the extra bytes allowed. */
+  growWindow(stream: MuxStream, current: number): number;
+}
+
+/** Where a stream is in its open handshake. */
+export const enum OpenState {
+  /** We sent OPEN and wait for ACCEPT or REFUSE. */
+  OPENING,
+  /** The peer opened it; the application has not been given it yet. */
+  PENDING,
+  /** Accepted: both sides have it. */
+  OPEN,
+}
+
+export interface StreamInit {
+  id: number;
+  meta: JsonValue;
+  host: StreamHost;
+  /** Our receive window: what the peer may send before we grant more. */
+  recvWindow: number;
+  /** The peer's receive window for this stream: what we may send before a WINDOW_UPDATE. */
+  sendWindow: number;
+  openState: OpenState;
+  /** Bytes the writable side holds before `write()` returns false. */
+  highWaterMark: number;
+}
+
+const noop = (): void => {};
+
+/**
+ * One logical stream: a `Duplex` in both directions, with credit-based flow control.
+ * Outgoing bytes wait in `outQueue` until the session's scheduler takes them as frames;
+ * incoming bytes wait in `inQueue` until the reader asks for them, and only then is the
+ * window given back to the peer.
+ */
+export class MuxStream extends Duplex {
+  /** Stream id, the same number on both sides (odd: opened by the client, even: by the server). */
+  readonly id: number;
+  /** The JSON value the opener attached; deep-equal on both sides. */
+  readonly meta: JsonValue;
+
+  /** @internal */ openState: OpenState;
+  /** @internal */ sendWindow: number;
+  /** @internal */ queuedForSend = false;
+  /** @internal */ finSent = false;
+  /** @internal */ finReceived = false;
+  /** @internal */ closedOnWire = false;
+  /** @internal */ bytesSent = 0;
+  /** @internal */ bytesReceived = 0;
+  /** @internal Encoded meta of an OPEN not yet queued (opened during the handshake). */
+  pendingMeta: Buffer | null = null;
+  /** @internal */ onAccepted: ((stream: MuxStream) => void) | null = null;
+  /** @internal */ onRefused: ((err: MuxError) => void) | null = null;
+
+  private readonly host: StreamHost;
+  private readonly outQueue: Buffer[] = [];
+  private outBytes = 0;
+  private finPending = false;
+  private finalCallback: ((err?: Error | null) => void) | null = null;
+  private writeCallback: ((err?: Error | null) => void) | null = null;
+
+  private inQueue: Buffer[] | null = null;
+  private inBytes = 0;
+  private readerWaiting = false;
+  private recvWindowSize: number;
+  private recvCredit: number;
+  private unackedConsumed = 0;
+
+  /** @internal */
+  constructor(init: StreamInit) {
+    super({ allowHalfOpen: true, writableHighWaterMark: init.highWaterMark, decodeStrings: true });
+    this.id = init.id;
+    this.meta = init.meta;
+    this.host = init.host;
+    this.openState = init.openState;
+    this.sendWindow = init.sendWindow;
+    this.recvWindowSize = init.recvWindow;
+    this.recvCredit = init.recvWindow;
+  }
+
+  /** Bytes this side may still receive before it must grant more window. */
+  get receiveWindow(): number {
+    return this.recvCredit;
+  }
+
+  /** Bytes written by the application and not yet handed to the connection. */
+  get queuedBytes(): number {
+    return this.outBytes;
+  }
+
+  // ---- writable side -------------------------------------------------------------------
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
+    this.enqueue(chunk);
+    this.afterEnqueue(callback);
+  }
+
+  override _writev(chunks: { chunk: Buffer }[], callback: (err?: Error | null) => void): void {
+    for (const { chunk } of chunks) this.enqueue(chunk);
+    this.afterEnqueue(callback);
+  }
+
+  override _final(callback: (err?: Error | null) => void): void {
+    if (this.closedOnWire) return callback();
+    this.finPending = true;
+    this.finalCallback = callback;
+    this.host.scheduleSend(this);
+  }
+
+  private enqueue(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.outQueue.push(chunk);
+    this.outBytes += chunk.length;
+  }
+
+  // Accept more writes at once while the queue is under the high-water mark, so Writable's
+  // buffering (and write() === false) starts only when the peer's window holds us back.
+  private afterEnqueue(callback: (err?: Error | null) => void): void {
+    if (this.closedOnWire) {
+      this.outQueue.length = 0;
+      this.outBytes = 0;
+      return callback();
+    }
+    if (this.outBytes > 0) this.host.scheduleSend(this);
+    if (this.outBytes <= this.writableHighWaterMark) callback();
+    else this.writeCallback = callback;
+  }
+
+  /** @internal True when the scheduler could send something now. */
+  hasSendable(): boolean {
+    if (this.closedOnWire || this.finSent) return false;
+    if (this.outBytes > 0) return this.sendWindow > 0;
+    return this.finPending;
+  }
+
+  /**
+   * @internal Takes the next DATA frame's payload, at most `limit` bytes and within the
+   * send window. Returns null when nothing can go now. Sets `lastTakeFin` when the frame
+   * must carry FIN.
+   */
+  takeFrame(limit: number): Buffer | null {
+    const size = Math.min(limit, this.sendWindow, this.outBytes);
+    if (size === 0 && !(this.finPending && this.outBytes === 0 && !this.finSent)) return null;
+    const payload = size === 0 ? EMPTY : this.dequeue(size);
+    this.sendWindow -= size;
+    this.outBytes -= size;
+    this.bytesSent += size;
+    this.lastTakeFin = this.finPending && this.outBytes === 0;
+    if (this.writeCallback !== null && this.outBytes <= this.writableHighWaterMark) {
+      const callback = this.writeCallback;
+      this.writeCallback = null;
+      callback();
+    }
+    return payload;
+  }
+
+  /** @internal Set by {@link takeFrame}: the frame just taken ends our side of the stream. */
+  lastTakeFin = false;
+
+  /** @internal The scheduler wrote our FIN. */
+  onFinSent(): void {
+    this.finSent = true;
+    this.finPending = false;
+    const callback = this.finalCallback;
+    this.finalCallback = null;
+    if (callback) callback();
+    if (this.finReceived) this.markClosedOnWire();
+  }
+
+  private dequeue(size: number): Buffer {
+    const head = this.outQueue[0]!;
+    if (head.length === size) return this.outQueue.shift()!;
+    if (head.length > size) {
+      this.outQueue[0] = head.subarray(size);
+      return head.subarray(0, size);
+    }
+    // Many small writes become one frame: this copy is what coalesces them.
+    const payload = Buffer.allocUnsafe(size);
+    let offset = 0;
+    while (offset < size) {
+      const chunk = this.outQueue[0]!;
+      const take = Math.min(chunk.length, size - offset);
+      payload.set(take === chunk.length ? chunk : chunk.subarray(0, take), offset);
+      offset += take;
+      if (take === chunk.length) this.outQueue.shift();
+      else this.outQueue[0] = chunk.subarray(take);
+    }
+    return payload;
+  }
+
+  /** @internal The peer granted more window. */
+  onWindowUpdate(increment: number): void {
+    this.sendWindow += increment;
+    if (this.hasSendable()) this.host.scheduleSend(this);
+  }
+
+  // ---- readable side -------------------------------------------------------------------
+
+  override _read(): void {
+    this.readerWaiting = true;
+    const queue = this.inQueue;
+    if (queue !== null) {
+      while (queue.length > 0 && this.readerWaiting) {
+        const chunk = queue.shift()!;
+        this.inBytes -= chunk.length;
+        this.deliver(chunk);
+      }
+      if (queue.length === 0) this.inQueue = null;
+    }
+    if (this.inQueue === null && this.finReceived && this.readerWaiting) this.push(null);
+  }
+
+  /** @internal Payload bytes from the peer; the session has checked them against the window. */
+  onData(piece: Buffer): void {
+    this.recvCredit -= piece.length;
+    this.bytesReceived += piece.length;
+    if (this.readerWaiting && this.inQueue === null) {
+      this.deliver(piece);
+      return;
+    }
+    // A small view would pin the whole socket chunk behind it while it waits; copy it.
+    const owned = piece.length * 4 < piece.buffer.byteLength ? Buffer.from(piece) : piece;
+    if (this.inQueue === null) this.inQueue = [];
+    this.inQueue.push(owned);
+    this.inBytes += owned.length;
+  }
+
+  /** @internal The peer half-closed: no more data will come. */
+  onFin(): void {
+    this.finReceived = true;
+    if (this.inQueue === null && this.readerWaiting) this.push(null);
+    if (this.finSent) this.markClosedOnWire();
+  }
+
+  private deliver(chunk: Buffer): void {
+    this.host.releaseReceived(chunk.length);
+    this.readerWaiting = this.push(chunk);
+    this.unackedConsumed += chunk.length;
+    // Batch window updates: one per half window consumed (yamux's rule).
+    if (this.unackedConsumed >= this.recvWindowSize / 2 && !this.finReceived && !this.closedOnWire) {
+      const extra = this.host.growWindow(this, this.recvWindowSize);
+      this.recvWindowSize += extra;
+      const increment = this.unackedConsumed + extra;
+      this.unackedConsumed = 0;
+      this.recvCredit += increment;
+      this.host.sendWindowUpdate(this, increment);
+    }
+  }
+
+  /** @internal Current receive window size (grows with auto-tuning). */
+  get receiveWindowSize(): number {
+    return this.recvWindowSize;
+  }
+
+  // ---- open handshake and teardown -------------------------------------------------------
+
+  /** @internal The peer accepted our OPEN. */
+  onAccept(): void {
+    if (this.openState !== OpenState.OPENING) return;
+    this.openState = OpenState.OPEN;
+    const accepted = this.onAccepted;
+    this.onAccepted = null;
+    this.onRefused = null;
+    if (accepted) accepted(this);
+  }
+
+  /**
+   * @internal Ends the stream because of the peer or the connection (RESET, REFUSE,
+   * connection loss): nothing goes back on the wire. Emits `error` only where someone
+   * listens, so an application without listeners cannot be crashed by its peer.
+   */
+  abort(err: MuxError): void {
+    this.markClosedOnWire();
+    this.failOpen(err);
+    destroyQuietly(this, err);
+  }
+
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    if (!this.closedOnWire) {
+      const code = err instanceof MuxError ? err.wireCode : err ? WireErrorCode.INTERNAL_ERROR : WireErrorCode.CANCEL;
+      this.host.sendReset(this, code, err ? err.message : '');
+      this.markClosedOnWire();
+    }
+    this.failOpen(err instanceof MuxError ? err : new MuxError('ERR_STREAM_RESET', 'stream destroyed before it was accepted', { cause: err ?? undefined }));
+    if (this.inBytes > 0) {
+      this.host.releaseReceived(this.inBytes);
+      this.inBytes = 0;
+    }
+    this.inQueue = null;
+    this.outQueue.length = 0;
+    this.outBytes = 0;
+    const pending = [this.writeCallback, this.finalCallback];
+    this.writeCallback = null;
+    this.finalCallback = null;
+    for (const cb of pending) if (cb) cb(err);
+    callback(err);
+  }
+
+  private failOpen(err: MuxError): void {
+    const refused = this.onRefused;
+    this.onAccepted = null;
+    this.onRefused = null;
+    if (refused && this.openState === OpenState.OPENING) refused(err);
+  }
+
+  private markClosedOnWire(): void {
+    if (this.closedOnWire) return;
+    this.closedOnWire = true;
+    this.host.streamClosed(this);
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Destroys `target` with `err` without ever turning the error into an uncaught exception:
+ * where nobody listens for `error`, a no-op listener takes it (and `errored` is still set).
+ */
+export function destroyQuietly(target: Duplex, err: Error): void {
+  if (target.destroyed) return;
+  if (target.listenerCount('error') === 0) target.once('error', noop);
+  target.destroy(err);
+}

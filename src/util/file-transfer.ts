@@ -1,0 +1,280 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import * as path from 'node:path';
+import type { Duplex } from 'node:stream';
+import { MuxError } from '../errors';
+
+// The file-transfer convention on one stream (PROTOCOL.md, "Appendix: file transfer"):
+//   sender -> receiver: "TSMF" | u8 version | u64 size | size bytes of content | 32-byte SHA-256, then FIN
+//   receiver -> sender: one JSON status line ({"ok":true,...} or {"ok":false,"error":...}), then FIN
+const FILE_MAGIC = Buffer.from('TSMF', 'latin1');
+const FILE_VERSION = 1;
+const FILE_HEADER_LENGTH = FILE_MAGIC.length + 1 + 8;
+const DIGEST_LENGTH = 32;
+const MAX_STATUS_BYTES = 64 * 1024;
+
+export interface FileTransferResult {
+  /** Bytes of file content moved. */
+  size: number;
+  /** Hex SHA-256 of the content. */
+  sha256: string;
+}
+
+export interface SendFileOptions {
+  /** Aborts the transfer: the stream is reset and the promise rejects with `ERR_ABORTED`. */
+  signal?: AbortSignal;
+  /** Called as content is handed to the stream: bytes so far and the total. */
+  onProgress?: (bytes: number, total: number) => void;
+}
+
+export type ReceiveFileOptions = SendFileOptions;
+
+type Callback = (err: Error | null, result?: FileTransferResult) => void;
+
+/**
+ * Sends the file `filename` over `stream` (the peer runs {@link receiveFile}). Resolves once
+ * the receiver reports the file verified and stored; rejects if it reports a failure or the
+ * stream breaks. A trailing callback `(err, result)` works too.
+ */
+export function sendFile(filename: string, stream: Duplex, options?: SendFileOptions | Callback, callback?: Callback): Promise<FileTransferResult> {
+  if (typeof options === 'function') [callback, options] = [options, undefined];
+  return withCallback(runSend(filename, stream, options ?? {}), callback);
+}
+
+/**
+ * Receives a file sent with {@link sendFile} over `stream` into `filename`. The bytes go to
+ * a temporary file beside it, renamed into place only when length and SHA-256 match; on any
+ * failure the promise rejects and neither `filename` nor the temporary file is left behind.
+ */
+export function receiveFile(filename: string, stream: Duplex, options?: ReceiveFileOptions | Callback, callback?: Callback): Promise<FileTransferResult> {
+  if (typeof options === 'function') [callback, options] = [options, undefined];
+  return withCallback(runReceive(filename, stream, options ?? {}), callback);
+}
+
+function withCallback(promise: Promise<FileTransferResult>, callback: Callback | undefined): Promise<FileTransferResult> {
+  if (callback) {
+    promise.then(
+      (result) => callback(null, result),
+      (err: Error) => callback(err),
+    );
+  }
+  return promise;
+}
+
+async function runSend(filename: string, stream: Duplex, options: SendFileOptions): Promise<FileTransferResult> {
+  const { signal, onProgress } = options;
+  signal?.throwIfAborted();
+  const { size } = await stat(filename);
+  const status = readStatus(stream);
+  // If the receiver answers early (a failure), stop sending at once.
+  let answered = false;
+  status.then(
+    () => (answered = true),
+    () => (answered = true),
+  );
+  const onAbort = (): void => {
+    stream.destroy(new MuxError('ERR_ABORTED', 'file transfer aborted'));
+  };
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    const header = Buffer.allocUnsafe(FILE_HEADER_LENGTH);
+    FILE_MAGIC.copy(header, 0);
+    header[FILE_MAGIC.length] = FILE_VERSION;
+    header.writeBigUInt64BE(BigInt(size), FILE_MAGIC.length + 1);
+    await writeOrWait(stream, header);
+    const hash = createHash('sha256');
+    let sent = 0;
+    for await (const chunk of createReadStream(filename, { highWaterMark: 64 * 1024 }) as AsyncIterable<Buffer>) {
+      if (answered) break;
+      sent += chunk.length;
+      if (sent > size) throw new MuxError('ERR_FILE_TRANSFER', `${filename} grew while it was being sent`);
+      hash.update(chunk);
+      await writeOrWait(stream, chunk);
+      onProgress?.(sent, size);
+    }
+    if (!answered) {
+      if (sent !== size) throw new MuxError('ERR_FILE_TRANSFER', `${filename} shrank while it was being sent`);
+      const digest = hash.digest();
+      await writeOrWait(stream, digest);
+      stream.end();
+    }
+    const reply = await status;
+    if (!reply.ok) {
+      stream.destroy();
+      throw new MuxError('ERR_FILE_REJECTED', `receiver rejected the file: ${reply.error ?? 'unknown reason'}`);
+    }
+    return { size, sha256: typeof reply.sha256 === 'string' ? reply.sha256 : '' };
+  } catch (err) {
+    if (!stream.destroyed) stream.destroy(err instanceof MuxError ? err : undefined);
+    if (signal?.aborted) throw new MuxError('ERR_ABORTED', 'file transfer aborted', { cause: signal.reason });
+    throw asTransferError(err);
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+interface Status {
+  ok: boolean;
+  error?: string;
+  sha256?: string;
+  size?: number;
+}
+
+async function readStatus(stream: Duplex): Promise<Status> {
+  const parts: Buffer[] = [];
+  let length = 0;
+  for await (const chunk of stream.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+    length += chunk.length;
+    if (length > MAX_STATUS_BYTES) throw new MuxError('ERR_FILE_TRANSFER', 'receiver sent an oversized status');
+    parts.push(chunk);
+    const text = Buffer.concat(parts).toString('utf8');
+    const newline = text.indexOf('\n');
+    if (newline >= 0) return parseStatus(text.slice(0, newline));
+  }
+  if (length === 0) throw new MuxError('ERR_FILE_TRANSFER', 'receiver closed the stream without a status');
+  return parseStatus(Buffer.concat(parts).toString('utf8'));
+}
+
+function parseStatus(line: string): Status {
+  try {
+    const value = JSON.parse(line) as unknown;
+    if (typeof value === 'object' && value !== null && typeof (value as Status).ok === 'boolean') return value as Status;
+  } catch {
+    // reported below
+  }
+  throw new MuxError('ERR_FILE_TRANSFER', 'receiver sent an unreadable status');
+}
+
+async function runReceive(filename: string, stream: Duplex, options: ReceiveFileOptions): Promise<FileTransferResult> {
+  const { signal, onProgress } = options;
+  signal?.throwIfAborted();
+  const target = path.resolve(filename);
+  const temporary = path.join(path.dirname(target), `.${path.basename(target)}.${randomBytes(6).toString('hex')}.part`);
+  let file: FileHandle | null = null;
+  const onAbort = (): void => {
+    stream.destroy(new MuxError('ERR_ABORTED', 'file transfer aborted'));
+  };
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    file = await open(temporary, 'wx', 0o644);
+    const result = await receiveInto(file, stream, onProgress);
+    await file.sync();
+    await file.close();
+    file = null;
+    await rename(temporary, target);
+    stream.end(`${JSON.stringify({ ok: true, size: result.size, sha256: result.sha256 })}\n`);
+    return result;
+  } catch (err) {
+    if (file) await file.close().catch(() => {});
+    await unlink(temporary).catch(() => {});
+    const error = signal?.aborted ? new MuxError('ERR_ABORTED', 'file transfer aborted', { cause: signal.reason }) : asTransferError(err);
+    if (!stream.destroyed && !stream.writableEnded) {
+      // Tell the sender why, then discard whatever it still sends until it stops.
+      stream.end(`${JSON.stringify({ ok: false, error: error.message, code: error.code })}\n`);
+      stream.resume();
+    }
+    throw error;
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+async function receiveInto(
+  file: FileHandle,
+  stream: Duplex,
+  onProgress: ((bytes: number, total: number) => void) | undefined,
+): Promise<FileTransferResult> {
+  const hash = createHash('sha256');
+  let header: Buffer | null = null;
+  let pending = Buffer.alloc(0);
+  let size = 0;
+  let received = 0;
+  const trailer: Buffer[] = [];
+  let trailerLength = 0;
+  for await (const chunk of stream.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+    let data = chunk;
+    if (header === null) {
+      pending = Buffer.concat([pending, data]);
+      if (pending.length < FILE_HEADER_LENGTH) continue;
+      header = pending.subarray(0, FILE_HEADER_LENGTH);
+      data = pending.subarray(FILE_HEADER_LENGTH);
+      size = parseHeader(header);
+    }
+    const content = data.subarray(0, Math.max(0, Math.min(data.length, size - received)));
+    if (content.length > 0) {
+      hash.update(content);
+      await writeAll(file, content);
+      received += content.length;
+      onProgress?.(received, size);
+    }
+    const rest = data.subarray(content.length);
+    if (rest.length > 0) {
+      trailerLength += rest.length;
+      if (trailerLength > DIGEST_LENGTH) throw new MuxError('ERR_FILE_MISMATCH', 'sender sent more bytes than it announced');
+      trailer.push(rest);
+    }
+  }
+  if (header === null) throw new MuxError('ERR_FILE_TRANSFER', 'stream ended before the file header');
+  if (received !== size) throw new MuxError('ERR_FILE_MISMATCH', `stream ended after ${received} of ${size} bytes`);
+  if (trailerLength !== DIGEST_LENGTH) throw new MuxError('ERR_FILE_MISMATCH', 'stream ended before the SHA-256 trailer');
+  const digest = hash.digest();
+  if (!digest.equals(Buffer.concat(trailer))) throw new MuxError('ERR_FILE_MISMATCH', 'SHA-256 of the received file does not match');
+  return { size, sha256: digest.toString('hex') };
+}
+
+function parseHeader(header: Buffer): number {
+  if (!header.subarray(0, FILE_MAGIC.length).equals(FILE_MAGIC)) {
+    throw new MuxError('ERR_FILE_TRANSFER', 'stream does not carry a file (bad file-transfer magic)');
+  }
+  if (header[FILE_MAGIC.length] !== FILE_VERSION) {
+    throw new MuxError('ERR_FILE_TRANSFER', `unsupported file-transfer version ${String(header[FILE_MAGIC.length])}`);
+  }
+  const size = header.readBigUInt64BE(FILE_MAGIC.length + 1);
+  if (size > BigInt(Number.MAX_SAFE_INTEGER)) throw new MuxError('ERR_FILE_TRANSFER', 'announced file size is too large');
+  return Number(size);
+}
+
+async function writeAll(file: FileHandle, data: Buffer): Promise<void> {
+  let offset = 0;
+  while (offset < data.length) {
+    const { bytesWritten } = await file.write(data, offset, data.length - offset);
+    offset += bytesWritten;
+  }
+}
+
+/** Writes `chunk`; if the stream pushes back, waits for `drain`, or fails if it closes. */
+function writeOrWait(stream: Duplex, chunk: Buffer): Promise<void> {
+  if (stream.destroyed || stream.writableEnded) {
+    return Promise.reject(stream.errored ?? new MuxError('ERR_FILE_TRANSFER', 'stream closed during the transfer'));
+  }
+  if (stream.write(chunk)) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const cleanup = (): void => {
+      stream.off('drain', onDrain);
+      stream.off('close', onClose);
+      stream.off('error', onError);
+    };
+    const onDrain = (): void => {
+      cleanup();
+      resolve();
+    };
+    const onError = (err: Error): void => {
+      cleanup();
+      reject(err);
+    };
+    const onClose = (): void => {
+      cleanup();
+      reject(stream.errored ?? new MuxError('ERR_FILE_TRANSFER', 'stream closed during the transfer'));
+    };
+    stream.on('drain', onDrain);
+    stream.on('close', onClose);
+    stream.on('error', onError);
+  });
+}
+
+function asTransferError(err: unknown): MuxError {
+  if (err instanceof MuxError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new MuxError('ERR_FILE_TRANSFER', `file transfer failed: ${message}`, { cause: err });
+}

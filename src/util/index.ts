@@ -1,0 +1,1 @@
+export { sendFile, receiveFile, type SendFileOptions, type ReceiveFileOptions, type FileTransferResult } from './file-transfer';
