@@ -21,7 +21,7 @@ export interface FrameSink {
   onData(streamId: number, flags: number, piece: Buffer, last: boolean): void;
   /** Any non-DATA frame, with its whole payload. */
   onControl(type: FrameType, flags: number, streamId: number, payload: Buffer): void;
-  /** An OPEN whose meta exceeds `maxMetaBytes`: its payload was skipped without buffering. */
+  /** An OPEN whose meta exceeds `maxMetaBytes`, reported at its header; its payload is then skipped unbuffered. */
   onOversizeOpen(streamId: number, length: number): void;
 }
 
@@ -92,6 +92,7 @@ export class FrameDecoder {
     this.paused = true;
   }
 
+  /** Continues delivery; like {@link push}, throws a `MuxError` if buffered bytes break the protocol. */
   resume(): void {
     if (!this.paused) return;
     this.paused = false;
@@ -149,19 +150,17 @@ export class FrameDecoder {
           break;
         }
         case State.SKIP_PAYLOAD: {
-          if (this.buffered === 0) return;
-          this.remaining -= this.consumeUpTo(this.remaining).length;
           if (this.remaining === 0) {
             this.state = State.HEADER;
-            this.sink.onOversizeOpen(this.streamId, this.skippedLength);
+            break;
           }
+          if (this.buffered === 0) return;
+          this.remaining -= this.consumeUpTo(this.remaining).length;
           break;
         }
       }
     }
   }
-
-  private skippedLength = 0;
 
   private readMagic(): void {
     const magic = this.consume(MAGIC.length);
@@ -225,8 +224,10 @@ export class FrameDecoder {
         requireStream(type, streamId);
         requireNoFlags(type, flags);
         if (length > this.limits.maxMetaBytes) {
-          this.skippedLength = length;
+          // Reported at once, so the session can refuse (or fail) without waiting for a
+          // payload that may be gigabytes long; the bytes are then skipped unbuffered.
           this.state = State.SKIP_PAYLOAD;
+          this.sink.onOversizeOpen(streamId, length);
         }
         return;
       case FrameType.ACCEPT:

@@ -257,7 +257,12 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
     this.writeHello();
     this.becomeReady();
     this.resumeReading();
-    this.decoder.resume();
+    // Frames the client sent behind its HELLO are decoded now, outside any socket callback.
+    try {
+      this.decoder.resume();
+    } catch (err) {
+      this.failProtocol(err);
+    }
   }
 
   private rejectClient(reason: string): void {
@@ -376,6 +381,7 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
 
   /** @internal FrameSink */
   onData(streamId: number, flags: number, piece: Buffer, last: boolean): void {
+    if (this.state !== 'ready') throw new MuxError('ERR_HANDSHAKE_FAILED', 'DATA before the handshake completed');
     const stream = this.streams.get(streamId);
     if (stream === undefined) {
       if (this.wasOpened(streamId)) return; // late data for a stream we already closed

@@ -334,10 +334,12 @@ const EMPTY = Buffer.alloc(0);
 
 /**
  * Destroys `target` with `err` without ever turning the error into an uncaught exception:
- * where nobody listens for `error`, a no-op listener takes it (and `errored` is still set).
+ * a no-op listener takes it alongside any others (and `errored` is still set). It is added
+ * even when listeners exist, because some rethrow when they are the only one left:
+ * `Readable#pipe` does so on its destination, so `stream.pipe(stream)` would otherwise throw.
  */
 export function destroyQuietly(target: Duplex, err: Error): void {
   if (target.destroyed) return;
-  if (target.listenerCount('error') === 0) target.once('error', noop);
+  target.once('error', noop);
   target.destroy(err);
 }

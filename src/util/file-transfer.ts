@@ -64,8 +64,6 @@ function withCallback(promise: Promise<FileTransferResult>, callback: Callback |
 
 async function runSend(filename: string, stream: Duplex, options: SendFileOptions): Promise<FileTransferResult> {
   const { signal, onProgress } = options;
-  signal?.throwIfAborted();
-  const { size } = await stat(filename);
   const status = readStatus(stream);
   // If the receiver answers early (a failure), stop sending at once.
   let answered = false;
@@ -74,10 +72,14 @@ async function runSend(filename: string, stream: Duplex, options: SendFileOption
     () => (answered = true),
   );
   const onAbort = (): void => {
-    stream.destroy(new MuxError('ERR_ABORTED', 'file transfer aborted'));
+    stream.destroy();
   };
   signal?.addEventListener('abort', onAbort, { once: true });
   try {
+    // Inside the try: if the file cannot be read or the signal already fired, the stream is
+    // reset so the receiver stops waiting.
+    signal?.throwIfAborted();
+    const { size } = await stat(filename);
     const header = Buffer.allocUnsafe(FILE_HEADER_LENGTH);
     FILE_MAGIC.copy(header, 0);
     header[FILE_MAGIC.length] = FILE_VERSION;
@@ -106,7 +108,9 @@ async function runSend(filename: string, stream: Duplex, options: SendFileOption
     }
     return { size, sha256: typeof reply.sha256 === 'string' ? reply.sha256 : '' };
   } catch (err) {
-    if (!stream.destroyed) stream.destroy(err instanceof MuxError ? err : undefined);
+    // Without an error argument: the caller learns why from the promise, and a stream with no
+    // `error` listener must not throw. The peer sees the reset.
+    if (!stream.destroyed) stream.destroy();
     if (signal?.aborted) throw new MuxError('ERR_ABORTED', 'file transfer aborted', { cause: signal.reason });
     throw asTransferError(err);
   } finally {
@@ -148,12 +152,15 @@ function parseStatus(line: string): Status {
 
 async function runReceive(filename: string, stream: Duplex, options: ReceiveFileOptions): Promise<FileTransferResult> {
   const { signal, onProgress } = options;
-  signal?.throwIfAborted();
+  if (signal?.aborted) {
+    stream.destroy();
+    throw new MuxError('ERR_ABORTED', 'file transfer aborted', { cause: signal.reason });
+  }
   const target = path.resolve(filename);
   const temporary = path.join(path.dirname(target), `.${path.basename(target)}.${randomBytes(6).toString('hex')}.part`);
   let file: FileHandle | null = null;
   const onAbort = (): void => {
-    stream.destroy(new MuxError('ERR_ABORTED', 'file transfer aborted'));
+    stream.destroy();
   };
   signal?.addEventListener('abort', onAbort, { once: true });
   try {

@@ -1,0 +1,122 @@
+/**
+ * `npm run bench [-- --quick] [-- --only bulk,small] [-- --reps 3]`
+ *
+ * Runs every scenario for tcp-stream-muxer and the baselines (raw TCP, node:http2) in the
+ * same run: server in a child process, client here, loopback. Prints the median of the
+ * repetitions with ratios to each baseline and writes JSON to bench-results/.
+ */
+import { fork } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import * as scenarios from './scenarios';
+import { startServer, type Implementation } from './transports';
+
+type Scenario = (ctx: scenarios.Context) => Promise<scenarios.Figures>;
+
+const SCENARIOS: [name: string, run: Scenario, implementations: Implementation[]][] = [
+  ['bulk', scenarios.bulk, ['mux', 'raw', 'http2']],
+  ['parallel', scenarios.parallel, ['mux', 'raw', 'http2']],
+  ['small', scenarios.small, ['mux', 'raw', 'http2']],
+  ['pingpong', scenarios.pingpong, ['mux', 'raw', 'http2']],
+  ['churn', scenarios.churn, ['mux', 'raw', 'http2']],
+  // Raw TCP would need 10,000 sockets; the per-stream memory of a muxer is compared with http2.
+  ['idle-memory', scenarios.idleMemory, ['mux', 'http2']],
+  ['fairness', scenarios.fairness, ['mux', 'raw', 'http2']],
+  ['wan', scenarios.wan, ['mux', 'raw']],
+];
+
+const WAN_DELAY_MS = 50;
+// Linux's default ceiling for a TCP receive buffer (net.ipv4.tcp_rmem max): the window a
+// real path would allow raw TCP.
+const WAN_IN_FLIGHT = 6 * 1024 * 1024;
+
+async function withProxy<T>(targetPort: number, body: (port: number) => Promise<T>): Promise<T> {
+  const proxy = fork(path.join(__dirname, 'delay-proxy.ts'), [String(targetPort), String(WAN_DELAY_MS), String(WAN_IN_FLIGHT)], {
+    execArgv: ['--import', 'tsx'],
+  });
+  try {
+    const port = await new Promise<number>((resolve) => proxy.once('message', (m: { port: number }) => resolve(m.port)));
+    return await body(port);
+  } finally {
+    proxy.kill();
+  }
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+function format(value: number | undefined): string {
+  if (value === undefined || Number.isNaN(value)) return '-';
+  if (Math.abs(value) >= 100) return Math.round(value).toLocaleString('en-US');
+  return value.toFixed(2);
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      only: { type: 'string' },
+      reps: { type: 'string', default: '3' },
+    },
+  });
+  const sizes = values.quick ? scenarios.QUICK : scenarios.FULL;
+  const reps = Number(values.reps);
+  const only = values.only ? new Set(values.only.split(',')) : null;
+  const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${os.platform()}`;
+  console.log(`tcp-stream-muxer benchmark (${values.quick ? 'quick' : 'full'}, ${reps} repetitions, median) on ${machine}\n`);
+
+  const results: Record<string, Record<string, Record<string, number>>> = {};
+  for (const [name, run, implementations] of SCENARIOS) {
+    if (only && !only.has(name)) continue;
+    results[name] = {};
+    for (const implementation of implementations) {
+      const server = await startServer(implementation);
+      const samples: scenarios.Figures[] = [];
+      try {
+        for (let rep = 0; rep < reps; rep++) {
+          const ctx = { implementation, server, port: server.port, sizes };
+          samples.push(name === 'wan' ? await withProxy(server.port, (port) => run({ ...ctx, port })) : await run(ctx));
+        }
+      } catch (err) {
+        console.error(`${name}/${implementation} failed:`, err);
+      } finally {
+        await server.stop();
+      }
+      const figures: Record<string, number> = {};
+      for (const key of Object.keys(samples[0] ?? {})) figures[key] = median(samples.map((s) => s[key]!));
+      results[name][implementation] = figures;
+    }
+    printScenario(name, results[name]);
+  }
+
+  const dir = path.join(__dirname, '..', 'bench-results');
+  mkdirSync(dir, { recursive: true });
+  const report = { date: new Date().toISOString(), machine, quick: values.quick, reps, sizes, results };
+  const file = path.join(dir, `${values.quick ? 'quick' : 'full'}-${report.date.replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(path.join(dir, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
+  console.log(`\nresults written to ${path.relative(process.cwd(), file)}`);
+}
+
+function printScenario(name: string, byImplementation: Record<string, Record<string, number>>): void {
+  const mux = byImplementation.mux ?? {};
+  for (const metric of Object.keys(mux)) {
+    if (metric === 'kept') continue;
+    const raw = byImplementation.raw?.[metric];
+    const h2 = byImplementation.http2?.[metric];
+    const ratio = (base: number | undefined): string => (base ? `${(mux[metric]! / base).toFixed(2)}×` : '-');
+    console.log(
+      `${name.padEnd(12)} ${metric.padEnd(16)} mux ${format(mux[metric]).padStart(12)}  raw ${format(raw).padStart(12)}  http2 ${format(h2).padStart(12)}  mux/raw ${ratio(raw).padStart(7)}  mux/http2 ${ratio(h2).padStart(7)}`,
+    );
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});

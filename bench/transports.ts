@@ -1,0 +1,115 @@
+/**
+ * The client side of each implementation the benchmark compares, behind one interface:
+ * connect once, then open streams in a mode the bench server understands (server.ts).
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import * as http2 from 'node:http2';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import type { Duplex } from 'node:stream';
+import { MuxClient, type MuxStream } from '../src/index';
+
+export type Implementation = 'mux' | 'raw' | 'http2';
+export type Mode = 'sink' | 'echo' | 'idle';
+
+export interface Connection {
+  open(mode: Mode): Promise<Duplex>;
+  close(): Promise<void>;
+}
+
+export interface ServerProcess {
+  port: number;
+  child: ChildProcess;
+  heap(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+export async function startServer(implementation: Implementation): Promise<ServerProcess> {
+  const child = fork(path.join(__dirname, 'server.ts'), [implementation], {
+    execArgv: ['--expose-gc', '--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('message', (message: { port: number }) => resolve(message.port));
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`bench server exited with ${String(code)}`)));
+  });
+  return {
+    port,
+    child,
+    heap: () =>
+      new Promise((resolve) => {
+        child.once('message', (message: { heap: number }) => resolve(message.heap));
+        child.send({ type: 'memory' });
+      }),
+    stop: () =>
+      new Promise((resolve) => {
+        child.once('exit', () => resolve());
+        child.kill();
+      }),
+  };
+}
+
+export async function connect(implementation: Implementation, port: number): Promise<Connection> {
+  if (implementation === 'mux') return connectMux(port);
+  if (implementation === 'http2') return connectHttp2(port);
+  return connectRaw(port);
+}
+
+async function connectMux(port: number): Promise<Connection> {
+  const client = new MuxClient(port, '127.0.0.1', { maxStreams: 100_000 });
+  await new Promise<void>((resolve, reject) => {
+    client.once('connect', resolve);
+    client.once('error', reject);
+  });
+  client.on('error', () => {});
+  return {
+    open: (mode) => client.StreamPool.createStream({ mode }) as Promise<MuxStream>,
+    close: () => new Promise((resolve) => {
+      client.destroy();
+      resolve();
+    }),
+  };
+}
+
+async function connectRaw(port: number): Promise<Connection> {
+  const sockets = new Set<net.Socket>();
+  return {
+    // Raw TCP has no streams: one connection per stream, as a user without a muxer would do.
+    open: (mode) =>
+      new Promise((resolve, reject) => {
+        const socket = net.connect(port, '127.0.0.1');
+        socket.setNoDelay(true);
+        sockets.add(socket);
+        socket.once('error', reject);
+        socket.once('connect', () => {
+          socket.write(mode === 'echo' ? 'e' : 's');
+          resolve(socket);
+        });
+        socket.once('close', () => sockets.delete(socket));
+      }),
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+    },
+  };
+}
+
+async function connectHttp2(port: number): Promise<Connection> {
+  const session = http2.connect(`http://127.0.0.1:${port}`, { settings: { maxConcurrentStreams: 100_000 } });
+  await new Promise<void>((resolve, reject) => {
+    session.once('connect', () => resolve());
+    session.once('error', reject);
+  });
+  session.on('error', () => {});
+  return {
+    open: async (mode) => {
+      const request = session.request({ ':method': 'POST', ':path': `/${mode}` });
+      request.on('error', () => {});
+      return request;
+    },
+    close: () => new Promise((resolve) => {
+      session.destroy();
+      resolve();
+    }),
+  };
+}

@@ -1,0 +1,34 @@
+import type { Readable } from 'node:stream';
+import type { JsonValue, MuxConnection, MuxStream } from '../../src/index';
+import { nextEvent, withTimeout } from './async';
+
+/** Reads `stream` to its end (bounded in time) and returns every byte. */
+export function collect(stream: Readable, ms = 10_000): Promise<Buffer> {
+  const done = new Promise<Buffer>((resolve, reject) => {
+    const parts: Buffer[] = [];
+    stream.on('data', (chunk: Buffer) => parts.push(chunk));
+    stream.once('end', () => resolve(Buffer.concat(parts)));
+    stream.once('error', reject);
+    stream.once('close', () => {
+      if (!stream.readableEnded) reject(stream.errored ?? new Error('stream closed before its end'));
+    });
+  });
+  return withTimeout(done, ms, 'a stream to end');
+}
+
+/** The next stream `con`'s peer opens. */
+export async function nextStream(con: MuxConnection, ms = 5000): Promise<MuxStream> {
+  const [stream] = await nextEvent(con, 'stream', ms);
+  return stream as MuxStream;
+}
+
+/** Opens a stream from `opener` and returns both of its ends once `acceptor` has it. */
+export async function openPair(
+  opener: MuxConnection,
+  acceptor: MuxConnection,
+  meta?: JsonValue,
+): Promise<{ local: MuxStream; remote: MuxStream }> {
+  const remote = nextStream(acceptor);
+  const local = await withTimeout(opener.StreamPool.createStream(meta), 5000, 'createStream');
+  return { local, remote: await remote };
+}
