@@ -3,56 +3,25 @@ import type { Duplex } from 'node:stream';
 import { debuglog } from 'node:util';
 import { resolveLimits, type JsonValue, type SessionLimits } from '../config';
 import { FrameDecoder, type FrameSink } from '../codec/decoder';
-import { decodeCodeAndReason, encodeCodeAndReason, encodeFrame, encodeHeader, encodeWindowUpdate } from '../codec/encode';
+import { decodeCodeAndReason, encodeCodeAndReason, encodeFrame, encodeWindowUpdate } from '../codec/encode';
 import { errorFromGoAway, errorFromRefusal, errorFromReset, isProtocolError, MuxError } from '../errors';
-import { Flag, FrameType, MAGIC, MAX_STREAM_ID, MAX_WINDOW, WireErrorCode } from '../protocol/constants';
+import { Flag, FrameType, MAGIC, MAX_WINDOW, WireErrorCode } from '../protocol/constants';
 import { encodeSettings, parseSettings, type PeerSettings } from '../protocol/hello';
 import { destroyQuietly, MuxStream, OpenState, type StreamHost } from './stream';
 import { StreamPool, type StreamOpener } from './stream-pool';
+import { WriteScheduler, type SchedulerHost } from './scheduler';
+import { StreamTable } from './stream-table';
+import { Liveness, type LivenessHost } from './liveness';
+import type { ClientInfo, ConnectionOptions, ConnectionStats, HandshakeHooks, Role } from './types';
+
+export type { ClientInfo, ConnectionOptions, ConnectionStats, HandshakeHooks, Role } from './types';
 
 const log = debuglog('tcp-stream-muxer');
 
-/** Which end of the connection this is: clients open odd stream ids, servers even ones. */
-export type Role = 'client' | 'server';
-
-/** What `authenticate` learns about the connecting client. */
-export interface ClientInfo {
-  remoteAddress: string | undefined;
-  remotePort: number | undefined;
-}
-
-/** Options of a connection; every limit defaults to `DEFAULTS` in config.ts. */
-export interface ConnectionOptions extends Partial<SessionLimits> {
-  /** Which end this is. Default `'client'`. */
-  role?: Role;
-  /** Client: a JSON value sent in the handshake (e.g. `{ token }`) for the server's `authenticate`. */
-  hello?: JsonValue;
-  /** Server: decides whether a client may connect; truthy accepts, falsy or a throw rejects. */
-  authenticate?: (hello: JsonValue, info: ClientInfo) => unknown;
-  /**
-   * Decides whether the peer may open a stream: `true`/`undefined` accepts, `false` refuses,
-   * a string refuses with that reason, a throw refuses with its message. May be async.
-   */
-  acceptStream?: (meta: JsonValue, connection: MuxConnection) => unknown;
-}
-
 type SessionState = 'idle' | 'handshake' | 'ready' | 'closed';
-
-/** @internal Hooks a MuxServer uses to learn about a connection's handshake. */
-export interface HandshakeHooks {
-  onReady(connection: MuxConnection): void;
-  onHandshakeFailed(connection: MuxConnection, err: MuxError): void;
-}
 
 const kSession = Symbol('tcp-stream-muxer.session');
 type Transport = Duplex & { [kSession]?: MuxConnection };
-
-// Control frames waiting beyond this many bytes mean the peer is not reading what it asks
-// for (pings, window updates); stop reading from it until it catches up.
-const CONTROL_BACKLOG_LIMIT = 1024 * 1024;
-// One flush writes at most this much stream data before yielding to I/O, so a busy
-// connection cannot starve the event loop.
-const FLUSH_BUDGET = 1024 * 1024;
 
 /**
  * One multiplexed connection over any Node `Duplex`: the handshake, the stream table,
@@ -62,7 +31,7 @@ const FLUSH_BUDGET = 1024 * 1024;
  * Events: `connect` (handshake done), `stream` (the peer opened a stream), `goaway`
  * (code, reason), `error`, `close`.
  */
-export class MuxConnection extends EventEmitter implements StreamHost, FrameSink, StreamOpener {
+export class MuxConnection extends EventEmitter implements StreamHost, FrameSink, StreamOpener, SchedulerHost, LivenessHost {
   /** The seed library's name for the stream opener; see {@link StreamPool}. */
   readonly StreamPool: StreamPool;
   readonly role: Role;
@@ -72,20 +41,12 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
   /** @internal */ state: SessionState = 'idle';
   private transport: Transport | null = null;
   private readonly decoder: FrameDecoder;
-  private readonly streams = new Map<number, MuxStream>();
-  private nextLocalId: number;
-  private highestRemoteId = 0;
-  private localOpen = 0;
-  private remoteOpen = 0;
+  private readonly streams: StreamTable;
   private peer: PeerSettings | null = null;
   /** The peer's `hello` value from the handshake (server side); `null` if none was sent. */
   peerHello: JsonValue = null;
 
-  private readonly controlQueue: Buffer[] = [];
-  private controlBytes = 0;
-  private readonly sendQueue: MuxStream[] = [];
-  private sendHead = 0;
-  private flushScheduled = false;
+  private readonly scheduler = new WriteScheduler(this);
   private readingPaused = false;
   private readonly waitingForReady: MuxStream[] = [];
   private readonly backlog: MuxStream[] = [];
@@ -100,13 +61,9 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
   private closeCallbacks: ((err?: Error) => void)[] = [];
   private handshakeTimer: NodeJS.Timeout | null = null;
   private closeTimer: NodeJS.Timeout | null = null;
-  private keepAliveTimer: NodeJS.Timeout | null = null;
-  private keepAliveDeadline: NodeJS.Timeout | null = null;
-  private lastReceived = Date.now();
-  private readonly pings = new Map<string, { start: bigint; resolve: (rtt: number) => void; reject: (err: Error) => void }>();
-  private pingCounter = 0n;
+  private readonly liveness: Liveness;
   private hooks: HandshakeHooks | null = null;
-  private stats_ = { bytesIn: 0, bytesOut: 0, framesIn: 0, framesOut: 0, streamsOpened: 0, streamsAccepted: 0, lastRtt: -1 };
+  private counters = { bytesIn: 0, bytesOut: 0, framesIn: 0, framesOut: 0, streamsOpened: 0, streamsAccepted: 0 };
 
   /**
    * Runs a connection over `transport` (any duplex byte stream), or over one attached
@@ -120,13 +77,14 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
       throw new MuxError('ERR_INVALID_CONFIG', `option role must be 'client' or 'server', got ${String(this.role)}`);
     }
     this.limits = resolveLimits(options);
-    this.nextLocalId = this.role === 'client' ? 1 : 2;
+    this.streams = new StreamTable(this.role);
     this.decoder = new FrameDecoder(this, {
       maxFrameSize: this.limits.maxFrameSize,
       maxMetaBytes: this.limits.maxMetaBytes,
       maxHelloBytes: Math.max(this.limits.maxMetaBytes, 64 * 1024),
     });
     this.StreamPool = new StreamPool(this);
+    this.liveness = new Liveness(this, this.limits.keepAliveInterval, this.limits.keepAliveTimeout);
     this.on('newListener', onNewListener);
     if (transport) this.attach(transport);
   }
@@ -167,17 +125,17 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
   /** Figures for monitoring: stream counts, traffic, buffered bytes and the last ping RTT. */
   stats(): ConnectionStats {
     return {
-      streamsOpenLocal: this.localOpen,
-      streamsOpenRemote: this.remoteOpen,
+      streamsOpenLocal: this.streams.localOpen,
+      streamsOpenRemote: this.streams.remoteOpen,
       pendingStreams: this.backlog.length,
-      bytesIn: this.stats_.bytesIn,
-      bytesOut: this.stats_.bytesOut,
-      framesIn: this.stats_.framesIn,
-      framesOut: this.stats_.framesOut,
+      bytesIn: this.counters.bytesIn,
+      bytesOut: this.counters.bytesOut + this.scheduler.bytesOut,
+      framesIn: this.counters.framesIn,
+      framesOut: this.counters.framesOut + this.scheduler.framesOut,
       bufferedIn: this.receivedBuffered,
-      bufferedOut: this.controlBytes + (this.transport?.writableLength ?? 0),
+      bufferedOut: this.scheduler.pendingControlBytes + (this.transport?.writableLength ?? 0),
       memoryBudget: this.limits.maxBufferedBytes,
-      lastRtt: this.stats_.lastRtt < 0 ? null : this.stats_.lastRtt,
+      lastRtt: this.liveness.lastRtt,
     };
   }
 
@@ -220,7 +178,7 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
   private writeRaw(bytes: Buffer): void {
     const t = this.transport;
     if (!t || t.destroyed || t.writableEnded) return;
-    this.stats_.bytesOut += bytes.length;
+    this.counters.bytesOut += bytes.length;
     t.write(bytes);
   }
 
@@ -238,7 +196,7 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
       return;
     }
     this.decoder.pause();
-    this.pauseReading();
+    this.setReadingPaused(true);
     const info: ClientInfo = { remoteAddress: this.remoteAddress, remotePort: this.remotePort };
     new Promise((resolve) => resolve(authenticate(settings.hello, info))).then(
       (verdict) => {
@@ -256,7 +214,7 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
   private acceptClient(): void {
     this.writeHello();
     this.becomeReady();
-    this.resumeReading();
+    this.setReadingPaused(false);
     // Frames the client sent behind its HELLO are decoded now, outside any socket callback.
     try {
       this.decoder.resume();
@@ -276,28 +234,28 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
     this.state = 'ready';
     if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
     this.handshakeTimer = null;
-    this.startKeepAlive();
+    this.liveness.start();
     const peer = this.peer!;
     const waiting = this.waitingForReady.splice(0);
     // Admit the streams opened during the handshake one by one against the peer's limits.
-    this.localOpen -= waiting.length;
+    let admitted = 0;
     for (const stream of waiting) {
       if (stream.destroyed) continue;
       stream.sendWindow = peer.initialWindow;
-      const problem = this.checkOpenAllowed(stream.pendingMeta!);
+      const problem = this.checkOpenAllowed(stream.pendingMeta!, admitted);
       if (problem) {
-        this.streams.delete(stream.id);
+        this.streams.remove(stream);
         stream.pendingMeta = null;
         stream.abort(problem);
         continue;
       }
-      this.localOpen++;
+      admitted++;
       this.queueOpen(stream);
     }
     log('%s connection ready (peer window %d, peer max streams %d)', this.role, peer.initialWindow, peer.maxStreams);
     this.emit('connect');
     if (this.hooks) this.hooks.onReady(this);
-    this.scheduleFlush();
+    this.scheduler.schedule();
   }
 
   // ---- opening streams -------------------------------------------------------------------
@@ -317,10 +275,11 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
     if (!problem && this.state === 'closed') problem = new MuxError('ERR_CONNECTION_CLOSED', 'connection is closed');
     if (!problem && this.peer) problem = this.checkOpenAllowed(metaBytes!);
     if (!problem && this.localGoAway) problem = new MuxError('ERR_GOING_AWAY', 'connection is closing; no new streams');
-    if (!problem && this.nextLocalId > MAX_STREAM_ID) problem = new MuxError('ERR_STREAM_LIMIT', 'stream ids are exhausted on this connection');
+    const id = this.streams.peekLocalId();
+    if (!problem && id === null) problem = new MuxError('ERR_STREAM_LIMIT', 'stream ids are exhausted on this connection');
 
     const stream = new MuxStream({
-      id: problem ? 0 : this.nextLocalId,
+      id: problem ? 0 : id!,
       meta: value,
       host: this,
       recvWindow: this.limits.initialWindow,
@@ -338,10 +297,8 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
       stream.destroy();
       return Promise.reject(err);
     }
-    this.nextLocalId += 2;
-    this.streams.set(stream.id, stream);
-    this.localOpen++;
-    this.stats_.streamsOpened++;
+    this.streams.addLocal(stream);
+    this.counters.streamsOpened++;
     stream.pendingMeta = metaBytes!;
     if (this.state === 'ready') this.queueOpen(stream);
     else this.waitingForReady.push(stream);
@@ -358,13 +315,14 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
     });
   }
 
-  private checkOpenAllowed(metaBytes: Buffer): MuxError | null {
+  /** Why a stream with this meta may not be opened now (with `open` local streams), or null. */
+  private checkOpenAllowed(metaBytes: Buffer, open = this.streams.localOpen): MuxError | null {
     const peer = this.peer!;
     if (this.localGoAway || this.remoteGoAway) return new MuxError('ERR_GOING_AWAY', 'connection is closing; no new streams');
     if (metaBytes.length > peer.maxMetaBytes) {
       return new MuxError('ERR_META_TOO_LARGE', `meta is ${metaBytes.length} bytes; the peer accepts at most ${peer.maxMetaBytes}`);
     }
-    if (this.localOpen >= peer.maxStreams) {
+    if (open >= peer.maxStreams) {
       return new MuxError('ERR_STREAM_LIMIT', `the peer allows at most ${peer.maxStreams} concurrent streams from this side`);
     }
     return null;
@@ -384,7 +342,7 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
     if (this.state !== 'ready') throw new MuxError('ERR_HANDSHAKE_FAILED', 'DATA before the handshake completed');
     const stream = this.streams.get(streamId);
     if (stream === undefined) {
-      if (this.wasOpened(streamId)) return; // late data for a stream we already closed
+      if (this.streams.wasOpened(streamId)) return; // late data for a stream we already closed
       throw new MuxError('ERR_PROTOCOL', `DATA for stream ${streamId}, which was never opened`);
     }
     if (stream.finReceived) throw new MuxError('ERR_PROTOCOL', `DATA on stream ${streamId} after its FIN`);
@@ -399,14 +357,14 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
       stream.onData(piece);
     }
     if (last) {
-      this.stats_.framesIn++;
+      this.counters.framesIn++;
       if (flags & Flag.FIN) stream.onFin();
     }
   }
 
   /** @internal FrameSink */
   onControl(type: FrameType, flags: number, streamId: number, payload: Buffer): void {
-    this.stats_.framesIn++;
+    this.counters.framesIn++;
     if (this.state === 'handshake') {
       if (type === FrameType.HELLO) return this.onHello(payload);
       if (type === FrameType.GO_AWAY && this.role === 'client') {
@@ -419,7 +377,7 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
       case FrameType.WINDOW_UPDATE:
         return this.onWindowUpdateFrame(streamId, payload.readUInt32BE(0));
       case FrameType.PING:
-        return this.onPing(flags, payload);
+        return this.liveness.onPing(flags, payload);
       case FrameType.GO_AWAY:
         return this.onGoAway(payload);
       case FrameType.OPEN:
@@ -457,7 +415,7 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
   /** @internal FrameSink */
   onOversizeOpen(streamId: number, length: number): void {
     if (this.state !== 'ready') throw new MuxError('ERR_HANDSHAKE_FAILED', 'OPEN before the handshake completed');
-    this.claimRemoteId(streamId);
+    this.streams.claimRemoteId(streamId);
     this.queueControl(
       encodeFrame(
         FrameType.REFUSE,
@@ -468,22 +426,16 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
     );
   }
 
-  private wasOpened(streamId: number): boolean {
-    const isLocal = (streamId & 1) === (this.role === 'client' ? 1 : 0);
-    return isLocal ? streamId < this.nextLocalId : streamId <= this.highestRemoteId;
-  }
-
   private knownStream(streamId: number, what: string): MuxStream | undefined {
     const stream = this.streams.get(streamId);
-    if (stream === undefined && !this.wasOpened(streamId)) {
+    if (stream === undefined && !this.streams.wasOpened(streamId)) {
       throw new MuxError('ERR_PROTOCOL', `${what} for stream ${streamId}, which was never opened`);
     }
     return stream;
   }
 
   private localStream(streamId: number, what: string): MuxStream | undefined {
-    const isLocal = (streamId & 1) === (this.role === 'client' ? 1 : 0);
-    if (!isLocal) throw new MuxError('ERR_PROTOCOL', `${what} for stream ${streamId}, which the peer opened itself`);
+    if (!this.streams.isLocalId(streamId)) throw new MuxError('ERR_PROTOCOL', `${what} for stream ${streamId}, which the peer opened itself`);
     return this.knownStream(streamId, what);
   }
 
@@ -497,19 +449,8 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
     stream.onWindowUpdate(increment);
   }
 
-  private claimRemoteId(streamId: number): void {
-    const remoteParity = this.role === 'client' ? 0 : 1;
-    if ((streamId & 1) !== remoteParity) {
-      throw new MuxError('ERR_PROTOCOL', `peer opened stream ${streamId}, an id from this side's space`);
-    }
-    if (streamId <= this.highestRemoteId) {
-      throw new MuxError('ERR_PROTOCOL', `peer reused or went back to stream id ${streamId} (last was ${this.highestRemoteId})`);
-    }
-    this.highestRemoteId = streamId;
-  }
-
   private onOpen(streamId: number, payload: Buffer): void {
-    this.claimRemoteId(streamId);
+    this.streams.claimRemoteId(streamId);
     let meta: JsonValue;
     try {
       meta = JSON.parse(payload.toString('utf8')) as JsonValue;
@@ -517,7 +458,7 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
       throw new MuxError('ERR_INVALID_META', `OPEN for stream ${streamId} carries invalid JSON meta`, { cause: err });
     }
     if (this.localGoAway) return this.refuseId(streamId, WireErrorCode.GOING_AWAY, 'connection is closing');
-    if (this.remoteOpen >= this.limits.maxStreams) {
+    if (this.streams.remoteOpen >= this.limits.maxStreams) {
       return this.refuseId(streamId, WireErrorCode.STREAM_LIMIT, `at most ${this.limits.maxStreams} concurrent streams`);
     }
     const stream = new MuxStream({
@@ -529,8 +470,7 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
       openState: OpenState.PENDING,
       highWaterMark: this.limits.initialWindow,
     });
-    this.streams.set(streamId, stream);
-    this.remoteOpen++;
+    this.streams.addRemote(stream);
     const acceptStream = this.options.acceptStream;
     if (!acceptStream) return this.offer(stream);
     let verdict: unknown;
@@ -569,7 +509,7 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
 
   private deliver(stream: MuxStream): void {
     stream.openState = OpenState.OPEN;
-    this.stats_.streamsAccepted++;
+    this.counters.streamsAccepted++;
     this.queueControl(encodeFrame(FrameType.ACCEPT, 0, stream.id));
     this.emit('stream', stream);
   }
@@ -616,67 +556,25 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
     if (this.state === 'closed' || this.endingTransport) {
       return Promise.reject(new MuxError('ERR_CONNECTION_CLOSED', 'connection is closed'));
     }
-    const payload = Buffer.allocUnsafe(8);
-    payload.writeBigUInt64BE(this.pingCounter++);
-    const key = payload.toString('latin1');
-    return new Promise<number>((resolve, reject) => {
-      this.pings.set(key, { start: process.hrtime.bigint(), resolve, reject });
-      this.queueControl(encodeFrame(FrameType.PING, 0, 0, payload));
-    });
+    return this.liveness.ping();
   }
 
-  private onPing(flags: number, payload: Buffer): void {
-    if (!(flags & Flag.ACK)) {
-      this.queueControl(encodeFrame(FrameType.PING, Flag.ACK, 0, payload));
-      return;
-    }
-    const key = payload.toString('latin1');
-    const pending = this.pings.get(key);
-    if (!pending) return; // an answer we no longer wait for
-    this.pings.delete(key);
-    const rtt = Number(process.hrtime.bigint() - pending.start) / 1e6;
-    this.stats_.lastRtt = rtt;
-    pending.resolve(rtt);
-  }
-
-  private startKeepAlive(): void {
-    if (this.limits.keepAliveInterval === 0) return;
-    this.keepAliveTimer = setInterval(keepAliveTick, this.limits.keepAliveInterval, this);
-    this.keepAliveTimer.unref();
-  }
-
-  /** @internal */
-  keepAliveTick(): void {
-    if (this.state !== 'ready' || this.keepAliveDeadline) return;
-    if (Date.now() - this.lastReceived < this.limits.keepAliveInterval) return;
-    this.keepAliveDeadline = setTimeout(onKeepAliveTimeout, this.limits.keepAliveTimeout, this);
-    this.keepAliveDeadline.unref();
-    this.ping().then(
-      () => {
-        if (this.keepAliveDeadline) clearTimeout(this.keepAliveDeadline);
-        this.keepAliveDeadline = null;
-      },
-      () => {},
-    );
+  /** @internal LivenessHost */
+  onKeepAliveTimeout(err: MuxError): void {
+    this.destroyWith(err);
   }
 
   // ---- writing ---------------------------------------------------------------------------
 
-  private queueControl(frame: Buffer): void {
-    this.controlQueue.push(frame);
-    this.controlBytes += frame.length;
-    if (this.controlBytes > CONTROL_BACKLOG_LIMIT) this.pauseReading();
-    this.scheduleFlush();
+  /** @internal LivenessHost */
+  queueControl(frame: Buffer): void {
+    this.scheduler.queueControl(frame);
   }
 
   /** @internal StreamHost */
   scheduleSend(stream: MuxStream): void {
-    if (stream.queuedForSend || stream.id === 0 || !stream.hasSendable()) return;
-    if (stream.sendWindow === 0 && stream.queuedBytes > 0) return; // waits for WINDOW_UPDATE
-    if (this.state !== 'ready') return; // sent when the handshake completes
-    stream.queuedForSend = true;
-    this.sendQueue.push(stream);
-    this.scheduleFlush();
+    // Before the handshake completes, becomeReady() queues what waits.
+    if (stream.id !== 0 && this.state === 'ready') this.scheduler.queueStream(stream);
   }
 
   /** @internal StreamHost */
@@ -694,16 +592,7 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
 
   /** @internal StreamHost */
   streamClosed(stream: MuxStream): void {
-    if (this.streams.get(stream.id) !== stream) return;
-    this.forget(stream);
-    this.maybeFinishClose();
-  }
-
-  private forget(stream: MuxStream): void {
-    if (!this.streams.delete(stream.id)) return;
-    const isLocal = (stream.id & 1) === (this.role === 'client' ? 1 : 0);
-    if (isLocal) this.localOpen--;
-    else this.remoteOpen--;
+    if (this.streams.remove(stream)) this.maybeFinishClose();
   }
 
   /** @internal StreamHost */
@@ -716,85 +605,29 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
     return 0;
   }
 
-  private scheduleFlush(): void {
-    if (this.flushScheduled) return;
-    this.flushScheduled = true;
-    process.nextTick(flushTick, this);
-  }
-
-  /** @internal Writes control frames, then stream data round-robin, until the transport pushes back. */
-  flush(): void {
-    this.flushScheduled = false;
+  /** @internal SchedulerHost */
+  writableTransport(): Duplex | null {
     const t = this.transport;
-    if (!t || this.state !== 'ready' || t.destroyed || t.writableEnded) return;
-    if (t.writableNeedDrain) return; // transportOnDrain calls us again
-    const frameLimit = Math.min(this.peer!.maxFrameSize, this.limits.maxFrameSize);
-    let budget = FLUSH_BUDGET;
-    let writable = true;
-    t.cork();
-    try {
-      while (writable) {
-        if (this.controlQueue.length > 0) {
-          writable = this.writeControl(t);
-          continue;
-        }
-        if (this.sendHead >= this.sendQueue.length || budget <= 0) break;
-        const stream = this.sendQueue[this.sendHead++]!;
-        stream.queuedForSend = false;
-        const payload = stream.takeFrame(frameLimit);
-        if (payload === null) continue;
-        const fin = stream.lastTakeFin;
-        t.write(encodeHeader(FrameType.DATA, fin ? Flag.FIN : 0, stream.id, payload.length));
-        if (payload.length > 0) writable = t.write(payload);
-        this.stats_.framesOut++;
-        this.stats_.bytesOut += payload.length + 12;
-        budget -= payload.length + 12;
-        if (fin) stream.onFinSent();
-        else if (stream.hasSendable() && stream.sendWindow > 0) {
-          stream.queuedForSend = true;
-          this.sendQueue.push(stream);
-        }
-      }
-    } finally {
-      t.uncork();
-    }
-    if (this.sendHead >= this.sendQueue.length) {
-      this.sendQueue.length = 0;
-      this.sendHead = 0;
-    } else if (this.sendHead > 1024) {
-      this.sendQueue.splice(0, this.sendHead);
-      this.sendHead = 0;
-    }
-    if (this.readingPaused && this.controlBytes <= CONTROL_BACKLOG_LIMIT / 2 && this.state === 'ready') this.resumeReading();
-    if (writable && (this.controlQueue.length > 0 || this.sendHead < this.sendQueue.length)) {
-      // Budget spent: let I/O run, then continue.
-      setImmediate(flushTick, this);
-      this.flushScheduled = true;
-    }
+    if (t === null || this.state !== 'ready' || t.destroyed || t.writableEnded) return null;
+    return t;
   }
 
-  private writeControl(t: Duplex): boolean {
-    let writable = true;
-    while (this.controlQueue.length > 0 && writable) {
-      const frame = this.controlQueue.shift()!;
-      this.controlBytes -= frame.length;
-      this.stats_.framesOut++;
-      this.stats_.bytesOut += frame.length;
-      writable = t.write(frame);
-    }
-    return writable;
+  /** @internal SchedulerHost */
+  frameLimit(): number {
+    return Math.min(this.peer!.maxFrameSize, this.limits.maxFrameSize);
   }
 
-  private pauseReading(): void {
-    if (this.readingPaused || !this.transport) return;
-    this.readingPaused = true;
-    this.transport.pause();
+  /** @internal SchedulerHost and the handshake: stop or restart reading from the peer. */
+  setReadingPaused(paused: boolean): void {
+    if (this.readingPaused === paused || !this.transport) return;
+    this.readingPaused = paused;
+    if (paused) this.transport.pause();
+    else this.transport.resume();
   }
 
-  private resumeReading(): void {
-    if (!this.readingPaused || !this.transport) return;
-    this.readingPaused = false;
-    this.transport.resume();
+  /** @internal Writes what is queued; the transport's `drain` calls it too. */
+  flush(): void {
+    this.scheduler.flush();
   }
 
   // ---- transport events --------------------------------------------------------------------
@@ -802,8 +635,8 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
   /** @internal */
   onTransportData(chunk: Buffer): void {
     if (this.state === 'closed') return;
-    this.lastReceived = Date.now();
-    this.stats_.bytesIn += chunk.length;
+    this.liveness.noteTraffic();
+    this.counters.bytesIn += chunk.length;
     try {
       this.decoder.push(chunk);
     } catch (err) {
@@ -836,9 +669,8 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
   private writeControlNow(frame: Buffer): void {
     const t = this.transport;
     if (!t || t.destroyed || t.writableEnded) return;
-    this.controlQueue.push(frame);
-    this.controlBytes += frame.length;
-    this.writeControl(t);
+    this.scheduler.queueControl(frame);
+    this.scheduler.flushControl(t);
   }
 
   private endTransport(): void {
@@ -917,9 +749,9 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
   /** @internal closeTimeout expired: reset what is left and close. */
   closeTimedOut(): void {
     const err = new MuxError('ERR_GOING_AWAY', `stream still open ${this.limits.closeTimeout} ms after close()`);
-    for (const stream of [...this.streams.values()]) {
+    for (const stream of this.streams.values()) {
       this.sendReset(stream, WireErrorCode.GOING_AWAY, err.message);
-      this.forget(stream);
+      this.streams.remove(stream);
       stream.abort(err);
     }
     this.maybeFinishClose();
@@ -930,7 +762,7 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
     if (this.state !== 'ready') return;
     // Whatever is queued (the GO_AWAY, last window updates) must reach the peer first.
     const t = this.transport!;
-    if (!t.destroyed && !t.writableEnded) this.writeControl(t);
+    if (!t.destroyed && !t.writableEnded) this.scheduler.flushControl(t);
     this.endTransport();
   }
 
@@ -967,27 +799,20 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
     if (this.state === 'closed') return;
     const wasHandshaking = this.state === 'handshake' || this.state === 'idle';
     this.state = 'closed';
-    for (const timer of [this.handshakeTimer, this.closeTimer, this.keepAliveDeadline]) if (timer) clearTimeout(timer);
-    if (this.keepAliveTimer) clearInterval(this.keepAliveTimer);
-    this.handshakeTimer = this.closeTimer = this.keepAliveDeadline = this.keepAliveTimer = null;
+    for (const timer of [this.handshakeTimer, this.closeTimer]) if (timer) clearTimeout(timer);
+    this.handshakeTimer = this.closeTimer = null;
     const t = this.transport;
     if (t && !this.endingTransport && !t.destroyed) t.destroy();
 
     const streamErr = new MuxError('ERR_CONNECTION_CLOSED', err ? `connection closed: ${err.message}` : 'connection closed', {
       cause: err ?? undefined,
     });
-    const streams = [...this.streams.values(), ...this.waitingForReady];
-    this.streams.clear();
+    const streams = [...this.streams.clear(), ...this.waitingForReady];
     this.waitingForReady.length = 0;
     this.backlog.length = 0;
-    this.localOpen = this.remoteOpen = 0;
-    this.controlQueue.length = 0;
-    this.controlBytes = 0;
-    this.sendQueue.length = 0;
-    this.sendHead = 0;
+    this.scheduler.clear();
     for (const stream of streams) stream.abort(streamErr);
-    for (const { reject } of this.pings.values()) reject(streamErr);
-    this.pings.clear();
+    this.liveness.stop(streamErr);
 
     const reportErr = this.appDestroyed ? null : err;
     log('%s connection closed%s', this.role, reportErr ? `: ${reportErr.message}` : '');
@@ -1006,30 +831,6 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
   }
 }
 
-/** Figures from {@link MuxConnection.stats}. */
-export interface ConnectionStats {
-  /** Streams this side opened that are still open. */
-  streamsOpenLocal: number;
-  /** Streams the peer opened that are still open (including those waiting for the application). */
-  streamsOpenRemote: number;
-  /** Streams the peer opened that wait for a `stream` listener. */
-  pendingStreams: number;
-  /** Bytes received and sent on the transport. */
-  bytesIn: number;
-  bytesOut: number;
-  /** Frames received and sent. */
-  framesIn: number;
-  framesOut: number;
-  /** Received stream bytes not yet read by the application. */
-  bufferedIn: number;
-  /** Bytes waiting to be written to the transport. */
-  bufferedOut: number;
-  /** `maxBufferedBytes` of this connection. */
-  memoryBudget: number;
-  /** Last measured ping round trip in milliseconds, or null before the first. */
-  lastRtt: number | null;
-}
-
 // Module-level listeners: no closure per connection, and clear names in stack traces.
 function transportOnData(this: Transport, chunk: Buffer): void {
   this[kSession]!.onTransportData(chunk);
@@ -1046,23 +847,14 @@ function transportOnClose(this: Transport): void {
 function transportOnDrain(this: Transport): void {
   this[kSession]!.flush();
 }
-function flushTick(session: MuxConnection): void {
-  session.flush();
-}
 function drainBacklog(session: MuxConnection): void {
   session.drainBacklog();
-}
-function keepAliveTick(session: MuxConnection): void {
-  session.keepAliveTick();
 }
 function onNewListener(this: MuxConnection, event: string | symbol): void {
   if (event === 'stream') this.scheduleBacklog();
 }
 function onHandshakeTimeout(session: MuxConnection): void {
   session.destroyWith(new MuxError('ERR_HANDSHAKE_TIMEOUT', `handshake not completed within ${session.limits.handshakeTimeout} ms`));
-}
-function onKeepAliveTimeout(session: MuxConnection): void {
-  session.destroyWith(new MuxError('ERR_KEEPALIVE_TIMEOUT', `peer did not answer a keepalive ping within ${session.limits.keepAliveTimeout} ms`));
 }
 function onCloseTimeout(session: MuxConnection): void {
   session.closeTimedOut();

@@ -79,12 +79,13 @@ export function referenceDecode(
     const max = typeof rule.max === 'string' ? limits[rule.max] : rule.max;
     if (length > max) return result('ERR_FRAME_TOO_LARGE');
     if (length < rule.min) return result('ERR_PROTOCOL');
+    // An oversize OPEN is reported as soon as its header is complete; its payload is skipped.
+    const oversizeOpen = type === 0x4 && length > limits.maxMetaBytes;
+    if (oversizeOpen) frames.push({ kind: 'oversize-open', streamId: word, length });
     if (input.length - offset - 12 < length) return result(null);
     const start = offset + 12;
     offset = start + length;
-    if (type === 0x4 && length > limits.maxMetaBytes) {
-      frames.push({ kind: 'oversize-open', streamId: word, length });
-    } else {
+    if (!oversizeOpen) {
       frames.push({ kind: 'frame', type, flags, streamId: word, payload: Buffer.from(input.subarray(start, start + length)) });
     }
   }

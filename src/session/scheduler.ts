@@ -1,0 +1,176 @@
+import type { Duplex } from 'node:stream';
+import { encodeHeader } from '../codec/encode';
+import { Flag, FrameType, HEADER_LENGTH } from '../protocol/constants';
+import type { MuxStream } from './stream';
+
+/** What the scheduler needs from its connection. */
+export interface SchedulerHost {
+  /** The transport to write to, or null while frames may not go out (handshake, closed). */
+  writableTransport(): Duplex | null;
+  /** Largest DATA payload to put in one frame. */
+  frameLimit(): number;
+  /** Control frames pile up (the peer does not read): stop or restart reading from it. */
+  setReadingPaused(paused: boolean): void;
+}
+
+// Control frames waiting beyond this many bytes mean the peer is not reading what it asks
+// for (pings, window updates); stop reading from it until it catches up.
+const CONTROL_BACKLOG_LIMIT = 1024 * 1024;
+// One flush writes at most this much stream data before yielding to I/O, so a busy
+// connection cannot starve the event loop.
+const FLUSH_BUDGET = 1024 * 1024;
+
+/**
+ * Orders everything a connection writes: control frames first (window updates, opens,
+ * resets, pings), then stream data round-robin in frames of at most `frameLimit()` bytes,
+ * so no stream can hold the socket and a ping never waits behind a bulk transfer. All
+ * frames of one turn of the event loop go out corked, as few `writev` calls.
+ */
+export class WriteScheduler {
+  private readonly control: Buffer[] = [];
+  private controlHead = 0;
+  private controlBytes = 0;
+  private readonly ready: MuxStream[] = [];
+  private readyHead = 0;
+  private scheduled = false;
+  private readingPaused = false;
+  /** Frames and bytes handed to the transport. */
+  framesOut = 0;
+  bytesOut = 0;
+
+  constructor(private readonly host: SchedulerHost) {}
+
+  /** Bytes of control frames not yet written. */
+  get pendingControlBytes(): number {
+    return this.controlBytes;
+  }
+
+  queueControl(frame: Buffer): void {
+    this.control.push(frame);
+    this.controlBytes += frame.length;
+    if (this.controlBytes > CONTROL_BACKLOG_LIMIT && !this.readingPaused) {
+      this.readingPaused = true;
+      this.host.setReadingPaused(true);
+    }
+    this.schedule();
+  }
+
+  /** Puts `stream` in the round-robin if it has something it may send now. */
+  queueStream(stream: MuxStream): void {
+    if (stream.queuedForSend || !stream.hasSendable()) return;
+    stream.queuedForSend = true;
+    this.ready.push(stream);
+    this.schedule();
+  }
+
+  /** Runs a flush at the end of this tick, so writes made together go out together. */
+  schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    process.nextTick(flushTick, this);
+  }
+
+  /** Writes until the transport pushes back; the connection calls it again on `drain`. */
+  flush(): void {
+    this.scheduled = false;
+    const t = this.host.writableTransport();
+    if (t === null || t.writableNeedDrain) return;
+    const frameLimit = this.host.frameLimit();
+    let budget = FLUSH_BUDGET;
+    let writable = true;
+    t.cork();
+    try {
+      while (writable) {
+        if (this.controlHead < this.control.length) {
+          writable = this.writeControl(t);
+          continue;
+        }
+        if (this.readyHead >= this.ready.length || budget <= 0) break;
+        const stream = this.ready[this.readyHead++]!;
+        stream.queuedForSend = false;
+        const payload = stream.takeFrame(frameLimit);
+        if (payload === null) continue;
+        const fin = stream.lastTakeFin;
+        t.write(encodeHeader(FrameType.DATA, fin ? Flag.FIN : 0, stream.id, payload.length));
+        if (payload.length > 0) writable = t.write(payload);
+        this.framesOut++;
+        this.bytesOut += HEADER_LENGTH + payload.length;
+        budget -= HEADER_LENGTH + payload.length;
+        if (fin) stream.onFinSent();
+        else if (stream.hasSendable()) {
+          stream.queuedForSend = true;
+          this.ready.push(stream);
+        }
+      }
+    } finally {
+      t.uncork();
+    }
+    this.compact();
+    if (this.readingPaused && this.controlBytes <= CONTROL_BACKLOG_LIMIT / 2) {
+      this.readingPaused = false;
+      this.host.setReadingPaused(false);
+    }
+    if (writable && this.hasWork()) {
+      // Budget spent: let I/O run, then continue.
+      this.scheduled = true;
+      setImmediate(flushTick, this);
+    }
+  }
+
+  /** Writes every queued control frame now, ignoring backpressure (before ending the transport). */
+  flushControl(t: Duplex): void {
+    while (this.controlHead < this.control.length) this.writeControl(t);
+    this.compact();
+  }
+
+  /** Drops everything queued (the connection is gone). */
+  clear(): void {
+    this.control.length = 0;
+    this.controlHead = 0;
+    this.controlBytes = 0;
+    for (let i = this.readyHead; i < this.ready.length; i++) this.ready[i]!.queuedForSend = false;
+    this.ready.length = 0;
+    this.readyHead = 0;
+  }
+
+  private hasWork(): boolean {
+    return this.controlHead < this.control.length || this.readyHead < this.ready.length;
+  }
+
+  private writeControl(t: Duplex): boolean {
+    let writable = true;
+    while (this.controlHead < this.control.length && writable) {
+      const frame = this.control[this.controlHead]!;
+      this.control[this.controlHead++] = EMPTY;
+      this.controlBytes -= frame.length;
+      this.framesOut++;
+      this.bytesOut += frame.length;
+      writable = t.write(frame);
+    }
+    return writable;
+  }
+
+  // Queues are arrays with a moving head (shift() is O(n) on long arrays); trim them here.
+  private compact(): void {
+    if (this.controlHead === this.control.length) {
+      this.control.length = 0;
+      this.controlHead = 0;
+    } else if (this.controlHead > 1024) {
+      this.control.splice(0, this.controlHead);
+      this.controlHead = 0;
+    }
+    if (this.readyHead === this.ready.length) {
+      this.ready.length = 0;
+      this.readyHead = 0;
+    } else if (this.readyHead > 1024) {
+      this.ready.splice(0, this.readyHead);
+      this.readyHead = 0;
+    }
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function flushTick(scheduler: WriteScheduler): void {
+  scheduler.flush();
+}

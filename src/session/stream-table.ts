@@ -1,0 +1,88 @@
+import { MuxError } from '../errors';
+import { MAX_STREAM_ID } from '../protocol/constants';
+import type { Role } from './session';
+import type { MuxStream } from './stream';
+
+/**
+ * A connection's open streams by id, and the id rules of PROTOCOL.md: clients open odd ids,
+ * servers even ones, each side counting up and never reusing an id. Because ids only grow,
+ * "was this id ever opened?" needs no memory of closed streams.
+ */
+export class StreamTable {
+  private readonly streams = new Map<number, MuxStream>();
+  private readonly localParity: number;
+  private nextLocalId: number;
+  private highestRemoteId = 0;
+  /** Open streams this side opened, and that the peer opened. */
+  localOpen = 0;
+  remoteOpen = 0;
+
+  constructor(role: Role) {
+    this.localParity = role === 'client' ? 1 : 0;
+    this.nextLocalId = role === 'client' ? 1 : 2;
+  }
+
+  get size(): number {
+    return this.streams.size;
+  }
+
+  get(id: number): MuxStream | undefined {
+    return this.streams.get(id);
+  }
+
+  values(): MuxStream[] {
+    return [...this.streams.values()];
+  }
+
+  isLocalId(id: number): boolean {
+    return (id & 1) === this.localParity;
+  }
+
+  /** True for any id that was opened on this connection, open or since closed. */
+  wasOpened(id: number): boolean {
+    return this.isLocalId(id) ? id < this.nextLocalId : id <= this.highestRemoteId;
+  }
+
+  /** The id for the next stream this side opens, or null once the 31-bit space is used up. */
+  peekLocalId(): number | null {
+    return this.nextLocalId > MAX_STREAM_ID ? null : this.nextLocalId;
+  }
+
+  /** Registers a stream this side opens with {@link peekLocalId}'s id. */
+  addLocal(stream: MuxStream): void {
+    this.nextLocalId += 2;
+    this.streams.set(stream.id, stream);
+    this.localOpen++;
+  }
+
+  /** Checks that the peer may open `id` now; throws `ERR_PROTOCOL` if not. */
+  claimRemoteId(id: number): void {
+    if (this.isLocalId(id)) throw new MuxError('ERR_PROTOCOL', `peer opened stream ${id}, an id from this side's space`);
+    if (id <= this.highestRemoteId) {
+      throw new MuxError('ERR_PROTOCOL', `peer reused or went back to stream id ${id} (last was ${this.highestRemoteId})`);
+    }
+    this.highestRemoteId = id;
+  }
+
+  addRemote(stream: MuxStream): void {
+    this.streams.set(stream.id, stream);
+    this.remoteOpen++;
+  }
+
+  /** Removes `stream` if it is the one registered under its id; true if it was. */
+  remove(stream: MuxStream): boolean {
+    if (this.streams.get(stream.id) !== stream) return false;
+    this.streams.delete(stream.id);
+    if (this.isLocalId(stream.id)) this.localOpen--;
+    else this.remoteOpen--;
+    return true;
+  }
+
+  /** Empties the table and returns what it held. */
+  clear(): MuxStream[] {
+    const streams = this.values();
+    this.streams.clear();
+    this.localOpen = this.remoteOpen = 0;
+    return streams;
+  }
+}

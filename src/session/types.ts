@@ -1,0 +1,57 @@
+import type { JsonValue, SessionLimits } from '../config';
+import type { MuxError } from '../errors';
+import type { MuxConnection } from './session';
+
+/** Which end of the connection this is: clients open odd stream ids, servers even ones. */
+export type Role = 'client' | 'server';
+
+/** What `authenticate` learns about the connecting client. */
+export interface ClientInfo {
+  remoteAddress: string | undefined;
+  remotePort: number | undefined;
+}
+
+/** Options of a connection; every limit defaults to `DEFAULTS` in config.ts. */
+export interface ConnectionOptions extends Partial<SessionLimits> {
+  /** Which end this is. Default `'client'`. */
+  role?: Role;
+  /** Client: a JSON value sent in the handshake (e.g. `{ token }`) for the server's `authenticate`. */
+  hello?: JsonValue;
+  /** Server: decides whether a client may connect; truthy accepts, falsy or a throw rejects. */
+  authenticate?: (hello: JsonValue, info: ClientInfo) => unknown;
+  /**
+   * Decides whether the peer may open a stream: `true`/`undefined` accepts, `false` refuses,
+   * a string refuses with that reason, a throw refuses with its message. May be async.
+   */
+  acceptStream?: (meta: JsonValue, connection: MuxConnection) => unknown;
+}
+
+/** @internal Hooks a MuxServer uses to learn about a connection's handshake. */
+export interface HandshakeHooks {
+  onReady(connection: MuxConnection): void;
+  onHandshakeFailed(connection: MuxConnection, err: MuxError): void;
+}
+
+/** Figures from {@link MuxConnection.stats}. */
+export interface ConnectionStats {
+  /** Streams this side opened that are still open. */
+  streamsOpenLocal: number;
+  /** Streams the peer opened that are still open (including those waiting for the application). */
+  streamsOpenRemote: number;
+  /** Streams the peer opened that wait for a `stream` listener. */
+  pendingStreams: number;
+  /** Bytes received and sent on the transport. */
+  bytesIn: number;
+  bytesOut: number;
+  /** Frames received and sent. */
+  framesIn: number;
+  framesOut: number;
+  /** Received stream bytes not yet read by the application. */
+  bufferedIn: number;
+  /** Bytes waiting to be written to the transport. */
+  bufferedOut: number;
+  /** `maxBufferedBytes` of this connection. */
+  memoryBudget: number;
+  /** Last measured ping round trip in milliseconds, or null before the first. */
+  lastRtt: number | null;
+}
