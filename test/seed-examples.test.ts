@@ -218,3 +218,26 @@ describe('require and import of tcp-stream-muxer', () => {
     assert.equal(onConnected.mock.callCount(), 0);
   });
 });
+
+describe('the defaults the seed README relies on', () => {
+  test('a server with no host and a client with no host reach each other, as MuxServer(port) and MuxClient(port) do', { timeout: 10_000 }, async (t) => {
+    const Muxer = requirePackage();
+    // No host: the server listens on every interface and the client dials localhost; the
+    // traffic stays on this machine's loopback.
+    const server = new Muxer.MuxServer(0);
+    cleanupAfter(t, [server], []);
+    await nextEvent(server, 'listening');
+    const address = server.address() as AddressInfo;
+    assert.ok(address.address === '::' || address.address === '0.0.0.0', `listens on all interfaces, got ${address.address}`);
+    const received = new Promise<unknown>((resolve) => {
+      server.on('connection', (con: Connection) => con.on('stream', (stream: Stream) => resolve(stream.meta)));
+    });
+    const connected = t.mock.fn();
+    const client = new Muxer.MuxClient(address.port, connected);
+    cleanupAfter(t, [], [client]);
+    await nextEvent(client, 'connect');
+    assert.equal(connected.mock.callCount(), 1);
+    await client.StreamPool.createStream({ type: 'update', file: 'xy.js' });
+    assert.deepEqual(await received, META);
+  });
+});
