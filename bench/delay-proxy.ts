@@ -20,14 +20,14 @@ function relay(from: net.Socket, to: net.Socket): void {
       if (inFlight < maxInFlight && from.isPaused()) from.resume();
     }, delayMs);
   });
+  // Half-closes travel with the same delay, behind the data; only errors cut at once.
   from.on('end', () => setTimeout(() => to.end(), delayMs));
   from.on('error', () => to.destroy());
-  from.on('close', () => setTimeout(() => to.destroy(), delayMs + 10));
 }
 
-const server = net.createServer((client) => {
+const server = net.createServer({ allowHalfOpen: true }, (client) => {
   client.setNoDelay(true);
-  const upstream = net.connect(targetPort, '127.0.0.1');
+  const upstream = net.connect({ port: targetPort, host: '127.0.0.1', allowHalfOpen: true });
   upstream.setNoDelay(true);
   relay(client, upstream);
   relay(upstream, client);

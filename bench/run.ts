@@ -62,6 +62,7 @@ async function main(): Promise<void> {
       quick: { type: 'boolean', default: false },
       only: { type: 'string' },
       reps: { type: 'string', default: '3' },
+      verbose: { type: 'boolean', default: false },
     },
   });
   const sizes = values.quick ? scenarios.QUICK : scenarios.FULL;
@@ -71,36 +72,73 @@ async function main(): Promise<void> {
   console.log(`tcp-stream-muxer benchmark (${values.quick ? 'quick' : 'full'}, ${reps} repetitions, median) on ${machine}\n`);
 
   const results: Record<string, Record<string, Record<string, number>>> = {};
+  const raw: Record<string, Record<string, scenarios.Figures[]>> = {};
   for (const [name, run, implementations] of SCENARIOS) {
     if (only && !only.has(name)) continue;
     results[name] = {};
-    for (const implementation of implementations) {
-      const server = await startServer(implementation);
-      const samples: scenarios.Figures[] = [];
-      try {
-        for (let rep = 0; rep < reps; rep++) {
-          const ctx = { implementation, server, port: server.port, sizes };
-          samples.push(name === 'wan' ? await withProxy(server.port, (port) => run({ ...ctx, port })) : await run(ctx));
-        }
-      } catch (err) {
-        console.error(`${name}/${implementation} failed:`, err);
-      } finally {
-        await server.stop();
-      }
+    raw[name] = await measure(name, run, implementations, sizes, reps);
+    for (const [implementation, samples] of Object.entries(raw[name])) {
       const figures: Record<string, number> = {};
       for (const key of Object.keys(samples[0] ?? {})) figures[key] = median(samples.map((s) => s[key]!));
       results[name][implementation] = figures;
+      if (values.verbose) console.log(`  ${name}/${implementation} samples: ${JSON.stringify(samples)}`);
     }
     printScenario(name, results[name]);
   }
 
   const dir = path.join(__dirname, '..', 'bench-results');
   mkdirSync(dir, { recursive: true });
-  const report = { date: new Date().toISOString(), machine, quick: values.quick, reps, sizes, results };
+  const report = { date: new Date().toISOString(), machine, quick: values.quick, reps, sizes, results, samples: raw };
   const file = path.join(dir, `${values.quick ? 'quick' : 'full'}-${report.date.replace(/[:.]/g, '-')}.json`);
   writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
   writeFileSync(path.join(dir, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
   console.log(`\nresults written to ${path.relative(process.cwd(), file)}`);
+}
+
+/**
+ * Runs one scenario for every implementation. Repetitions are interleaved (mux, raw, http2,
+ * mux, ...) so that noise from a shared machine falls on all of them alike, after one
+ * discarded warm-up run each at a quarter of the size (JIT, heap growth, socket buffers).
+ */
+async function measure(
+  name: string,
+  run: Scenario,
+  implementations: Implementation[],
+  sizes: scenarios.Sizes,
+  reps: number,
+): Promise<Record<string, scenarios.Figures[]>> {
+  const servers = new Map(await Promise.all(implementations.map(async (i) => [i, await startServer(i)] as const)));
+  const samples: Record<string, scenarios.Figures[]> = Object.fromEntries(implementations.map((i) => [i, []]));
+  const quarter = Object.fromEntries(Object.entries(sizes).map(([k, v]) => [k, Math.max(1, Math.floor(v / 4))])) as unknown as scenarios.Sizes;
+  const warmSizes = { ...quarter, parallelStreams: sizes.parallelStreams, churnInFlight: sizes.churnInFlight };
+  const once = async (implementation: Implementation, runSizes: scenarios.Sizes): Promise<scenarios.Figures> => {
+    const server = servers.get(implementation)!;
+    const ctx = { implementation, server, port: server.port, sizes: runSizes };
+    return name === 'wan' ? withProxy(server.port, (port) => run({ ...ctx, port })) : run(ctx);
+  };
+  const failed = new Set<Implementation>();
+  const attempt = async (implementation: Implementation, runSizes: scenarios.Sizes): Promise<scenarios.Figures | null> => {
+    if (failed.has(implementation)) return null;
+    try {
+      return await once(implementation, runSizes);
+    } catch (err) {
+      failed.add(implementation);
+      console.error(`${name}/${implementation} failed:`, err);
+      return null;
+    }
+  };
+  try {
+    if (name !== 'wan' && name !== 'idle-memory') for (const implementation of implementations) await attempt(implementation, warmSizes);
+    for (let rep = 0; rep < reps; rep++) {
+      for (const implementation of implementations) {
+        const figures = await attempt(implementation, sizes);
+        if (figures) samples[implementation]!.push(figures);
+      }
+    }
+  } finally {
+    await Promise.all([...servers.values()].map((server) => server.stop()));
+  }
+  return samples;
 }
 
 function printScenario(name: string, byImplementation: Record<string, Record<string, number>>): void {

@@ -5,7 +5,7 @@
 export { MuxServer, type MuxServerOptions } from './server';
 export { MuxClient, type MuxClientOptions } from './client';
 export { MuxConnection, type ConnectionOptions, type ConnectionStats, type ClientInfo, type Role } from './session/session';
-export { MuxStream } from './session/stream';
+export { MuxStream, type StreamStats } from './session/stream';
 export { StreamPool } from './session/stream-pool';
 export { MuxError, isProtocolError, type MuxErrorCode } from './errors';
 export { DEFAULTS, type SessionLimits, type JsonValue } from './config';

@@ -9,6 +9,9 @@ export interface LivenessHost {
   onKeepAliveTimeout(err: MuxError): void;
 }
 
+// Round-trip probes after the handshake: at once, then after these delays.
+const RTT_PROBE_DELAYS_MS = [20, 1000];
+
 interface PendingPing {
   start: bigint;
   resolve: (rtt: number) => void;
@@ -29,6 +32,10 @@ export class Liveness {
   private heardFrom = true;
   /** Last measured round trip in milliseconds, or null before the first. */
   lastRtt: number | null = null;
+  /** Smallest round trip seen: the path's delay without queueing, in milliseconds. */
+  minRtt: number | null = null;
+  /** Round trips measured so far. */
+  samples = 0;
 
   constructor(
     private readonly host: LivenessHost,
@@ -41,11 +48,24 @@ export class Liveness {
     this.heardFrom = true;
   }
 
+  /** Starts keepalive, and measures the path's round trip a few times while it is fresh. */
   start(): void {
+    this.probe(0);
     if (this.intervalMs === 0 || this.interval) return;
     this.interval = setInterval(onInterval, this.intervalMs, this);
     this.interval.unref();
   }
+
+  // The first sample is often slow (a cold peer, JIT); later ones show the path itself.
+  private probe(index: number): void {
+    this.ping().catch(() => {});
+    const delay = RTT_PROBE_DELAYS_MS[index];
+    if (delay === undefined) return;
+    this.probeTimer = setTimeout(() => this.probe(index + 1), delay);
+    this.probeTimer.unref();
+  }
+
+  private probeTimer: NodeJS.Timeout | null = null;
 
   /** Sends a PING; resolves to the round trip in milliseconds. */
   ping(keepAlive = false): Promise<number> {
@@ -70,6 +90,8 @@ export class Liveness {
     this.pending.delete(id);
     const rtt = Number(process.hrtime.bigint() - ping.start) / 1e6;
     this.lastRtt = rtt;
+    if (this.minRtt === null || rtt < this.minRtt) this.minRtt = rtt;
+    this.samples++;
     if (ping.keepAlive) this.clearDeadline();
     ping.resolve(rtt);
   }
@@ -96,6 +118,8 @@ export class Liveness {
 
   /** Stops the timers and fails every unanswered ping with `err`. */
   stop(err: Error): void {
+    if (this.probeTimer) clearTimeout(this.probeTimer);
+    this.probeTimer = null;
     if (this.interval) clearInterval(this.interval);
     this.interval = null;
     this.clearDeadline();

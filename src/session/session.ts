@@ -21,6 +21,9 @@ const log = debuglog('tcp-stream-muxer');
 type SessionState = 'idle' | 'handshake' | 'ready' | 'closed';
 
 const kSession = Symbol('tcp-stream-muxer.session');
+
+// Windows grow only on paths whose smallest round trip is at least this long (see growWindow).
+const MIN_RTT_FOR_GROWTH_MS = 1;
 type Transport = Duplex & { [kSession]?: MuxConnection };
 
 /**
@@ -52,6 +55,8 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
   private readonly backlog: MuxStream[] = [];
   private backlogScheduled = false;
   private receivedBuffered = 0;
+  /** Bytes by which auto-tuning grew the windows of open streams, together. */
+  private windowGrowth = 0;
 
   private localGoAway = false;
   private remoteGoAway = false;
@@ -592,7 +597,9 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
 
   /** @internal StreamHost */
   streamClosed(stream: MuxStream): void {
-    if (this.streams.remove(stream)) this.maybeFinishClose();
+    if (!this.streams.remove(stream)) return;
+    this.windowGrowth -= stream.receiveWindowSize - this.limits.initialWindow;
+    this.maybeFinishClose();
   }
 
   /** @internal StreamHost */
@@ -600,9 +607,32 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
     this.receivedBuffered -= bytes;
   }
 
-  /** @internal StreamHost: window auto-tuning (see growWindow in PROTOCOL.md notes). */
-  growWindow(_stream: MuxStream, _current: number): number {
-    return 0;
+  /**
+   * @internal StreamHost: receive-window auto-tuning. A reader that empties half its window
+   * within a round trip or two is held back by the window, not by itself: grow the window
+   * toward the bandwidth-delay product (x4 within two round trips, x2 within four), up to
+   * `maxWindow` per stream, while the growth of all streams together stays within
+   * `maxBufferedBytes`.
+   *
+   * Only on paths whose smallest measured round trip is at least MIN_RTT_FOR_GROWTH_MS:
+   * below that the initial window already covers the product, and a ping measured under
+   * load includes the queue that a bigger window builds, so windows would grow without end
+   * and delay every other stream. A window grown on an early, slow sample shrinks back once
+   * the path proves fast.
+   */
+  tuneWindow(current: number, elapsedMs: number): number {
+    const { initialWindow, maxWindow, maxBufferedBytes } = this.limits;
+    const rtt = this.liveness.minRtt;
+    if (rtt === null || this.liveness.samples < 2) return current;
+    if (rtt < MIN_RTT_FOR_GROWTH_MS) return Math.min(current, initialWindow);
+    const factor = elapsedMs <= 2 * rtt ? 4 : elapsedMs <= 4 * rtt ? 2 : 1;
+    const extra = Math.min(current * (factor - 1), maxWindow - current, maxBufferedBytes - this.windowGrowth);
+    return extra > 0 ? current + extra : current;
+  }
+
+  /** @internal StreamHost */
+  windowResized(delta: number): void {
+    this.windowGrowth += delta;
   }
 
   /** @internal SchedulerHost */

@@ -18,8 +18,30 @@ export interface StreamHost {
   streamClosed(stream: MuxStream): void;
   /** `bytes` of received data left the connection's buffer (pushed to the reader or dropped). */
   releaseReceived(bytes: number): void;
-  /** Auto-tuning decided this stream's window may grow; returns the extra bytes allowed. */
-  growWindow(stream: MuxStream, current: number): number;
+  /**
+   * Window auto-tuning: the reader consumed half of a `current`-byte window, `elapsedMs`
+   * after the previous grant. Returns the window size to use from now on.
+   */
+  tuneWindow(current: number, elapsedMs: number): number;
+  /** The stream's receive window changed size by `delta` bytes. */
+  windowResized(delta: number): void;
+}
+
+/** Figures from {@link MuxStream.stats}. */
+export interface StreamStats {
+  /** Payload bytes sent to and received from the peer. */
+  bytesSent: number;
+  bytesReceived: number;
+  /** Bytes this side may still send before the peer grants more window. */
+  sendWindow: number;
+  /** Bytes the peer may still send before this side grants more window. */
+  receiveWindow: number;
+  /** This side's current receive window size (grows with auto-tuning). */
+  receiveWindowSize: number;
+  /** Bytes written by the application, waiting for window or for the socket. */
+  queuedBytes: number;
+  /** Bytes received and waiting for the application to read them. */
+  bufferedBytes: number;
 }
 
 /** Where a stream is in its open handshake. */
@@ -85,6 +107,7 @@ export class MuxStream extends Duplex {
   private recvWindowSize: number;
   private recvCredit: number;
   private unackedConsumed = 0;
+  private lastGrantAt = performance.now();
 
   /** @internal */
   constructor(init: StreamInit) {
@@ -101,6 +124,19 @@ export class MuxStream extends Duplex {
   /** Bytes this side may still receive before it must grant more window. */
   get receiveWindow(): number {
     return this.recvCredit;
+  }
+
+  /** Per-stream figures: bytes each way and the current windows. */
+  stats(): StreamStats {
+    return {
+      bytesSent: this.bytesSent,
+      bytesReceived: this.bytesReceived,
+      sendWindow: this.sendWindow,
+      receiveWindow: this.recvCredit,
+      receiveWindowSize: this.recvWindowSize,
+      queuedBytes: this.outBytes,
+      bufferedBytes: this.inBytes,
+    };
   }
 
   /** Bytes written by the application and not yet handed to the connection. */
@@ -258,10 +294,18 @@ export class MuxStream extends Duplex {
     this.unackedConsumed += chunk.length;
     // Batch window updates: one per half window consumed (yamux's rule).
     if (this.unackedConsumed >= this.recvWindowSize / 2 && !this.finReceived && !this.closedOnWire) {
-      const extra = this.host.growWindow(this, this.recvWindowSize);
-      this.recvWindowSize += extra;
-      const increment = this.unackedConsumed + extra;
+      const now = performance.now();
+      const current = this.recvWindowSize;
+      const target = this.host.tuneWindow(current, now - this.lastGrantAt);
+      this.lastGrantAt = now;
+      // A window shrinks by granting less than was consumed (credit is never revoked), so
+      // one update can shrink it by at most what was consumed.
+      const size = Math.max(target, current - this.unackedConsumed);
+      const increment = this.unackedConsumed + size - current;
       this.unackedConsumed = 0;
+      this.recvWindowSize = size;
+      if (size !== current) this.host.windowResized(size - current);
+      if (increment === 0) return;
       this.recvCredit += increment;
       this.host.sendWindowUpdate(this, increment);
     }
