@@ -12,6 +12,8 @@ export interface SessionLimits {
   maxWindow: number;
   /** Largest DATA payload this side accepts, in bytes (advertised; the peer splits to fit). */
   maxFrameSize: number;
+  /** Bytes a stream buffers for sending before `write()` returns false. */
+  streamHighWaterMark: number;
   /** Streams the peer may have open toward this side at once (advertised in the handshake). */
   maxStreams: number;
   /** Inbound streams waiting for the application (no `stream` listener yet) before more are refused. */
@@ -47,6 +49,9 @@ export const DEFAULTS: Readonly<SessionLimits> = Object.freeze({
   maxWindow: 16 * 1024 * 1024,
   // 64 KiB frames keep one stream from holding the socket for more than ~0.1 ms on loopback.
   maxFrameSize: 64 * 1024,
+  // A quarter of the initial window: a writer yields often enough for window updates to be
+  // read while its data is in flight, and buffers little per stream.
+  streamHighWaterMark: 64 * 1024,
   // Far above "1,000 concurrent streams per side"; memory stays bounded by maxBufferedBytes.
   maxStreams: 16384,
   // An application that does not listen for `stream` cannot make us hold unbounded opens.
@@ -86,6 +91,7 @@ const RANGES: { [K in keyof SessionLimits]?: [min: number, max: number] } = {
   initialWindow: [1024, MAX_WINDOW],
   maxWindow: [1024, MAX_WINDOW],
   maxFrameSize: [1024, 16 * 1024 * 1024],
+  streamHighWaterMark: [1, 0x7fffffff],
   maxStreams: [0, 0x3fffffff],
   maxPendingStreams: [0, 0x3fffffff],
   maxMetaBytes: [2, 16 * 1024 * 1024],

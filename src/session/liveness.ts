@@ -10,7 +10,7 @@ export interface LivenessHost {
 }
 
 // Round-trip probes after the handshake: at once, then after these delays.
-const RTT_PROBE_DELAYS_MS = [20, 1000];
+const RTT_PROBE_DELAYS_MS = [100, 1000];
 
 interface PendingPing {
   start: bigint;

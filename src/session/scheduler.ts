@@ -33,6 +33,7 @@ export class WriteScheduler {
   private readonly ready: MuxStream[] = [];
   private readyHead = 0;
   private scheduled = false;
+  private flushing = false;
   private readingPaused = false;
   /** Frames and bytes handed to the transport. */
   framesOut = 0;
@@ -55,12 +56,20 @@ export class WriteScheduler {
     this.schedule();
   }
 
-  /** Puts `stream` in the round-robin if it has something it may send now. */
+  /**
+   * Puts `stream` in the round-robin if it has something it may send now. When a whole
+   * frame's worth waits, one frame goes out at once rather than at the end of the tick: a
+   * writer looping over many small writes then feeds the peer while it loops, and the
+   * peer's window updates come back sooner. Other streams still get their turn in order.
+   */
   queueStream(stream: MuxStream): void {
-    if (stream.queuedForSend || !stream.hasSendable()) return;
-    stream.queuedForSend = true;
-    this.ready.push(stream);
-    this.schedule();
+    if (!stream.queuedForSend && stream.hasSendable()) {
+      stream.queuedForSend = true;
+      this.ready.push(stream);
+    }
+    if (!stream.queuedForSend) return;
+    if (stream.queuedBytes >= this.host.frameLimit()) this.flush(1);
+    else this.schedule();
   }
 
   /** Runs a flush at the end of this tick, so writes made together go out together. */
@@ -70,14 +79,19 @@ export class WriteScheduler {
     process.nextTick(flushTick, this);
   }
 
-  /** Writes until the transport pushes back; the connection calls it again on `drain`. */
-  flush(): void {
-    this.scheduled = false;
+  /**
+   * Writes control frames, then up to `maxDataFrames` DATA frames round-robin, until the
+   * transport pushes back; the connection calls it again on `drain`.
+   */
+  flush(maxDataFrames = Infinity): void {
+    if (this.flushing) return; // a write callback inside takeFrame() queued more: this loop takes it
+    if (maxDataFrames === Infinity) this.scheduled = false;
     const t = this.host.writableTransport();
     if (t === null || t.writableNeedDrain) return;
     const frameLimit = this.host.frameLimit();
     let budget = FLUSH_BUDGET;
     let writable = true;
+    this.flushing = true;
     t.cork();
     try {
       while (writable) {
@@ -85,13 +99,14 @@ export class WriteScheduler {
           writable = this.writeControl(t);
           continue;
         }
-        if (this.readyHead >= this.ready.length || budget <= 0) break;
+        if (this.readyHead >= this.ready.length || budget <= 0 || maxDataFrames === 0) break;
         const stream = this.ready[this.readyHead++]!;
         stream.queuedForSend = false;
         const payload = stream.takeFrame(frameLimit);
         if (payload === null) continue;
         const fin = stream.lastTakeFin;
-        t.write(encodeHeader(FrameType.DATA, fin ? Flag.FIN : 0, stream.id, payload.length));
+        maxDataFrames--;
+        writable = t.write(encodeHeader(FrameType.DATA, fin ? Flag.FIN : 0, stream.id, payload.length));
         if (payload.length > 0) writable = t.write(payload);
         this.framesOut++;
         this.bytesOut += HEADER_LENGTH + payload.length;
@@ -103,6 +118,7 @@ export class WriteScheduler {
         }
       }
     } finally {
+      this.flushing = false;
       t.uncork();
     }
     this.compact();
@@ -110,7 +126,10 @@ export class WriteScheduler {
       this.readingPaused = false;
       this.host.setReadingPaused(false);
     }
-    if (writable && this.hasWork()) {
+    if (!writable || !this.hasWork()) return;
+    if (maxDataFrames !== Infinity) {
+      this.schedule(); // the rest goes out at the end of the tick, round-robin
+    } else if (!this.scheduled) {
       // Budget spent: let I/O run, then continue.
       this.scheduled = true;
       setImmediate(flushTick, this);

@@ -12,6 +12,7 @@ import { StreamPool, type StreamOpener } from './stream-pool';
 import { WriteScheduler, type SchedulerHost } from './scheduler';
 import { StreamTable } from './stream-table';
 import { Liveness, type LivenessHost } from './liveness';
+import { tuneWindow } from './window-tuning';
 import type { ClientInfo, ConnectionOptions, ConnectionStats, HandshakeHooks, Role } from './types';
 
 export type { ClientInfo, ConnectionOptions, ConnectionStats, HandshakeHooks, Role } from './types';
@@ -22,8 +23,6 @@ type SessionState = 'idle' | 'handshake' | 'ready' | 'closed';
 
 const kSession = Symbol('tcp-stream-muxer.session');
 
-// Windows grow only on paths whose smallest round trip is at least this long (see growWindow).
-const MIN_RTT_FOR_GROWTH_MS = 1;
 type Transport = Duplex & { [kSession]?: MuxConnection };
 
 /**
@@ -290,7 +289,7 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
       recvWindow: this.limits.initialWindow,
       sendWindow: this.peer ? this.peer.initialWindow : 0,
       openState: OpenState.OPENING,
-      highWaterMark: this.limits.initialWindow,
+      highWaterMark: this.limits.streamHighWaterMark,
     });
     if (problem) {
       stream.closedOnWire = true;
@@ -473,7 +472,7 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
       recvWindow: this.limits.initialWindow,
       sendWindow: this.peer!.initialWindow,
       openState: OpenState.PENDING,
-      highWaterMark: this.limits.initialWindow,
+      highWaterMark: this.limits.streamHighWaterMark,
     });
     this.streams.addRemote(stream);
     const acceptStream = this.options.acceptStream;
@@ -607,27 +606,17 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
     this.receivedBuffered -= bytes;
   }
 
-  /**
-   * @internal StreamHost: receive-window auto-tuning. A reader that empties half its window
-   * within a round trip or two is held back by the window, not by itself: grow the window
-   * toward the bandwidth-delay product (x4 within two round trips, x2 within four), up to
-   * `maxWindow` per stream, while the growth of all streams together stays within
-   * `maxBufferedBytes`.
-   *
-   * Only on paths whose smallest measured round trip is at least MIN_RTT_FOR_GROWTH_MS:
-   * below that the initial window already covers the product, and a ping measured under
-   * load includes the queue that a bigger window builds, so windows would grow without end
-   * and delay every other stream. A window grown on an early, slow sample shrinks back once
-   * the path proves fast.
-   */
+  /** @internal StreamHost: see window-tuning.ts. */
   tuneWindow(current: number, elapsedMs: number): number {
-    const { initialWindow, maxWindow, maxBufferedBytes } = this.limits;
-    const rtt = this.liveness.minRtt;
-    if (rtt === null || this.liveness.samples < 2) return current;
-    if (rtt < MIN_RTT_FOR_GROWTH_MS) return Math.min(current, initialWindow);
-    const factor = elapsedMs <= 2 * rtt ? 4 : elapsedMs <= 4 * rtt ? 2 : 1;
-    const extra = Math.min(current * (factor - 1), maxWindow - current, maxBufferedBytes - this.windowGrowth);
-    return extra > 0 ? current + extra : current;
+    return tuneWindow({
+      current,
+      elapsedMs,
+      minRtt: this.liveness.minRtt,
+      samples: this.liveness.samples,
+      initialWindow: this.limits.initialWindow,
+      maxWindow: this.limits.maxWindow,
+      budgetLeft: this.limits.maxBufferedBytes - this.windowGrowth,
+    });
   }
 
   /** @internal StreamHost */

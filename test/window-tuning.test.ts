@@ -1,0 +1,444 @@
+/**
+ * Receive-window auto-tuning: the pure rule in window-tuning.ts with literal inputs, the
+ * stream's side of it (when it asks, what it grants, what it reports) through a real
+ * MuxStream with a scripted host, and the bounds it must keep on a real connection.
+ */
+import { test, describe, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { Duplex } from 'node:stream';
+import fc from 'fast-check';
+import { DEFAULTS, MuxConnection, type ConnectionOptions, type MuxStream as PublicMuxStream } from '../src/index';
+import { MIN_RTT_FOR_GROWTH_MS, MIN_RTT_SAMPLES, tuneWindow, type WindowTuningInput } from '../src/session/window-tuning';
+import { MuxStream, OpenState, type StreamHost } from '../src/session/stream';
+import { memoryTransport, type ConnectedPair } from './helpers/mux';
+import { duplexPair } from './helpers/duplex-pair';
+import { nextEvent, waitFor, withTimeout } from './helpers/async';
+import { openPair } from './helpers/streams';
+
+const KiB = 1024;
+const MiB = 1024 * 1024;
+
+/** A path that qualifies for growth: 10 ms minimum RTT, enough samples, ample budget. */
+function input(overrides: Partial<WindowTuningInput> = {}): WindowTuningInput {
+  return {
+    current: 256 * KiB,
+    elapsedMs: 5,
+    minRtt: 10,
+    samples: 5,
+    initialWindow: 256 * KiB,
+    maxWindow: 16 * MiB,
+    budgetLeft: 64 * MiB,
+    ...overrides,
+  };
+}
+
+describe('tuneWindow (pure rule)', () => {
+  test('the constants are the documented ones: growth needs 2 samples and a minimum RTT of 1 ms', () => {
+    assert.equal(MIN_RTT_SAMPLES, 2);
+    assert.equal(MIN_RTT_FOR_GROWTH_MS, 1);
+  });
+
+  test('no growth before two RTT samples, growth from the second on', () => {
+    assert.equal(tuneWindow(input({ minRtt: null, samples: 0 })), 256 * KiB);
+    assert.equal(tuneWindow(input({ minRtt: 10, samples: 0 })), 256 * KiB);
+    assert.equal(tuneWindow(input({ minRtt: 10, samples: 1 })), 256 * KiB);
+    assert.equal(tuneWindow(input({ minRtt: null, samples: 3 })), 256 * KiB, 'no RTT at all: no growth');
+    assert.equal(tuneWindow(input({ minRtt: 10, samples: 2 })), 1 * MiB);
+  });
+
+  test('no growth on a path whose minimum RTT is below 1 ms, and a grown window shrinks back to initialWindow there', () => {
+    assert.equal(tuneWindow(input({ minRtt: 0.5, elapsedMs: 0.1 })), 256 * KiB);
+    assert.equal(tuneWindow(input({ minRtt: 0.999, elapsedMs: 0 })), 256 * KiB);
+    assert.equal(tuneWindow(input({ minRtt: 0.5, current: 4 * MiB })), 256 * KiB, 'shrinks to initialWindow');
+    assert.equal(tuneWindow(input({ minRtt: 0.5, current: 128 * KiB })), 128 * KiB, 'a window below initialWindow is left alone');
+    // Exactly 1 ms is a slow-enough path.
+    assert.equal(tuneWindow(input({ minRtt: 1, elapsedMs: 2 })), 1 * MiB);
+  });
+
+  test('x4 when half the window was consumed within 2 RTTs, x2 within 4 RTTs, none beyond', () => {
+    const at = (elapsedMs: number): number => tuneWindow(input({ minRtt: 10, elapsedMs }));
+    assert.equal(at(0), 1 * MiB);
+    assert.equal(at(20), 1 * MiB, '2 RTTs exactly: x4');
+    assert.equal(at(20.001), 512 * KiB);
+    assert.equal(at(40), 512 * KiB, '4 RTTs exactly: x2');
+    assert.equal(at(40.001), 256 * KiB);
+    assert.equal(at(10_000), 256 * KiB);
+  });
+
+  test('never above maxWindow', () => {
+    assert.equal(tuneWindow(input({ current: 8 * MiB, maxWindow: 16 * MiB })), 16 * MiB, 'x4 would be 32 MiB');
+    assert.equal(tuneWindow(input({ current: 16 * MiB, maxWindow: 16 * MiB })), 16 * MiB);
+    assert.equal(tuneWindow(input({ current: 300 * KiB, maxWindow: 512 * KiB, elapsedMs: 30 })), 512 * KiB, 'x2 would be 600 KiB');
+  });
+
+  test('never grows by more than budgetLeft, and not at all with no budget', () => {
+    assert.equal(tuneWindow(input({ budgetLeft: 100 * KiB })), 356 * KiB);
+    assert.equal(tuneWindow(input({ budgetLeft: 0 })), 256 * KiB);
+    assert.equal(tuneWindow(input({ budgetLeft: -5 * MiB })), 256 * KiB, 'an overdrawn budget does not shrink a window either');
+  });
+
+  test('for any input, the result stays within the bounds of the rule', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1024, max: 64 * MiB }),
+        fc.integer({ min: 1024, max: 64 * MiB }),
+        fc.integer({ min: 1024, max: 64 * MiB }),
+        fc.double({ min: 0, max: 1000, noNaN: true }),
+        fc.option(fc.double({ min: 0, max: 500, noNaN: true })),
+        fc.nat(5),
+        fc.integer({ min: -MiB, max: 128 * MiB }),
+        (current, initialWindow, maxWindow, elapsedMs, minRtt, samples, budgetLeft) => {
+          const result = tuneWindow({ current, initialWindow, maxWindow, elapsedMs, minRtt, samples, budgetLeft });
+          assert.ok(Number.isInteger(result));
+          if (result > current) {
+            assert.ok(samples >= 2 && minRtt !== null && minRtt >= 1, 'grew on an untrusted or fast path');
+            assert.ok(result <= maxWindow, 'grew above maxWindow');
+            assert.ok(result - current <= budgetLeft, 'grew beyond the budget');
+            assert.ok(result <= current * 4, 'grew by more than x4');
+            assert.ok(elapsedMs <= 4 * minRtt, 'grew although the reader was slow');
+          } else if (result < current) {
+            assert.ok(minRtt !== null && minRtt < 1 && samples >= 2, 'shrank on a slow path');
+            assert.equal(result, initialWindow);
+          }
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+});
+
+// ---- the stream's side ---------------------------------------------------------------------
+
+interface ScriptedHost extends StreamHost {
+  targets: number[];
+  tuneCalls: { current: number; elapsedMs: number }[];
+  updates: number[];
+  resized: number[];
+  released: number;
+}
+
+/** A StreamHost whose tuneWindow returns the next scripted target (or `current` when the script is empty). */
+function scriptedHost(targets: number[] = []): ScriptedHost {
+  const host: ScriptedHost = {
+    targets,
+    tuneCalls: [],
+    updates: [],
+    resized: [],
+    released: 0,
+    scheduleSend: () => {},
+    sendWindowUpdate: (_stream, increment) => {
+      host.updates.push(increment);
+    },
+    sendReset: () => {},
+    streamClosed: () => {},
+    releaseReceived: (bytes) => {
+      host.released += bytes;
+    },
+    tuneWindow: (current, elapsedMs) => {
+      host.tuneCalls.push({ current, elapsedMs });
+      return host.targets.length > 0 ? host.targets.shift()! : current;
+    },
+    windowResized: (delta) => {
+      host.resized.push(delta);
+    },
+  };
+  return host;
+}
+
+/** An open stream with a `window`-byte receive window, read by a flowing reader that is waiting for data. */
+async function readingStream(host: StreamHost, window: number): Promise<{ stream: MuxStream; received: () => number }> {
+  const stream = new MuxStream({ id: 1, meta: null, host, recvWindow: window, sendWindow: 0, openState: OpenState.OPEN, highWaterMark: 64 * KiB });
+  let received = 0;
+  stream.on('data', (chunk: Buffer) => (received += chunk.length));
+  await new Promise<void>((resolve) => setImmediate(resolve)); // flowing starts on a later tick
+  return { stream, received: () => received };
+}
+
+/** The peer sends `n` bytes; the flowing reader consumes them at once. */
+function arrive(stream: MuxStream, n: number): void {
+  stream.onData(Buffer.alloc(n));
+}
+
+describe('MuxStream receive window', () => {
+  // The stream batches updates (one per fraction of the window consumed). These tests stay
+  // below a quarter of the window when no update may be sent yet, and reach half of it when
+  // one must be, so they hold for either batching fraction.
+  const W = 64 * KiB;
+
+  test('no WINDOW_UPDATE before a quarter of the window is consumed', async () => {
+    const host = scriptedHost();
+    const { stream, received } = await readingStream(host, W);
+    arrive(stream, W / 4 - 1);
+    assert.equal(received(), W / 4 - 1, 'the reader got the bytes');
+    assert.deepEqual(host.updates, []);
+    assert.deepEqual(host.tuneCalls, []);
+    assert.equal(stream.stats().receiveWindow, W - (W / 4 - 1));
+  });
+
+  test('after the reader consumes half the window, a WINDOW_UPDATE for exactly the consumed bytes is requested', async () => {
+    const host = scriptedHost();
+    const { stream } = await readingStream(host, W);
+    arrive(stream, W / 2);
+    assert.deepEqual(host.updates, [W / 2]);
+    assert.equal(host.tuneCalls.length, 1);
+    assert.equal(host.tuneCalls[0]!.current, W);
+    assert.ok(host.tuneCalls[0]!.elapsedMs >= 0, 'elapsed time since the last grant is not negative');
+    assert.deepEqual(host.resized, [], 'the window did not change size');
+    assert.deepEqual(stream.stats().receiveWindow, W, 'the peer may again send a whole window');
+    assert.equal(stream.stats().receiveWindowSize, W);
+    assert.equal(host.released, W / 2, 'the delivered bytes left the connection buffer');
+  });
+
+  test('bytes the reader has not read yet are not granted back', () => {
+    const host = scriptedHost();
+    const stream = new MuxStream({ id: 1, meta: null, host, recvWindow: W, sendWindow: 0, openState: OpenState.OPEN, highWaterMark: 64 * KiB });
+    arrive(stream, W);
+    assert.deepEqual(host.updates, [], 'nobody read: no update');
+    assert.equal(stream.stats().receiveWindow, 0);
+    assert.equal(stream.stats().bufferedBytes, W);
+    stream.resume();
+    return new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+      assert.equal(host.updates.reduce((a, b) => a + b, 0), W, 'once read, all of it is granted back');
+      assert.equal(stream.stats().receiveWindow, W);
+    });
+  });
+
+  test('a larger target grows the window: increment = consumed + growth, and windowResized gets the growth', async () => {
+    const host = scriptedHost([4 * W]);
+    const { stream } = await readingStream(host, W);
+    arrive(stream, W / 2);
+    assert.deepEqual(host.updates, [W / 2 + 3 * W]);
+    assert.deepEqual(host.resized, [3 * W]);
+    assert.equal(stream.stats().receiveWindowSize, 4 * W);
+    assert.equal(stream.stats().receiveWindow, 4 * W);
+  });
+
+  test('a smaller target reduces the increment: the window shrinks by what was not granted back', async () => {
+    const host = scriptedHost([4 * W, 3 * W]);
+    const { stream } = await readingStream(host, W);
+    arrive(stream, W / 2); // grows to 4W
+    arrive(stream, 2 * W); // half of 4W consumed; target 3W
+    assert.deepEqual(host.updates, [W / 2 + 3 * W, 2 * W - W]);
+    assert.deepEqual(host.resized, [3 * W, -W]);
+    assert.equal(stream.stats().receiveWindowSize, 3 * W);
+    assert.equal(stream.stats().receiveWindow, 3 * W, 'credit equals the new window: nothing is in flight');
+  });
+
+  test('credit is never revoked: a shrink by more than was consumed sends no update and shrinks by the consumed amount', async () => {
+    const host = scriptedHost([4 * W, W, W, W]);
+    const { stream } = await readingStream(host, W);
+    arrive(stream, W / 2); // grows to 4W
+    assert.deepEqual(host.updates, [W / 2 + 3 * W]);
+
+    arrive(stream, 2 * W); // target W, but only 2W were consumed: the window can go to 2W, no lower
+    assert.deepEqual(host.updates, [W / 2 + 3 * W], 'no update: the increment would be 0');
+    assert.deepEqual(host.resized, [3 * W, -2 * W]);
+    assert.equal(stream.stats().receiveWindowSize, 2 * W);
+    assert.equal(stream.stats().receiveWindow, 2 * W, 'the peer keeps the credit it had');
+
+    arrive(stream, W); // half of 2W; target W: shrinks by W, again no update
+    assert.deepEqual(host.updates, [W / 2 + 3 * W]);
+    assert.deepEqual(host.resized, [3 * W, -2 * W, -W]);
+    assert.equal(stream.stats().receiveWindowSize, W);
+    assert.equal(stream.stats().receiveWindow, W);
+
+    arrive(stream, W / 2); // at the target now: a plain update for what was consumed
+    assert.deepEqual(host.updates, [W / 2 + 3 * W, W / 2]);
+    assert.deepEqual(host.resized, [3 * W, -2 * W, -W]);
+    assert.equal(stream.stats().receiveWindow, W);
+    assert.equal(host.tuneCalls.map((c) => c.current).join(','), [W, 4 * W, 2 * W, W].join(','));
+  });
+
+  test('windowResized deltas add up to the final window size minus the initial one', async () => {
+    const host = scriptedHost([2 * W, 8 * W, 3 * W, 3 * W, 5 * W]);
+    const { stream } = await readingStream(host, W);
+    for (let i = 0; i < 5; i++) arrive(stream, stream.stats().receiveWindowSize / 2);
+    const sum = host.resized.reduce((a, b) => a + b, 0);
+    assert.equal(sum, stream.stats().receiveWindowSize - W);
+    assert.equal(stream.stats().receiveWindowSize, 5 * W);
+    assert.ok(!host.resized.includes(0), 'a zero delta is not reported');
+    // Whatever was consumed was granted back (plus growth), so the credit equals the window.
+    assert.equal(stream.stats().receiveWindow, 5 * W);
+  });
+
+  test('no WINDOW_UPDATE is sent after FIN was received, even for data read afterwards', async () => {
+    const host = scriptedHost();
+    const stream = new MuxStream({ id: 1, meta: null, host, recvWindow: W, sendWindow: 0, openState: OpenState.OPEN, highWaterMark: 64 * KiB });
+    arrive(stream, W); // buffered: nobody reads yet
+    stream.onFin();
+    let ended = false;
+    stream.on('end', () => (ended = true));
+    let received = 0;
+    stream.on('data', (chunk: Buffer) => (received += chunk.length));
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    assert.equal(received, W);
+    assert.equal(ended, true);
+    assert.deepEqual(host.updates, []);
+    assert.deepEqual(host.tuneCalls, []);
+
+    // The same without FIN does send one: the assertion above is about FIN.
+    const control = scriptedHost();
+    const other = new MuxStream({ id: 3, meta: null, host: control, recvWindow: W, sendWindow: 0, openState: OpenState.OPEN, highWaterMark: 64 * KiB });
+    arrive(other, W);
+    other.resume();
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    assert.ok(control.updates.length > 0);
+  });
+});
+
+// ---- on a real connection --------------------------------------------------------------------
+
+/**
+ * A Duplex in front of `inner` that delays every chunk by `ms` in each direction (in
+ * order), so pings measure a round trip of at least 2 * ms and windows may grow.
+ */
+class DelayedEnd extends Duplex {
+  constructor(
+    private readonly inner: Duplex,
+    private readonly ms: number,
+  ) {
+    super({ allowHalfOpen: true });
+    inner.on('data', (chunk: Buffer) => {
+      setTimeout(() => {
+        if (!this.destroyed && !this.push(chunk)) inner.pause();
+      }, ms);
+    });
+    inner.on('end', () => setTimeout(() => this.destroyed || this.push(null), ms));
+    inner.on('close', () => setTimeout(() => this.destroy(), ms));
+  }
+
+  override _read(): void {
+    this.inner.resume();
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
+    setTimeout(() => (this.inner.destroyed ? callback() : this.inner.write(chunk, () => callback())), this.ms);
+  }
+
+  override _final(callback: (err?: Error | null) => void): void {
+    setTimeout(() => {
+      this.inner.end();
+      callback();
+    }, this.ms);
+  }
+
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    this.inner.destroy();
+    callback(err);
+  }
+}
+
+async function delayedPair(t: TestContext, ms: number, options: Omit<ConnectionOptions, 'role'>): Promise<ConnectedPair> {
+  const [a, b] = duplexPair();
+  const delayed = new DelayedEnd(a, ms);
+  const server = new MuxConnection(b, { ...options, role: 'server' });
+  const client = new MuxConnection(delayed, { ...options, role: 'client' });
+  await Promise.all([nextEvent(server, 'connect', 5000), nextEvent(client, 'connect', 5000)]);
+  const pair: ConnectedPair = {
+    client,
+    server,
+    cut: () => a.destroy(),
+    async cleanup() {
+      client.destroy();
+      server.destroy();
+      await withTimeout(Promise.all([a, b, delayed].map((end) => (end.closed ? null : nextEvent(end, 'close', 5000)))), 5000, 'the pipe to close');
+    },
+  };
+  t.after(() => pair.cleanup());
+  return pair;
+}
+
+interface TransferReport {
+  received: number;
+  samples: number;
+  maxWindow: number;
+  maxBuffered: number;
+  /** Samples where buffered bytes exceeded the window. */
+  overWindow: string[];
+  /** Distinct receive window sizes seen. */
+  windows: Set<number>;
+}
+
+/**
+ * Sends `total` bytes client -> server on one stream and samples the receiving side while
+ * it flows. The reader stops now and then until the writer has filled the whole window,
+ * so the connection really holds unread bytes when it is sampled.
+ */
+async function sampledTransfer(pair: ConnectedPair, total: number): Promise<TransferReport> {
+  const { local, remote } = await openPair(pair.client, pair.server, 'bulk');
+  const chunk = Buffer.alloc(64 * KiB, 7);
+  const report: TransferReport = { received: 0, samples: 0, maxWindow: 0, maxBuffered: 0, overWindow: [], windows: new Set() };
+  const sample = (): void => {
+    const { receiveWindowSize, bufferedBytes } = (remote as PublicMuxStream).stats();
+    const { bufferedIn } = pair.server.stats();
+    report.samples++;
+    report.windows.add(receiveWindowSize);
+    report.maxWindow = Math.max(report.maxWindow, receiveWindowSize);
+    report.maxBuffered = Math.max(report.maxBuffered, bufferedIn);
+    if (bufferedIn > receiveWindowSize) report.overWindow.push(`${bufferedIn} buffered > ${receiveWindowSize} window`);
+    if (bufferedBytes > receiveWindowSize) report.overWindow.push(`stream buffers ${bufferedBytes} > ${receiveWindowSize} window`);
+  };
+
+  let written = 0;
+  const pump = (): void => {
+    while (written < total) {
+      written += chunk.length;
+      sample();
+      if (!local.write(chunk)) return;
+    }
+    local.end();
+  };
+  local.on('drain', pump);
+  pump();
+
+  let nextPause = MiB;
+  const done = new Promise<void>((resolve, reject) => {
+    remote.on('error', reject);
+    remote.on('end', () => resolve());
+    remote.on('data', (data: Buffer) => {
+      report.received += data.length;
+      sample();
+      if (report.received < nextPause) return;
+      nextPause += 2 * MiB;
+      remote.pause();
+      waitFor(() => remote.stats().receiveWindow === 0 || written >= total, 10_000, 'the writer to fill the window').then(() => {
+        sample();
+        remote.resume();
+      }, reject);
+    });
+  });
+  await withTimeout(done, 20_000, 'the transfer');
+  return report;
+}
+
+describe('auto-tuning on a connection', () => {
+  test('an 8 MiB transfer keeps the receive window within maxWindow and buffered bytes within the window', { timeout: 20_000 }, async (t) => {
+    const pair = await memoryTransport.connect();
+    t.after(() => pair.cleanup());
+    const total = 8 * MiB;
+    const report = await sampledTransfer(pair, total);
+
+    assert.equal(report.received, total);
+    assert.ok(report.samples > 100, `sampled ${report.samples} times`);
+    assert.ok(report.maxWindow <= DEFAULTS.maxWindow, `window reached ${report.maxWindow}`);
+    assert.deepEqual(report.overWindow, []);
+    assert.ok(report.maxBuffered > 0, 'the reader was behind at some point, so the bound was exercised');
+    assert.equal(pair.server.stats().bufferedIn, 0, 'everything read, nothing left buffered');
+  });
+
+  test('on a path with a few milliseconds of latency, windows stay within a small maxWindow and buffered bytes within the window', { timeout: 20_000 }, async (t) => {
+    const maxWindow = 1 * MiB;
+    const pair = await delayedPair(t, 3, { maxWindow });
+    // Two round-trip samples, so the receiver trusts its RTT from the start.
+    await pair.server.ping();
+    await pair.server.ping();
+    const total = 8 * MiB;
+    const report = await sampledTransfer(pair, total);
+
+    assert.equal(report.received, total);
+    assert.ok(report.maxWindow <= maxWindow, `window reached ${report.maxWindow}`);
+    assert.deepEqual(report.overWindow, []);
+    assert.ok(report.maxBuffered > 0);
+    assert.equal(pair.server.stats().bufferedIn, 0);
+  });
+});
