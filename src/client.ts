@@ -1,4 +1,5 @@
 import * as net from 'node:net';
+import * as tls from 'node:tls';
 import { MuxError } from './errors';
 import { MuxConnection, type ConnectionOptions } from './session/session';
 
@@ -7,6 +8,11 @@ export interface MuxClientOptions extends Omit<ConnectionOptions, 'role' | 'auth
   port?: number;
   /** Default `'localhost'`, as with `net.connect`. */
   host?: string;
+  /**
+   * Connect over TLS: options for `tls.connect` (`ca`, `cert`, `key`, `servername`, ...).
+   * The server's certificate is verified unless `rejectUnauthorized: false` is given.
+   */
+  tls?: tls.ConnectionOptions;
 }
 
 type OnConnected = (this: MuxClient) => void;
@@ -19,6 +25,7 @@ type OnConnected = (this: MuxClient) => void;
  */
 export class MuxClient extends MuxConnection {
   private socket: net.Socket | null = null;
+  private connectTimer: NodeJS.Timeout | null = null;
 
   constructor(port: number, onConnected?: OnConnected);
   constructor(port: number, host: string, onConnected?: OnConnected);
@@ -29,26 +36,51 @@ export class MuxClient extends MuxConnection {
     const { port, host, options, onConnected } = parseClientArguments(args);
     super(null, { ...options, role: 'client' });
     if (onConnected) this.once('connect', onConnected);
-    const socket = net.connect({ port, host });
+    const tlsOptions = options.tls;
+    const socket = tlsOptions
+      ? tls.connect({ servername: net.isIP(host) ? undefined : host, ...tlsOptions, port, host })
+      : net.connect({ port, host });
     this.socket = socket;
     socket.on('error', onEarlySocketError);
-    socket.once('connect', () => {
+    socket.once(tlsOptions ? 'secureConnect' : 'connect', () => {
       socket.removeListener('error', onEarlySocketError);
+      this.clearConnectTimer();
       if (this.state === 'closed') return;
       if (this.limits.noDelay) socket.setNoDelay(true);
       this.attach(socket);
     });
+    // Connecting (and the TLS handshake) counts toward handshakeTimeout too.
+    this.connectTimer = setTimeout(() => {
+      this.connectTimer = null;
+      if (this.state !== 'idle') return;
+      socket.removeListener('error', onEarlySocketError);
+      socket.on('error', () => {});
+      socket.destroy();
+      this.teardown(new MuxError('ERR_HANDSHAKE_TIMEOUT', `could not connect within ${this.limits.handshakeTimeout} ms`));
+    }, this.limits.handshakeTimeout);
+    this.connectTimer.unref();
     (socket as net.Socket & { [kClient]?: MuxClient })[kClient] = this;
   }
 
   /** @internal The socket failed before the handshake could start. */
   failToConnect(err: Error): void {
+    this.clearConnectTimer();
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    const tlsFailure = this.socket instanceof tls.TLSSocket && !CONNECT_ERRORS.has(code);
     this.teardown(
-      new MuxError('ERR_CONNECT_FAILED', `cannot connect: ${err.message}`, { cause: err }),
+      tlsFailure
+        ? new MuxError('ERR_TLS_HANDSHAKE', `TLS handshake failed: ${err.message}`, { cause: err })
+        : new MuxError('ERR_CONNECT_FAILED', `cannot connect: ${err.message}`, { cause: err }),
     );
   }
 
+  private clearConnectTimer(): void {
+    if (this.connectTimer) clearTimeout(this.connectTimer);
+    this.connectTimer = null;
+  }
+
   override destroy(err?: Error): void {
+    this.clearConnectTimer();
     if (this.socket && this.state === 'idle') {
       this.socket.removeListener('error', onEarlySocketError);
       this.socket.on('error', () => {});
@@ -68,6 +100,9 @@ export class MuxClient extends MuxConnection {
 }
 
 const kClient = Symbol('tcp-stream-muxer.client');
+
+// Socket errors that mean the TCP connection itself failed (before any TLS handshake).
+const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'EADDRNOTAVAIL']);
 
 function onEarlySocketError(this: net.Socket & { [kClient]?: MuxClient }, err: Error): void {
   this[kClient]?.failToConnect(err);

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
+import * as tls from 'node:tls';
 import { MuxError } from './errors';
 import { MuxConnection, type ConnectionOptions, type HandshakeHooks } from './session/session';
 import { resolveLimits } from './config';
@@ -11,6 +12,11 @@ export interface MuxServerOptions extends Omit<ConnectionOptions, 'role' | 'hell
   host?: string;
   /** Pending-connection queue length passed to `listen`. */
   backlog?: number;
+  /**
+   * Serve over TLS: options for `tls.createServer` (`key`, `cert`, `ca`, `requestCert`, ...).
+   * The TLS handshake counts toward `handshakeTimeout`.
+   */
+  tls?: tls.TlsOptions;
 }
 
 /**
@@ -20,7 +26,7 @@ export interface MuxServerOptions extends Omit<ConnectionOptions, 'role' | 'hell
  * `clientError` (err, socket) for a peer that failed the handshake; `error`; `close`.
  */
 export class MuxServer extends EventEmitter implements HandshakeHooks {
-  private readonly server: net.Server;
+  private readonly server: net.Server | tls.Server;
   private readonly options: MuxServerOptions;
   private readonly handshaking = new Set<MuxConnection>();
   private readonly connections = new Set<MuxConnection>();
@@ -40,8 +46,18 @@ export class MuxServer extends EventEmitter implements HandshakeHooks {
       options = {};
     }
     this.options = { ...(options ?? {}) };
-    resolveLimits(this.options); // fail fast on a bad option, before listening
-    this.server = net.createServer((socket) => this.onSocket(socket));
+    const limits = resolveLimits(this.options); // fail fast on a bad option, before listening
+    if (this.options.tls) {
+      const server = tls.createServer({ ...this.options.tls, handshakeTimeout: limits.handshakeTimeout });
+      server.on('secureConnection', (socket: tls.TLSSocket) => this.onSocket(socket));
+      server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => {
+        socket.destroy();
+        this.emit('clientError', new MuxError('ERR_TLS_HANDSHAKE', `TLS handshake failed: ${err.message}`, { cause: err }), socket);
+      });
+      this.server = server;
+    } else {
+      this.server = net.createServer((socket) => this.onSocket(socket));
+    }
     this.server.on('listening', () => this.emit('listening'));
     this.server.on('error', (err) => {
       if (!this.server.listening) this.listenFailed = true;
@@ -78,7 +94,7 @@ export class MuxServer extends EventEmitter implements HandshakeHooks {
       socket.destroy();
       return;
     }
-    const { host: _host, backlog: _backlog, ...connectionOptions } = this.options;
+    const { host: _host, backlog: _backlog, tls: _tls, ...connectionOptions } = this.options;
     const connection = new MuxConnection(null, { ...connectionOptions, role: 'server' });
     if (connection.limits.noDelay) socket.setNoDelay(true);
     this.handshaking.add(connection);

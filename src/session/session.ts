@@ -23,6 +23,16 @@ type SessionState = 'idle' | 'handshake' | 'ready' | 'closed';
 
 const kSession = Symbol('tcp-stream-muxer.session');
 
+/** Reasons to stop reading from the transport; reading resumes when none is left. */
+const enum PauseReason {
+  /** `authenticate` is deciding about the client. */
+  HANDSHAKE = 1,
+  /** Our answers (pings, window updates) pile up: the peer does not read them. */
+  CONTROL_BACKLOG = 2,
+  /** Received data waiting for the application exceeds `maxBufferedBytes`. */
+  MEMORY_BUDGET = 4,
+}
+
 type Transport = Duplex & { [kSession]?: MuxConnection };
 
 /**
@@ -49,7 +59,12 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
   peerHello: JsonValue = null;
 
   private readonly scheduler = new WriteScheduler(this);
-  private readingPaused = false;
+  /** Why reading from the transport is paused (PauseReason bits); 0 = reading. */
+  private pausedFor = 0;
+  private readonly openDeadlines: { stream: MuxStream; at: number }[] = [];
+  private openDeadlineHead = 0;
+  private openTimer: NodeJS.Timeout | null = null;
+  private idleTimer: NodeJS.Timeout | null = null;
   private readonly waitingForReady: MuxStream[] = [];
   private readonly backlog: MuxStream[] = [];
   private backlogScheduled = false;
@@ -200,7 +215,7 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
       return;
     }
     this.decoder.pause();
-    this.setReadingPaused(true);
+    this.pauseReading(PauseReason.HANDSHAKE);
     const info: ClientInfo = { remoteAddress: this.remoteAddress, remotePort: this.remotePort };
     new Promise((resolve) => resolve(authenticate(settings.hello, info))).then(
       (verdict) => {
@@ -218,7 +233,7 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
   private acceptClient(): void {
     this.writeHello();
     this.becomeReady();
-    this.setReadingPaused(false);
+    this.resumeReading(PauseReason.HANDSHAKE);
     // Frames the client sent behind its HELLO are decoded now, outside any socket callback.
     try {
       this.decoder.resume();
@@ -239,6 +254,7 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
     if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
     this.handshakeTimer = null;
     this.liveness.start();
+    this.updateIdleTimer();
     const peer = this.peer!;
     const waiting = this.waitingForReady.splice(0);
     // Admit the streams opened during the handshake one by one against the peer's limits.
@@ -303,6 +319,8 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
     }
     this.streams.addLocal(stream);
     this.counters.streamsOpened++;
+    this.watchOpen(stream);
+    this.updateIdleTimer();
     stream.pendingMeta = metaBytes!;
     if (this.state === 'ready') this.queueOpen(stream);
     else this.waitingForReady.push(stream);
@@ -358,6 +376,9 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
         );
       }
       this.receivedBuffered += piece.length;
+      // Over the budget, stop reading: TCP pushes back on the peer until the application
+      // reads, and every stream's window stays honoured.
+      if (this.receivedBuffered > this.limits.maxBufferedBytes) this.pauseReading(PauseReason.MEMORY_BUDGET);
       stream.onData(piece);
     }
     if (last) {
@@ -475,6 +496,7 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
       highWaterMark: this.limits.streamHighWaterMark,
     });
     this.streams.addRemote(stream);
+    this.updateIdleTimer();
     const acceptStream = this.options.acceptStream;
     if (!acceptStream) return this.offer(stream);
     let verdict: unknown;
@@ -508,6 +530,7 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
       return this.refuse(stream, WireErrorCode.STREAM_LIMIT, 'too many streams waiting for the application');
     }
     this.backlog.push(stream);
+    this.watchOpen(stream);
     if (this.listenerCount('stream') > 0) this.scheduleBacklog();
   }
 
@@ -598,12 +621,16 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
   streamClosed(stream: MuxStream): void {
     if (!this.streams.remove(stream)) return;
     this.windowGrowth -= stream.receiveWindowSize - this.limits.initialWindow;
+    if (this.streams.size === 0) this.updateIdleTimer();
     this.maybeFinishClose();
   }
 
   /** @internal StreamHost */
   releaseReceived(bytes: number): void {
     this.receivedBuffered -= bytes;
+    if (this.pausedFor & PauseReason.MEMORY_BUDGET && this.receivedBuffered <= this.limits.maxBufferedBytes / 2) {
+      this.resumeReading(PauseReason.MEMORY_BUDGET);
+    }
   }
 
   /** @internal StreamHost: see window-tuning.ts. */
@@ -636,17 +663,104 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
     return Math.min(this.peer!.maxFrameSize, this.limits.maxFrameSize);
   }
 
-  /** @internal SchedulerHost and the handshake: stop or restart reading from the peer. */
+  /** @internal SchedulerHost: control frames pile up because the peer does not read them. */
   setReadingPaused(paused: boolean): void {
-    if (this.readingPaused === paused || !this.transport) return;
-    this.readingPaused = paused;
-    if (paused) this.transport.pause();
-    else this.transport.resume();
+    if (paused) this.pauseReading(PauseReason.CONTROL_BACKLOG);
+    else this.resumeReading(PauseReason.CONTROL_BACKLOG);
+  }
+
+  private pauseReading(reason: PauseReason): void {
+    const wasReading = this.pausedFor === 0;
+    this.pausedFor |= reason;
+    if (wasReading && this.transport) this.transport.pause();
+  }
+
+  private resumeReading(reason: PauseReason): void {
+    if ((this.pausedFor & reason) === 0) return;
+    this.pausedFor &= ~reason;
+    if (this.pausedFor === 0 && this.transport && this.state !== 'closed') this.transport.resume();
   }
 
   /** @internal Writes what is queued; the transport's `drain` calls it too. */
   flush(): void {
     this.scheduler.flush();
+  }
+
+  // ---- open and idle deadlines ------------------------------------------------------------
+
+  /**
+   * Gives an open `openTimeout` ms to be accepted: our OPEN waiting for ACCEPT, or the
+   * peer's stream waiting in the backlog for a `stream` listener. One timer per connection
+   * serves them all, in the order they began (a FIFO, since every deadline is as long).
+   */
+  private watchOpen(stream: MuxStream): void {
+    const timeout = this.limits.openTimeout;
+    if (timeout === 0) return;
+    this.openDeadlines.push({ stream, at: Date.now() + timeout });
+    if (this.openTimer === null) {
+      this.openTimer = setTimeout(onOpenDeadline, timeout, this);
+      this.openTimer.unref();
+    }
+  }
+
+  /** @internal The open timer fired: expire what is overdue, then wait for the next one. */
+  expireOpens(): void {
+    this.openTimer = null;
+    const now = Date.now();
+    const entries = this.openDeadlines;
+    while (this.openDeadlineHead < entries.length) {
+      const { stream, at } = entries[this.openDeadlineHead]!;
+      const waiting = !stream.destroyed && stream.openState !== OpenState.OPEN;
+      if (waiting && at > now) break;
+      this.openDeadlineHead++;
+      if (waiting) this.expireOpen(stream);
+    }
+    if (this.openDeadlineHead === entries.length) {
+      entries.length = 0;
+      this.openDeadlineHead = 0;
+      return;
+    }
+    if (this.openDeadlineHead > 1024) {
+      entries.splice(0, this.openDeadlineHead);
+      this.openDeadlineHead = 0;
+    }
+    this.openTimer = setTimeout(onOpenDeadline, Math.max(1, entries[this.openDeadlineHead]!.at - now), this);
+    this.openTimer.unref();
+  }
+
+  private expireOpen(stream: MuxStream): void {
+    const message = `stream ${stream.id} not accepted within ${this.limits.openTimeout} ms`;
+    if (stream.openState === OpenState.OPENING) {
+      destroyQuietly(stream, new MuxError('ERR_OPEN_TIMEOUT', message));
+      return;
+    }
+    const index = this.backlog.indexOf(stream);
+    if (index >= 0) this.backlog.splice(index, 1);
+    this.refuse(stream, WireErrorCode.OPEN_TIMEOUT, message);
+  }
+
+  /** Runs the idle timer while no stream is open (and only then). */
+  private updateIdleTimer(): void {
+    const timeout = this.limits.idleTimeout;
+    if (timeout === 0 || this.state !== 'ready' || this.localGoAway) return;
+    if (this.streams.size > 0) {
+      if (this.idleTimer) clearTimeout(this.idleTimer);
+      this.idleTimer = null;
+      return;
+    }
+    if (this.idleTimer) this.idleTimer.refresh();
+    else {
+      this.idleTimer = setTimeout(onIdleTimeout, timeout, this);
+      this.idleTimer.unref();
+    }
+  }
+
+  /** @internal No stream for `idleTimeout` ms: go away (the peer learns why) and close. */
+  idleTimedOut(): void {
+    this.idleTimer = null;
+    if (this.state !== 'ready' || this.localGoAway || this.streams.size > 0) return;
+    log('%s closing idle connection', this.role);
+    this.goAway(WireErrorCode.IDLE_TIMEOUT, `no stream for ${this.limits.idleTimeout} ms`);
   }
 
   // ---- transport events --------------------------------------------------------------------
@@ -757,8 +871,13 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
       this.destroy();
       return;
     }
+    this.goAway(WireErrorCode.NORMAL, 'closing');
+  }
+
+  /** Sends GO_AWAY with `code`, refuses what waits, and closes once open streams finish. */
+  private goAway(code: WireErrorCode, reason: string): void {
     this.localGoAway = true;
-    this.queueControl(this.goAwayFrame(new MuxError('ERR_GOING_AWAY', 'closing', { wireCode: WireErrorCode.NORMAL })));
+    this.queueControl(this.goAwayFrame(new MuxError('ERR_GOING_AWAY', reason, { wireCode: code })));
     for (const stream of this.backlog.splice(0)) this.refuse(stream, WireErrorCode.GOING_AWAY, 'connection is closing');
     this.closeTimer = setTimeout(onCloseTimeout, this.limits.closeTimeout, this);
     this.closeTimer.unref();
@@ -818,8 +937,10 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
     if (this.state === 'closed') return;
     const wasHandshaking = this.state === 'handshake' || this.state === 'idle';
     this.state = 'closed';
-    for (const timer of [this.handshakeTimer, this.closeTimer]) if (timer) clearTimeout(timer);
-    this.handshakeTimer = this.closeTimer = null;
+    for (const timer of [this.handshakeTimer, this.closeTimer, this.openTimer, this.idleTimer]) if (timer) clearTimeout(timer);
+    this.handshakeTimer = this.closeTimer = this.openTimer = this.idleTimer = null;
+    this.openDeadlines.length = 0;
+    this.openDeadlineHead = 0;
     const t = this.transport;
     if (t && !this.endingTransport && !t.destroyed) t.destroy();
 
@@ -874,6 +995,12 @@ function onNewListener(this: MuxConnection, event: string | symbol): void {
 }
 function onHandshakeTimeout(session: MuxConnection): void {
   session.destroyWith(new MuxError('ERR_HANDSHAKE_TIMEOUT', `handshake not completed within ${session.limits.handshakeTimeout} ms`));
+}
+function onOpenDeadline(session: MuxConnection): void {
+  session.expireOpens();
+}
+function onIdleTimeout(session: MuxConnection): void {
+  session.idleTimedOut();
 }
 function onCloseTimeout(session: MuxConnection): void {
   session.closeTimedOut();
