@@ -92,10 +92,22 @@ export class MuxClient extends MuxConnection {
   protected override onClosed(err: MuxError | null, wasHandshaking: boolean): void {
     if (wasHandshaking) {
       // Cannot connect: like net.connect, this error is thrown if nobody listens.
-      if (err) this.emit('error', err);
+      if (err) this.emit('error', this.asTlsFailure(err));
       return;
     }
     super.onClosed(err, wasHandshaking);
+  }
+
+  /**
+   * With TLS 1.3 the server checks our certificate after `secureConnect` has fired here: a
+   * server that refuses it sends an alert, or just closes, before writing a byte of its own.
+   * A TLS connection lost that way failed its TLS handshake, whatever the socket reported.
+   */
+  private asTlsFailure(err: MuxError): MuxError {
+    if (!(this.socket instanceof tls.TLSSocket) || this.stats().bytesIn > 0) return err;
+    if (err.code !== 'ERR_CONNECTION_CLOSED' && err.code !== 'ERR_HANDSHAKE_FAILED') return err;
+    const reason = err.cause instanceof Error ? err.cause.message : 'the server closed the connection';
+    return new MuxError('ERR_TLS_HANDSHAKE', `TLS handshake failed: ${reason} (before the server sent anything)`, { cause: err });
   }
 }
 

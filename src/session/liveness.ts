@@ -9,6 +9,9 @@ export interface LivenessHost {
   onKeepAliveTimeout(err: MuxError): void;
 }
 
+// Payload of heartbeat PINGs; its answer matches no pending ping and is ignored.
+const HEARTBEAT_PAYLOAD = Buffer.from('ffffffffffffffff', 'hex');
+
 // Round-trip probes after the handshake: at once, then after these delays.
 const RTT_PROBE_DELAYS_MS = [100, 1000];
 
@@ -30,6 +33,8 @@ export class Liveness {
   private interval: NodeJS.Timeout | null = null;
   private deadline: NodeJS.Timeout | null = null;
   private heardFrom = true;
+  private heardSincePing = true;
+  private heartbeat: NodeJS.Timeout | null = null;
   /** Last measured round trip in milliseconds, or null before the first. */
   lastRtt: number | null = null;
   /** Smallest round trip seen: the path's delay without queueing, in milliseconds. */
@@ -46,6 +51,30 @@ export class Liveness {
   /** Something arrived from the peer: it is alive. Called per received chunk, so it is cheap. */
   noteTraffic(): void {
     this.heardFrom = true;
+    this.heardSincePing = true;
+  }
+
+  /**
+   * Reading from the peer stopped (the application is not reading and the memory budget is
+   * spent) or started again. While stopped, PING answers sit unread behind data, so our own
+   * keepalive cannot judge the peer; instead we send heartbeats, so that the peer's
+   * keepalive, whose pings we are not reading either, still hears from us.
+   */
+  setReading(reading: boolean): void {
+    if (reading) {
+      if (this.heartbeat) clearInterval(this.heartbeat);
+      this.heartbeat = null;
+      return;
+    }
+    if (this.heartbeat || this.intervalMs === 0) return;
+    this.clearDeadline();
+    this.heartbeat = setInterval(onHeartbeat, Math.max(1, Math.floor(Math.min(this.intervalMs, this.timeoutMs) / 2)), this);
+    this.heartbeat.unref();
+  }
+
+  /** @internal An unanswered-by-design PING: nothing waits for its answer. */
+  beat(): void {
+    this.host.queueControl(encodeFrame(FrameType.PING, 0, 0, HEARTBEAT_PAYLOAD));
   }
 
   /** Starts keepalive, and measures the path's round trip a few times while it is fresh. */
@@ -102,7 +131,8 @@ export class Liveness {
       this.heardFrom = false;
       return;
     }
-    if (this.deadline) return;
+    if (this.deadline || this.heartbeat) return;
+    this.heardSincePing = false;
     this.deadline = setTimeout(onDeadline, this.timeoutMs, this);
     this.deadline.unref();
     this.ping(true).catch(() => {});
@@ -111,6 +141,8 @@ export class Liveness {
   /** @internal */
   expire(): void {
     this.deadline = null;
+    // The peer sent something meanwhile (a heartbeat while it does not read): it is alive.
+    if (this.heardSincePing) return;
     this.host.onKeepAliveTimeout(
       new MuxError('ERR_KEEPALIVE_TIMEOUT', `peer did not answer a keepalive ping within ${this.timeoutMs} ms`),
     );
@@ -118,6 +150,7 @@ export class Liveness {
 
   /** Stops the timers and fails every unanswered ping with `err`. */
   stop(err: Error): void {
+    this.setReading(true);
     if (this.probeTimer) clearTimeout(this.probeTimer);
     this.probeTimer = null;
     if (this.interval) clearInterval(this.interval);
@@ -135,6 +168,10 @@ export class Liveness {
 
 function onInterval(liveness: Liveness): void {
   liveness.tick();
+}
+
+function onHeartbeat(liveness: Liveness): void {
+  liveness.beat();
 }
 
 function onDeadline(liveness: Liveness): void {

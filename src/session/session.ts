@@ -23,6 +23,8 @@ type SessionState = 'idle' | 'handshake' | 'ready' | 'closed';
 
 const kSession = Symbol('tcp-stream-muxer.session');
 
+const BACKLOG_FULL = 'too many streams waiting for the application';
+
 /** Reasons to stop reading from the transport; reading resumes when none is left. */
 const enum PauseReason {
   /** `authenticate` is deciding about the client. */
@@ -61,8 +63,8 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
   private readonly scheduler = new WriteScheduler(this);
   /** Why reading from the transport is paused (PauseReason bits); 0 = reading. */
   private pausedFor = 0;
-  private readonly openDeadlines: { stream: MuxStream; at: number }[] = [];
-  private openDeadlineHead = 0;
+  /** Streams waiting to be accepted, with their deadlines, oldest first (a Map keeps insertion order). */
+  private readonly openDeadlines = new Map<MuxStream, number>();
   private openTimer: NodeJS.Timeout | null = null;
   private idleTimer: NodeJS.Timeout | null = null;
   private readonly waitingForReady: MuxStream[] = [];
@@ -412,7 +414,10 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
         if (stream && stream.openState !== OpenState.OPENING) {
           throw new MuxError('ERR_PROTOCOL', `ACCEPT for stream ${streamId}, which is not waiting for one`);
         }
-        if (stream) stream.onAccept();
+        if (stream) {
+          this.openDeadlines.delete(stream);
+          stream.onAccept();
+        }
         return;
       }
       case FrameType.REFUSE: {
@@ -486,6 +491,8 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
     if (this.streams.remoteOpen >= this.limits.maxStreams) {
       return this.refuseId(streamId, WireErrorCode.STREAM_LIMIT, `at most ${this.limits.maxStreams} concurrent streams`);
     }
+    // Refused before a stream object is built: an open flood must cost little per frame.
+    if (this.backlogFull()) return this.refuseId(streamId, WireErrorCode.STREAM_LIMIT, BACKLOG_FULL);
     const stream = new MuxStream({
       id: streamId,
       meta,
@@ -526,15 +533,20 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
   private offer(stream: MuxStream): void {
     if (stream.destroyed) return;
     if (this.listenerCount('stream') > 0 && this.backlog.length === 0) return this.deliver(stream);
-    if (this.backlog.length >= this.limits.maxPendingStreams) {
-      return this.refuse(stream, WireErrorCode.STREAM_LIMIT, 'too many streams waiting for the application');
-    }
+    if (this.backlogFull()) return this.refuse(stream, WireErrorCode.STREAM_LIMIT, BACKLOG_FULL);
     this.backlog.push(stream);
     this.watchOpen(stream);
     if (this.listenerCount('stream') > 0) this.scheduleBacklog();
   }
 
+  /** True when a stream offered now would have to wait in the backlog, and it is full. */
+  private backlogFull(): boolean {
+    const waits = this.backlog.length > 0 || this.listenerCount('stream') === 0;
+    return waits && this.backlog.length >= this.limits.maxPendingStreams;
+  }
+
   private deliver(stream: MuxStream): void {
+    this.openDeadlines.delete(stream);
     stream.openState = OpenState.OPEN;
     this.counters.streamsAccepted++;
     this.queueControl(encodeFrame(FrameType.ACCEPT, 0, stream.id));
@@ -570,7 +582,8 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
   private onGoAway(payload: Buffer): void {
     const { code, reason } = decodeCodeAndReason(payload);
     this.remoteGoAway = true;
-    if (code !== WireErrorCode.NORMAL) this.remoteGoAwayError = errorFromGoAway(code, reason);
+    // An idle close is as normal as a plain one: the application hears `goaway`, no error.
+    if (code !== WireErrorCode.NORMAL && code !== WireErrorCode.IDLE_TIMEOUT) this.remoteGoAwayError = errorFromGoAway(code, reason);
     log('%s received GO_AWAY %s %s', this.role, WireErrorCode[code] ?? code, reason);
     this.emit('goaway', code, reason);
     this.maybeFinishClose();
@@ -619,6 +632,7 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
 
   /** @internal StreamHost */
   streamClosed(stream: MuxStream): void {
+    this.openDeadlines.delete(stream);
     if (!this.streams.remove(stream)) return;
     this.windowGrowth -= stream.receiveWindowSize - this.limits.initialWindow;
     if (this.streams.size === 0) this.updateIdleTimer();
@@ -672,13 +686,17 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
   private pauseReading(reason: PauseReason): void {
     const wasReading = this.pausedFor === 0;
     this.pausedFor |= reason;
-    if (wasReading && this.transport) this.transport.pause();
+    if (!wasReading || !this.transport) return;
+    this.transport.pause();
+    if (this.state === 'ready') this.liveness.setReading(false);
   }
 
   private resumeReading(reason: PauseReason): void {
     if ((this.pausedFor & reason) === 0) return;
     this.pausedFor &= ~reason;
-    if (this.pausedFor === 0 && this.transport && this.state !== 'closed') this.transport.resume();
+    if (this.pausedFor !== 0 || !this.transport || this.state === 'closed') return;
+    this.liveness.setReading(true);
+    this.transport.resume();
   }
 
   /** @internal Writes what is queued; the transport's `drain` calls it too. */
@@ -691,12 +709,14 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
   /**
    * Gives an open `openTimeout` ms to be accepted: our OPEN waiting for ACCEPT, or the
    * peer's stream waiting in the backlog for a `stream` listener. One timer per connection
-   * serves them all, in the order they began (a FIFO, since every deadline is as long).
+   * serves them all, in the order they began (a FIFO, since every deadline is as long). A
+   * stream leaves the queue as soon as it is accepted or closed, so the queue holds only
+   * streams still waiting, never finished ones.
    */
   private watchOpen(stream: MuxStream): void {
     const timeout = this.limits.openTimeout;
     if (timeout === 0) return;
-    this.openDeadlines.push({ stream, at: Date.now() + timeout });
+    this.openDeadlines.set(stream, Date.now() + timeout);
     if (this.openTimer === null) {
       this.openTimer = setTimeout(onOpenDeadline, timeout, this);
       this.openTimer.unref();
@@ -707,25 +727,15 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
   expireOpens(): void {
     this.openTimer = null;
     const now = Date.now();
-    const entries = this.openDeadlines;
-    while (this.openDeadlineHead < entries.length) {
-      const { stream, at } = entries[this.openDeadlineHead]!;
-      const waiting = !stream.destroyed && stream.openState !== OpenState.OPEN;
-      if (waiting && at > now) break;
-      this.openDeadlineHead++;
-      if (waiting) this.expireOpen(stream);
+    for (const [stream, at] of this.openDeadlines) {
+      if (at > now) {
+        this.openTimer = setTimeout(onOpenDeadline, Math.max(1, at - now), this);
+        this.openTimer.unref();
+        return;
+      }
+      this.openDeadlines.delete(stream);
+      if (!stream.destroyed && stream.openState !== OpenState.OPEN) this.expireOpen(stream);
     }
-    if (this.openDeadlineHead === entries.length) {
-      entries.length = 0;
-      this.openDeadlineHead = 0;
-      return;
-    }
-    if (this.openDeadlineHead > 1024) {
-      entries.splice(0, this.openDeadlineHead);
-      this.openDeadlineHead = 0;
-    }
-    this.openTimer = setTimeout(onOpenDeadline, Math.max(1, entries[this.openDeadlineHead]!.at - now), this);
-    this.openTimer.unref();
   }
 
   private expireOpen(stream: MuxStream): void {
@@ -814,6 +824,7 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
     // A peer that never closes its side cannot keep our socket: destroy after a grace period.
     const timer = setTimeout(() => t.destroy(), 2000);
     timer.unref();
+    t.once('close', () => clearTimeout(timer));
   }
 
   /** @internal */
@@ -939,8 +950,7 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
     this.state = 'closed';
     for (const timer of [this.handshakeTimer, this.closeTimer, this.openTimer, this.idleTimer]) if (timer) clearTimeout(timer);
     this.handshakeTimer = this.closeTimer = this.openTimer = this.idleTimer = null;
-    this.openDeadlines.length = 0;
-    this.openDeadlineHead = 0;
+    this.openDeadlines.clear();
     const t = this.transport;
     if (t && !this.endingTransport && !t.destroyed) t.destroy();
 
