@@ -8,34 +8,16 @@ import { test, describe, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { MuxError, WireErrorCode, type MuxConnection, type MuxServer, type MuxServerOptions, type MuxStream } from '../src/index';
-import { connectClient, startServer, startTcp, stopServer } from './helpers/mux';
+import { MuxError, WireErrorCode, type MuxServer, type MuxServerOptions, type MuxStream } from '../src/index';
+import { connectClient, startTcp } from './helpers/mux';
 import { delay, nextEvent, recordEvents, sha256, waitFor, withTimeout } from './helpers/async';
 import { collect, openPair } from './helpers/streams';
-import { codeOf, encodeFrame, FrameType, handshakenWirePeer, type WirePeer, type WirePeerOptions } from './helpers/wire-peer';
+import { codeOf, encodeFrame, FrameType, type WirePeer, serveForTest, rawClientForTest } from './helpers/wire-peer';
 
 const T = { timeout: 15_000 };
 
-/** A server on loopback, destroyed after the test. */
-async function serve(t: TestContext, options: MuxServerOptions = {}): Promise<{ server: MuxServer; port: number }> {
-  const started = await startServer(options);
-  t.after(() => stopServer(started.server));
-  return started;
-}
-
-/** A raw client on `server`, and the server's side of its connection. */
-async function rawClient(
-  t: TestContext,
-  server: MuxServer,
-  port: number,
-  options: WirePeerOptions = {},
-): Promise<{ peer: WirePeer; con: MuxConnection }> {
-  const connection = nextEvent(server, 'connection');
-  const peer = await handshakenWirePeer(port, options);
-  t.after(() => peer.socket.destroy());
-  const [con] = (await connection) as [MuxConnection];
-  return { peer, con };
-}
+const serve = serveForTest;
+const rawClient = rawClientForTest;
 
 /** Proves `server` still serves: a fresh client echoes 100 kB through it. */
 async function expectStillServing(t: TestContext, server: MuxServer, port: number): Promise<void> {

@@ -3,37 +3,21 @@
  * idle connections, and keepalive; plus ping() and what a long run of pings leaves behind.
  * Every timeout here is configured short, so each test ends by itself.
  */
-import { test, describe, type TestContext } from 'node:test';
+import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { MuxError, WireErrorCode, type MuxConnection, type MuxServer, type MuxServerOptions, type MuxStream } from '../src/index';
-import { connectClient, startServer, startTcp, stopServer } from './helpers/mux';
+import { MuxError, WireErrorCode, type MuxConnection, type MuxStream } from '../src/index';
+import { connectClient, startTcp } from './helpers/mux';
 import { delay, nextEvent, recordEvents, sha256, waitFor, withTimeout } from './helpers/async';
 import { collect, openPair } from './helpers/streams';
 import { closedWithBytes, rawSocket } from './helpers/raw-peer';
-import { codeOf, FrameType, handshakenWirePeer, type WirePeer, type WirePeerOptions } from './helpers/wire-peer';
+import { codeOf, FrameType, serveForTest, rawClientForTest } from './helpers/wire-peer';
 
 const T = { timeout: 15_000 };
 
-async function serve(t: TestContext, options: MuxServerOptions = {}): Promise<{ server: MuxServer; port: number }> {
-  const started = await startServer(options);
-  t.after(() => stopServer(started.server));
-  return started;
-}
-
-async function rawClient(
-  t: TestContext,
-  server: MuxServer,
-  port: number,
-  options: WirePeerOptions = {},
-): Promise<{ peer: WirePeer; con: MuxConnection }> {
-  const connection = nextEvent(server, 'connection');
-  const peer = await handshakenWirePeer(port, options);
-  t.after(() => peer.socket.destroy());
-  const [con] = (await connection) as [MuxConnection];
-  return { peer, con };
-}
+const serve = serveForTest;
+const rawClient = rawClientForTest;
 
 /** An echo round trip of `size` random bytes on a new stream from `client`. */
 async function echoRoundTrip(client: MuxConnection, size = 100_000): Promise<void> {

@@ -1,4 +1,5 @@
 import { MuxError } from '../errors';
+import { takeBytes } from './chunks';
 import {
   Flag,
   FrameType,
@@ -254,23 +255,7 @@ export class FrameDecoder {
   /** Exactly `n` bytes (n <= buffered): a view when they lie in one chunk, else a copy. */
   private consume(n: number): Buffer {
     this.buffered -= n;
-    const head = this.chunks[0]!;
-    if (n === head.length) return this.chunks.shift()!;
-    if (n < head.length) {
-      this.chunks[0] = head.subarray(n);
-      return head.subarray(0, n);
-    }
-    const out = Buffer.allocUnsafe(n);
-    let offset = 0;
-    while (offset < n) {
-      const chunk = this.chunks[0]!;
-      const take = Math.min(chunk.length, n - offset);
-      out.set(take === chunk.length ? chunk : chunk.subarray(0, take), offset);
-      offset += take;
-      if (take === chunk.length) this.chunks.shift();
-      else this.chunks[0] = chunk.subarray(take);
-    }
-    return out;
+    return takeBytes(this.chunks, n);
   }
 
   /** Up to `n` bytes from the head chunk only: always a view, never a copy. */

@@ -1,5 +1,6 @@
 import { Duplex } from 'node:stream';
 import type { JsonValue } from '../config';
+import { takeBytes } from '../codec/chunks';
 import { MuxError } from '../errors';
 import { WireErrorCode } from '../protocol/constants';
 
@@ -197,7 +198,8 @@ export class MuxStream extends Duplex {
   takeFrame(limit: number): Buffer | null {
     const size = Math.min(limit, this.sendWindow, this.outBytes);
     if (size === 0 && !(this.finPending && this.outBytes === 0 && !this.finSent)) return null;
-    const payload = size === 0 ? EMPTY : this.dequeue(size);
+    // Many small writes become one frame: the copy in takeBytes is what coalesces them.
+    const payload = size === 0 ? EMPTY : takeBytes(this.outQueue, size);
     this.sendWindow -= size;
     this.outBytes -= size;
     this.bytesSent += size;
@@ -221,27 +223,6 @@ export class MuxStream extends Duplex {
     this.finalCallback = null;
     if (callback) callback();
     if (this.finReceived) this.markClosedOnWire();
-  }
-
-  private dequeue(size: number): Buffer {
-    const head = this.outQueue[0]!;
-    if (head.length === size) return this.outQueue.shift()!;
-    if (head.length > size) {
-      this.outQueue[0] = head.subarray(size);
-      return head.subarray(0, size);
-    }
-    // Many small writes become one frame: this copy is what coalesces them.
-    const payload = Buffer.allocUnsafe(size);
-    let offset = 0;
-    while (offset < size) {
-      const chunk = this.outQueue[0]!;
-      const take = Math.min(chunk.length, size - offset);
-      payload.set(take === chunk.length ? chunk : chunk.subarray(0, take), offset);
-      offset += take;
-      if (take === chunk.length) this.outQueue.shift();
-      else this.outQueue[0] = chunk.subarray(take);
-    }
-    return payload;
   }
 
   /** @internal The peer granted more window. */

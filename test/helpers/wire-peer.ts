@@ -7,11 +7,12 @@
 import * as net from 'node:net';
 import { FrameDecoder, type FrameSink } from '../../src/codec/decoder';
 import { decodeCodeAndReason, encodeCodeAndReason, encodeFrame } from '../../src/codec/encode';
-import { DEFAULTS, type JsonValue } from '../../src/index';
+import type { TestContext } from 'node:test';
+import { DEFAULTS, type JsonValue, type MuxConnection, type MuxServer, type MuxServerOptions } from '../../src/index';
 import { Flag, FrameType, MAGIC } from '../../src/protocol/constants';
 import { encodeSettings, type PeerSettings } from '../../src/protocol/hello';
-import { withTimeout } from './async';
-import { HOST } from './mux';
+import { nextEvent, withTimeout } from './async';
+import { HOST, startServer, stopServer } from './mux';
 
 export interface WireFrame {
   type: FrameType;
@@ -186,3 +187,25 @@ export async function handshakenWirePeer(port: number, options: WirePeerOptions 
 }
 
 export { encodeFrame, FrameType, Flag };
+
+
+/** A server on loopback, destroyed after the test. */
+export async function serveForTest(t: TestContext, options: MuxServerOptions = {}): Promise<{ server: MuxServer; port: number }> {
+  const started = await startServer(options);
+  t.after(() => stopServer(started.server));
+  return started;
+}
+
+/** A handshaken raw client on `server`, and the server's side of its connection; destroyed after the test. */
+export async function rawClientForTest(
+  t: TestContext,
+  server: MuxServer,
+  port: number,
+  options: WirePeerOptions = {},
+): Promise<{ peer: WirePeer; con: MuxConnection }> {
+  const connection = nextEvent(server, 'connection');
+  const peer = await handshakenWirePeer(port, options);
+  t.after(() => peer.socket.destroy());
+  const [con] = (await connection) as [MuxConnection];
+  return { peer, con };
+}
