@@ -87,7 +87,8 @@ async function main(): Promise<void> {
       // Mostly small streams, some large: sizes spread evenly on a log scale up to 1 MiB.
       const size = Math.floor(Math.exp(Math.random() * Math.log(MAX_STREAM_BYTES)));
       try {
-        bytes += await echoOnce(client, size);
+        const moved = await echoOnce(client, size); // not `bytes += await …`: workers run concurrently
+        bytes += moved;
         streams++;
       } catch (err) {
         errors.push(err instanceof Error ? `${(err as { code?: string }).code ?? ''} ${err.message}` : String(err));

@@ -7,6 +7,8 @@ export interface LivenessHost {
   queueControl(frame: Buffer): void;
   /** The peer stopped answering keepalive pings. */
   onKeepAliveTimeout(err: MuxError): void;
+  /** Bytes received plus bytes sent on the transport so far. */
+  bytesMoved(): number;
 }
 
 // Payload of heartbeat PINGs; its answer matches no pending ping and is ignored.
@@ -17,6 +19,8 @@ const RTT_PROBE_DELAYS_MS = [100, 1000];
 
 interface PendingPing {
   start: bigint;
+  /** `bytesMoved()` when the ping left. */
+  moved: number;
   resolve: (rtt: number) => void;
   reject: (err: Error) => void;
   keepAlive: boolean;
@@ -37,15 +41,24 @@ export class Liveness {
   private heartbeat: NodeJS.Timeout | null = null;
   /** Last measured round trip in milliseconds, or null before the first. */
   lastRtt: number | null = null;
-  /** Smallest round trip seen: the path's delay without queueing, in milliseconds. */
+  /**
+   * Smallest round trip measured while the connection was quiet: the path's delay without
+   * queueing, in milliseconds. A ping that waited behind bulk data measures the queue, not
+   * the path, and would make window tuning grow the very queue it measured.
+   */
   minRtt: number | null = null;
-  /** Round trips measured so far. */
+  /** Quiet round trips measured so far. */
   samples = 0;
 
+  /**
+   * @param quietBytes a round trip during which at most this many bytes moved either way
+   *   counts as measured on a quiet connection.
+   */
   constructor(
     private readonly host: LivenessHost,
     private readonly intervalMs: number,
     private readonly timeoutMs: number,
+    private readonly quietBytes: number,
   ) {}
 
   /** Something arrived from the peer: it is alive. Called per received chunk, so it is cheap. */
@@ -102,7 +115,7 @@ export class Liveness {
     const id = this.counter++;
     payload.writeBigUInt64BE(id);
     return new Promise<number>((resolve, reject) => {
-      this.pending.set(id, { start: process.hrtime.bigint(), resolve, reject, keepAlive });
+      this.pending.set(id, { start: process.hrtime.bigint(), moved: this.host.bytesMoved(), resolve, reject, keepAlive });
       this.host.queueControl(encodeFrame(FrameType.PING, 0, 0, payload));
     });
   }
@@ -119,8 +132,10 @@ export class Liveness {
     this.pending.delete(id);
     const rtt = Number(process.hrtime.bigint() - ping.start) / 1e6;
     this.lastRtt = rtt;
-    if (this.minRtt === null || rtt < this.minRtt) this.minRtt = rtt;
-    this.samples++;
+    if (this.host.bytesMoved() - ping.moved <= this.quietBytes) {
+      if (this.minRtt === null || rtt < this.minRtt) this.minRtt = rtt;
+      this.samples++;
+    }
     if (ping.keepAlive) this.clearDeadline();
     ping.resolve(rtt);
   }

@@ -105,7 +105,9 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
       maxHelloBytes: Math.max(this.limits.maxMetaBytes, 64 * 1024),
     });
     this.StreamPool = new StreamPool(this);
-    this.liveness = new Liveness(this, this.limits.keepAliveInterval, this.limits.keepAliveTimeout);
+    // Twice the initial window may move during a quiet round trip: a window's worth is what a
+    // long path has in flight before tuning has grown anything.
+    this.liveness = new Liveness(this, this.limits.keepAliveInterval, this.limits.keepAliveTimeout, 2 * this.limits.initialWindow);
     this.on('newListener', onNewListener);
     if (transport) this.attach(transport);
   }
@@ -597,6 +599,11 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
       return Promise.reject(new MuxError('ERR_CONNECTION_CLOSED', 'connection is closed'));
     }
     return this.liveness.ping();
+  }
+
+  /** @internal LivenessHost */
+  bytesMoved(): number {
+    return this.counters.bytesIn + this.counters.bytesOut + this.scheduler.bytesOut;
   }
 
   /** @internal LivenessHost */

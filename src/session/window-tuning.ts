@@ -23,9 +23,9 @@ export interface WindowTuningInput {
   current: number;
   /** Time since the previous grant on this stream, in milliseconds. */
   elapsedMs: number;
-  /** Smallest round trip measured on the connection, in milliseconds (null: none yet). */
+  /** Smallest round trip measured on a quiet connection, in milliseconds (null: none yet). */
   minRtt: number | null;
-  /** Round trips measured so far. */
+  /** Round trips measured on a quiet connection so far. */
   samples: number;
   initialWindow: number;
   maxWindow: number;

@@ -1,0 +1,103 @@
+/**
+ * Liveness on its own, with a fake host: which round trips count for window tuning, and
+ * how heartbeats stand in for keepalive while reading is paused. No timing is asserted.
+ */
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { Liveness, type LivenessHost } from '../src/session/liveness';
+import { FrameType, Flag, HEADER_LENGTH } from '../src/protocol/constants';
+import type { MuxError } from '../src/errors';
+
+function fakeHost(): LivenessHost & { frames: Buffer[]; moved: number; timeouts: MuxError[] } {
+  return {
+    frames: [],
+    moved: 0,
+    timeouts: [],
+    queueControl(frame: Buffer) {
+      this.frames.push(frame);
+    },
+    onKeepAliveTimeout(err: MuxError) {
+      this.timeouts.push(err);
+    },
+    bytesMoved() {
+      return this.moved;
+    },
+  };
+}
+
+/** Answers the last PING the host sent, as the peer would. */
+function answerLastPing(liveness: Liveness, host: ReturnType<typeof fakeHost>): void {
+  const frame = host.frames[host.frames.length - 1]!;
+  assert.equal(frame[1], FrameType.PING);
+  assert.equal(frame.readUInt16BE(2) & Flag.ACK, 0, 'a request, not an answer');
+  liveness.onPing(Flag.ACK, frame.subarray(HEADER_LENGTH));
+}
+
+describe('Liveness round-trip samples', () => {
+  test('a round trip during which little moved counts toward minRtt and samples', async () => {
+    const host = fakeHost();
+    const liveness = new Liveness(host, 0, 1000, 512 * 1024);
+    const rtt = liveness.ping();
+    host.moved += 100 * 1024;
+    answerLastPing(liveness, host);
+    assert.ok((await rtt) >= 0);
+    assert.equal(liveness.samples, 1);
+    assert.equal(liveness.minRtt, liveness.lastRtt);
+  });
+
+  test('a round trip that waited behind bulk data updates lastRtt but not minRtt or samples', async () => {
+    const host = fakeHost();
+    const liveness = new Liveness(host, 0, 1000, 512 * 1024);
+    const rtt = liveness.ping();
+    host.moved += 4 * 1024 * 1024;
+    answerLastPing(liveness, host);
+    await rtt;
+    assert.notEqual(liveness.lastRtt, null);
+    assert.equal(liveness.samples, 0);
+    assert.equal(liveness.minRtt, null);
+  });
+
+  test('a PING from the peer is answered with ACK and the same payload, and leaves nothing pending', () => {
+    const host = fakeHost();
+    const liveness = new Liveness(host, 0, 1000, 1024);
+    const payload = Buffer.from('0102030405060708', 'hex');
+    liveness.onPing(0, payload);
+    const answer = host.frames[0]!;
+    assert.equal(answer[1], FrameType.PING);
+    assert.equal(answer.readUInt16BE(2), Flag.ACK);
+    assert.deepEqual(answer.subarray(HEADER_LENGTH), payload);
+  });
+});
+
+describe('Liveness while reading is paused', () => {
+  test('pausing starts heartbeats that nobody waits for, and stop() clears them', async () => {
+    const host = fakeHost();
+    const liveness = new Liveness(host, 20, 20, 1024);
+    liveness.setReading(false);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const beats = host.frames.filter((f) => f[1] === FrameType.PING && f.subarray(HEADER_LENGTH).equals(Buffer.alloc(8, 0xff)));
+    assert.ok(beats.length >= 2, `heartbeats sent: ${beats.length}`);
+    assert.equal(host.timeouts.length, 0, 'no keepalive verdict while paused');
+    liveness.stop(new Error('done'));
+    const count = host.frames.length;
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    assert.equal(host.frames.length, count, 'no heartbeat after stop()');
+  });
+
+  test('a keepalive deadline that passes after the peer was heard from does not fail the connection', () => {
+    const host = fakeHost();
+    const liveness = new Liveness(host, 1000, 1000, 1024);
+    liveness.tick(); // heard from at start: skip
+    liveness.tick(); // quiet: sends a keepalive ping and arms the deadline
+    assert.equal(host.frames.length, 1);
+    liveness.noteTraffic(); // a heartbeat arrived, the ping's answer did not
+    liveness.expire();
+    assert.equal(host.timeouts.length, 0);
+    liveness.tick(); // heard from since the last tick: no new ping
+    liveness.tick(); // quiet again: a new ping
+    liveness.expire(); // and nothing arrived this time
+    assert.equal(host.timeouts.length, 1);
+    assert.equal(host.timeouts[0]!.code, 'ERR_KEEPALIVE_TIMEOUT');
+    liveness.stop(new Error('done'));
+  });
+});
