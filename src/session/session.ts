@@ -25,6 +25,9 @@ const kSession = Symbol('tcp-stream-muxer.session');
 
 const BACKLOG_FULL = 'too many streams waiting for the application';
 
+// A stream counts as alone on its connection when no other stream received data this long.
+const SOLO_QUIET_MS = 100;
+
 /** Reasons to stop reading from the transport; reading resumes when none is left. */
 const enum PauseReason {
   /** `authenticate` is deciding about the client. */
@@ -71,6 +74,8 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
   private readonly backlog: MuxStream[] = [];
   private backlogScheduled = false;
   private receivedBuffered = 0;
+  private lastDataStreamId = 0;
+  private contendedAt = -Infinity;
   /** Bytes by which auto-tuning grew the windows of open streams, together. */
   private windowGrowth = 0;
 
@@ -380,6 +385,11 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
         );
       }
       this.receivedBuffered += piece.length;
+      if (streamId !== this.lastDataStreamId) {
+        // Another stream receives data: no stream has the connection to itself (window tuning).
+        if (this.lastDataStreamId !== 0) this.contendedAt = performance.now();
+        this.lastDataStreamId = streamId;
+      }
       // Over the budget, stop reading: TCP pushes back on the peer until the application
       // reads, and every stream's window stays honoured.
       if (this.receivedBuffered > this.limits.maxBufferedBytes) this.pauseReading(PauseReason.MEMORY_BUDGET);
@@ -664,6 +674,7 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
       initialWindow: this.limits.initialWindow,
       maxWindow: this.limits.maxWindow,
       budgetLeft: this.limits.maxBufferedBytes - this.windowGrowth,
+      solo: performance.now() - this.contendedAt > SOLO_QUIET_MS,
     });
   }
 

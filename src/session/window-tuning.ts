@@ -11,12 +11,19 @@
  * ping measured under load includes the queue that a bigger window builds: windows would
  * grow without end and every other stream would wait behind the queue. A window grown on
  * an early, slow sample shrinks back once the path proves fast.
+ *
+ * The exception: a stream that has the connection to itself (no other stream received
+ * data lately) delays nobody, so on a fast path its window may double per grant up to
+ * SOLO_WINDOW, which lets one writer of many small messages keep the pipe full. As soon as
+ * another stream receives data, the window shrinks back to the initial one.
  */
 
 /** Smallest round trip, in milliseconds, on which windows may grow. */
 export const MIN_RTT_FOR_GROWTH_MS = 1;
 /** Round-trip samples needed before tuning trusts them (the first is often slow). */
 export const MIN_RTT_SAMPLES = 2;
+/** Largest window on a fast path for a stream that has the connection to itself, in bytes. */
+export const SOLO_WINDOW = 2 * 1024 * 1024;
 
 export interface WindowTuningInput {
   /** The stream's receive window now, in bytes. */
@@ -31,12 +38,20 @@ export interface WindowTuningInput {
   maxWindow: number;
   /** Bytes the connection's budget still allows all windows together to grow. */
   budgetLeft: number;
+  /** No other stream on the connection received data lately. */
+  solo?: boolean;
 }
 
 /** The window size to use from now on. */
 export function tuneWindow(input: WindowTuningInput): number {
   const { current, elapsedMs, minRtt, samples, initialWindow, maxWindow, budgetLeft } = input;
-  if (minRtt === null || samples < MIN_RTT_SAMPLES) return current;
+  if (input.solo && (minRtt === null || minRtt < MIN_RTT_FOR_GROWTH_MS)) {
+    const cap = Math.max(initialWindow, Math.min(SOLO_WINDOW, maxWindow));
+    if (current >= cap) return cap;
+    const extra = Math.min(current, cap - current, budgetLeft);
+    return extra > 0 ? current + extra : current;
+  }
+  if (minRtt === null || samples < MIN_RTT_SAMPLES) return Math.min(current, initialWindow);
   if (minRtt < MIN_RTT_FOR_GROWTH_MS) return Math.min(current, initialWindow);
   const factor = elapsedMs <= 2 * minRtt ? 4 : elapsedMs <= 4 * minRtt ? 2 : 1;
   const extra = Math.min(current * (factor - 1), maxWindow - current, budgetLeft);
