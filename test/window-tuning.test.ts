@@ -33,9 +33,9 @@ function input(overrides: Partial<WindowTuningInput> = {}): WindowTuningInput {
 }
 
 describe('tuneWindow (pure rule)', () => {
-  test('the constants are the documented ones: growth needs 2 samples and a minimum RTT of 1 ms', () => {
+  test('the constants are the documented ones: growth needs 2 samples and a minimum RTT of 5 ms', () => {
     assert.equal(MIN_RTT_SAMPLES, 2);
-    assert.equal(MIN_RTT_FOR_GROWTH_MS, 1);
+    assert.equal(MIN_RTT_FOR_GROWTH_MS, 5);
   });
 
   test('no growth before two RTT samples, growth from the second on', () => {
@@ -46,13 +46,13 @@ describe('tuneWindow (pure rule)', () => {
     assert.equal(tuneWindow(input({ minRtt: 10, samples: 2 })), 1 * MiB);
   });
 
-  test('no growth on a path whose minimum RTT is below 1 ms, and a grown window shrinks back to initialWindow there', () => {
+  test('no growth on a path whose minimum RTT is below 5 ms, and a grown window shrinks back to initialWindow there', () => {
     assert.equal(tuneWindow(input({ minRtt: 0.5, elapsedMs: 0.1 })), 256 * KiB);
-    assert.equal(tuneWindow(input({ minRtt: 0.999, elapsedMs: 0 })), 256 * KiB);
-    assert.equal(tuneWindow(input({ minRtt: 0.5, current: 4 * MiB })), 256 * KiB, 'shrinks to initialWindow');
+    assert.equal(tuneWindow(input({ minRtt: 4.999, elapsedMs: 0 })), 256 * KiB);
+    assert.equal(tuneWindow(input({ minRtt: 2, current: 4 * MiB })), 256 * KiB, 'shrinks to initialWindow');
     assert.equal(tuneWindow(input({ minRtt: 0.5, current: 128 * KiB })), 128 * KiB, 'a window below initialWindow is left alone');
-    // Exactly 1 ms is a slow-enough path.
-    assert.equal(tuneWindow(input({ minRtt: 1, elapsedMs: 2 })), 1 * MiB);
+    // Exactly 5 ms is a slow-enough path.
+    assert.equal(tuneWindow(input({ minRtt: 5, elapsedMs: 10 })), 1 * MiB);
   });
 
   test('x4 when half the window was consumed within 2 RTTs, x2 within 4 RTTs, none beyond', () => {
@@ -91,13 +91,13 @@ describe('tuneWindow (pure rule)', () => {
           const result = tuneWindow({ current, initialWindow, maxWindow, elapsedMs, minRtt, samples, budgetLeft });
           assert.ok(Number.isInteger(result));
           if (result > current) {
-            assert.ok(samples >= 2 && minRtt !== null && minRtt >= 1, 'grew on an untrusted or fast path');
+            assert.ok(samples >= 2 && minRtt !== null && minRtt >= MIN_RTT_FOR_GROWTH_MS, 'grew on an untrusted or fast path');
             assert.ok(result <= maxWindow, 'grew above maxWindow');
             assert.ok(result - current <= budgetLeft, 'grew beyond the budget');
             assert.ok(result <= current * 4, 'grew by more than x4');
             assert.ok(elapsedMs <= 4 * minRtt, 'grew although the reader was slow');
           } else if (result < current) {
-            assert.ok(minRtt === null || minRtt < 1 || samples < 2, 'shrank on a known slow path');
+            assert.ok(minRtt === null || minRtt < MIN_RTT_FOR_GROWTH_MS || samples < 2, 'shrank on a known slow path');
             assert.equal(result, initialWindow);
           }
         },

@@ -18,8 +18,11 @@
  * another stream receives data, the window shrinks back to the initial one.
  */
 
-/** Smallest round trip, in milliseconds, on which windows may grow. */
-export const MIN_RTT_FOR_GROWTH_MS = 1;
+/**
+ * Smallest round trip, in milliseconds, on which windows may grow. Pings between two busy
+ * Node processes on one machine take a millisecond or more; a real long path takes longer.
+ */
+export const MIN_RTT_FOR_GROWTH_MS = 5;
 /** Round-trip samples needed before tuning trusts them (the first is often slow). */
 export const MIN_RTT_SAMPLES = 2;
 /** Largest window on a fast path for a stream that has the connection to itself, in bytes. */
