@@ -10,6 +10,7 @@ import { encodeSettings, parseSettings, type PeerSettings } from '../protocol/he
 import { destroyQuietly, MuxStream, OpenState, type StreamHost } from './stream';
 import { StreamPool, type StreamOpener } from './stream-pool';
 import { WriteScheduler, type SchedulerHost } from './scheduler';
+import { Admission, BACKLOG_FULL, type AdmissionHost } from './admission';
 import { StreamTable } from './stream-table';
 import { Liveness, type LivenessHost } from './liveness';
 import { tuneWindow } from './window-tuning';
@@ -22,8 +23,6 @@ const log = debuglog('tcp-stream-muxer');
 type SessionState = 'idle' | 'handshake' | 'ready' | 'closed';
 
 const kSession = Symbol('tcp-stream-muxer.session');
-
-const BACKLOG_FULL = 'too many streams waiting for the application';
 
 // A stream counts as alone on its connection when no other stream received data this long.
 const SOLO_QUIET_MS = 100;
@@ -48,7 +47,7 @@ type Transport = Duplex & { [kSession]?: MuxConnection };
  * Events: `connect` (handshake done), `stream` (the peer opened a stream), `goaway`
  * (code, reason), `error`, `close`.
  */
-export class MuxConnection extends EventEmitter implements StreamHost, FrameSink, StreamOpener, SchedulerHost, LivenessHost {
+export class MuxConnection extends EventEmitter implements StreamHost, FrameSink, StreamOpener, SchedulerHost, LivenessHost, AdmissionHost<MuxConnection> {
   /** The seed library's name for the stream opener; see {@link StreamPool}. */
   readonly StreamPool: StreamPool;
   readonly role: Role;
@@ -71,8 +70,7 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
   private openTimer: NodeJS.Timeout | null = null;
   private idleTimer: NodeJS.Timeout | null = null;
   private readonly waitingForReady: MuxStream[] = [];
-  private readonly backlog: MuxStream[] = [];
-  private backlogScheduled = false;
+  private readonly admission: Admission<MuxConnection>;
   private receivedBuffered = 0;
   private lastDataStreamId = 0;
   private contendedAt = -Infinity;
@@ -89,7 +87,7 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
   private closeTimer: NodeJS.Timeout | null = null;
   private readonly liveness: Liveness;
   private hooks: HandshakeHooks | null = null;
-  private counters = { bytesIn: 0, bytesOut: 0, framesIn: 0, framesOut: 0, streamsOpened: 0, streamsAccepted: 0 };
+  private counters = { bytesIn: 0, bytesOut: 0, framesIn: 0, framesOut: 0 };
 
   /**
    * Runs a connection over `transport` (any duplex byte stream), or over one attached
@@ -110,6 +108,7 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
       maxHelloBytes: Math.max(this.limits.maxMetaBytes, 64 * 1024),
     });
     this.StreamPool = new StreamPool(this);
+    this.admission = new Admission<MuxConnection>(this, this.limits.maxPendingStreams, options.acceptStream);
     // Twice the initial window may move during a quiet round trip: a window's worth is what a
     // long path has in flight before tuning has grown anything.
     this.liveness = new Liveness(this, this.limits.keepAliveInterval, this.limits.keepAliveTimeout, 2 * this.limits.initialWindow);
@@ -155,7 +154,7 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
     return {
       streamsOpenLocal: this.streams.localOpen,
       streamsOpenRemote: this.streams.remoteOpen,
-      pendingStreams: this.backlog.length,
+      pendingStreams: this.admission.pending,
       bytesIn: this.counters.bytesIn,
       bytesOut: this.counters.bytesOut + this.scheduler.bytesOut,
       framesIn: this.counters.framesIn,
@@ -327,7 +326,6 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
       return Promise.reject(err);
     }
     this.streams.addLocal(stream);
-    this.counters.streamsOpened++;
     this.watchOpen(stream);
     this.updateIdleTimer();
     stream.pendingMeta = metaBytes!;
@@ -504,7 +502,7 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
       return this.refuseId(streamId, WireErrorCode.STREAM_LIMIT, `at most ${this.limits.maxStreams} concurrent streams`);
     }
     // Refused before a stream object is built: an open flood must cost little per frame.
-    if (this.backlogFull()) return this.refuseId(streamId, WireErrorCode.STREAM_LIMIT, BACKLOG_FULL);
+    if (this.admission.full) return this.refuseId(streamId, WireErrorCode.STREAM_LIMIT, BACKLOG_FULL);
     const stream = new MuxStream({
       id: streamId,
       meta,
@@ -516,79 +514,26 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
     });
     this.streams.addRemote(stream);
     this.updateIdleTimer();
-    const acceptStream = this.options.acceptStream;
-    if (!acceptStream) return this.offer(stream);
-    let verdict: unknown;
-    try {
-      verdict = acceptStream(meta, this);
-    } catch (err) {
-      return this.refuse(stream, WireErrorCode.REFUSED, err instanceof Error ? err.message : String(err));
-    }
-    if (verdict instanceof Promise || (typeof verdict === 'object' && verdict !== null && 'then' in verdict)) {
-      Promise.resolve(verdict).then(
-        (result) => this.judge(stream, result),
-        (err: unknown) => this.refuse(stream, WireErrorCode.REFUSED, err instanceof Error ? err.message : String(err)),
-      );
-      return;
-    }
-    this.judge(stream, verdict);
-  }
-
-  private judge(stream: MuxStream, verdict: unknown): void {
-    if (stream.destroyed || this.state === 'closed') return;
-    if (verdict === true || verdict === undefined) return this.offer(stream);
-    const reason = typeof verdict === 'string' ? verdict : 'refused by the application';
-    this.refuse(stream, WireErrorCode.REFUSED, reason);
-  }
-
-  /** Hands an accepted stream to the application, or parks it until someone listens. */
-  private offer(stream: MuxStream): void {
-    if (stream.destroyed) return;
-    if (this.listenerCount('stream') > 0 && this.backlog.length === 0) return this.deliver(stream);
-    if (this.backlogFull()) return this.refuse(stream, WireErrorCode.STREAM_LIMIT, BACKLOG_FULL);
-    this.backlog.push(stream);
-    this.watchOpen(stream);
-    if (this.listenerCount('stream') > 0) this.scheduleBacklog();
-  }
-
-  /** True when a stream offered now would have to wait in the backlog, and it is full. */
-  private backlogFull(): boolean {
-    const waits = this.backlog.length > 0 || this.listenerCount('stream') === 0;
-    return waits && this.backlog.length >= this.limits.maxPendingStreams;
-  }
-
-  private deliver(stream: MuxStream): void {
-    this.openDeadlines.delete(stream);
-    stream.openState = OpenState.OPEN;
-    this.counters.streamsAccepted++;
-    this.queueControl(encodeFrame(FrameType.ACCEPT, 0, stream.id));
-    this.emit('stream', stream);
-  }
-
-  /** @internal Called when a `stream` listener is added. */
-  scheduleBacklog(): void {
-    if (this.backlogScheduled || this.backlog.length === 0) return;
-    this.backlogScheduled = true;
-    process.nextTick(drainBacklog, this);
-  }
-
-  /** @internal */
-  drainBacklog(): void {
-    this.backlogScheduled = false;
-    while (this.backlog.length > 0 && this.listenerCount('stream') > 0 && this.state === 'ready') {
-      const stream = this.backlog.shift()!;
-      if (!stream.destroyed) this.deliver(stream);
-    }
-  }
-
-  private refuse(stream: MuxStream, code: WireErrorCode, reason: string): void {
-    if (stream.closedOnWire) return;
-    this.queueControl(encodeFrame(FrameType.REFUSE, 0, stream.id, encodeCodeAndReason(code, reason)));
-    stream.abort(new MuxError('ERR_STREAM_REFUSED', `stream refused: ${reason}`));
+    this.admission.admit(stream, meta);
   }
 
   private refuseId(streamId: number, code: WireErrorCode, reason: string): void {
     this.queueControl(encodeFrame(FrameType.REFUSE, 0, streamId, encodeCodeAndReason(code, reason)));
+  }
+
+  /** @internal AdmissionHost */
+  get connection(): MuxConnection {
+    return this;
+  }
+
+  /** @internal AdmissionHost */
+  stopWatching(stream: MuxStream): void {
+    this.openDeadlines.delete(stream);
+  }
+
+  /** @internal A `stream` listener was added. */
+  scheduleBacklog(): void {
+    this.admission.scheduleDrain();
   }
 
   private onGoAway(payload: Buffer): void {
@@ -731,7 +676,8 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
    * stream leaves the queue as soon as it is accepted or closed, so the queue holds only
    * streams still waiting, never finished ones.
    */
-  private watchOpen(stream: MuxStream): void {
+  /** @internal AdmissionHost */
+  watchOpen(stream: MuxStream): void {
     const timeout = this.limits.openTimeout;
     if (timeout === 0) return;
     this.openDeadlines.set(stream, Date.now() + timeout);
@@ -762,9 +708,7 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
       destroyQuietly(stream, new MuxError('ERR_OPEN_TIMEOUT', message));
       return;
     }
-    const index = this.backlog.indexOf(stream);
-    if (index >= 0) this.backlog.splice(index, 1);
-    this.refuse(stream, WireErrorCode.OPEN_TIMEOUT, message);
+    this.admission.refuse(stream, WireErrorCode.OPEN_TIMEOUT, message);
   }
 
   /** Runs the idle timer while no stream is open (and only then). */
@@ -875,7 +819,7 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
       return new MuxError('ERR_CONNECTION_CLOSED', `connection lost: ${err.message}`, { cause: err });
     }
     if (this.state === 'handshake') return new MuxError('ERR_HANDSHAKE_FAILED', 'connection closed during the handshake');
-    if (this.streams.size > 0 || this.backlog.length > 0) {
+    if (this.streams.size > 0 || this.admission.pending > 0) {
       return new MuxError('ERR_CONNECTION_CLOSED', 'connection closed with streams still open');
     }
     return null;
@@ -907,7 +851,7 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
   private goAway(code: WireErrorCode, reason: string): void {
     this.localGoAway = true;
     this.queueControl(this.goAwayFrame(new MuxError('ERR_GOING_AWAY', reason, { wireCode: code })));
-    for (const stream of this.backlog.splice(0)) this.refuse(stream, WireErrorCode.GOING_AWAY, 'connection is closing');
+    this.admission.refuseAll(WireErrorCode.GOING_AWAY, 'connection is closing');
     this.closeTimer = setTimeout(onCloseTimeout, this.limits.closeTimeout, this);
     this.closeTimer.unref();
     this.maybeFinishClose();
@@ -977,7 +921,7 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
     });
     const streams = [...this.streams.clear(), ...this.waitingForReady];
     this.waitingForReady.length = 0;
-    this.backlog.length = 0;
+    this.admission.clear();
     this.scheduler.clear();
     for (const stream of streams) stream.abort(streamErr);
     this.liveness.stop(streamErr);
@@ -1014,9 +958,6 @@ function transportOnClose(this: Transport): void {
 }
 function transportOnDrain(this: Transport): void {
   this[kSession]!.flush();
-}
-function drainBacklog(session: MuxConnection): void {
-  session.drainBacklog();
 }
 function onNewListener(this: MuxConnection, event: string | symbol): void {
   if (event === 'stream') this.scheduleBacklog();
