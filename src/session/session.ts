@@ -11,6 +11,7 @@ import { destroyQuietly, MuxStream, OpenState, type StreamHost } from './stream'
 import { StreamPool, type StreamOpener } from './stream-pool';
 import { WriteScheduler, type SchedulerHost } from './scheduler';
 import { Admission, BACKLOG_FULL, type AdmissionHost } from './admission';
+import { OpenDeadlines } from './open-deadlines';
 import { StreamTable } from './stream-table';
 import { Liveness, type LivenessHost } from './liveness';
 import { tuneWindow } from './window-tuning';
@@ -66,8 +67,7 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
   /** Why reading from the transport is paused (PauseReason bits); 0 = reading. */
   private pausedFor = 0;
   /** Streams waiting to be accepted, with their deadlines, oldest first (a Map keeps insertion order). */
-  private readonly openDeadlines = new Map<MuxStream, number>();
-  private openTimer: NodeJS.Timeout | null = null;
+  private readonly openDeadlines: OpenDeadlines;
   private idleTimer: NodeJS.Timeout | null = null;
   private readonly waitingForReady: MuxStream[] = [];
   private readonly admission: Admission<MuxConnection>;
@@ -108,6 +108,7 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
       maxHelloBytes: Math.max(this.limits.maxMetaBytes, 64 * 1024),
     });
     this.StreamPool = new StreamPool(this);
+    this.openDeadlines = new OpenDeadlines(this.limits.openTimeout, (stream) => this.expireOpen(stream));
     this.admission = new Admission<MuxConnection>(this, this.limits.maxPendingStreams, options.acceptStream);
     // Twice the initial window may move during a quiet round trip: a window's worth is what a
     // long path has in flight before tuning has grown anything.
@@ -425,7 +426,7 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
           throw new MuxError('ERR_PROTOCOL', `ACCEPT for stream ${streamId}, which is not waiting for one`);
         }
         if (stream) {
-          this.openDeadlines.delete(stream);
+          this.openDeadlines.forget(stream);
           stream.onAccept();
         }
         return;
@@ -528,7 +529,7 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
 
   /** @internal AdmissionHost */
   stopWatching(stream: MuxStream): void {
-    this.openDeadlines.delete(stream);
+    this.openDeadlines.forget(stream);
   }
 
   /** @internal A `stream` listener was added. */
@@ -594,7 +595,7 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
 
   /** @internal StreamHost */
   streamClosed(stream: MuxStream): void {
-    this.openDeadlines.delete(stream);
+    this.openDeadlines.forget(stream);
     if (!this.streams.remove(stream)) return;
     this.windowGrowth -= stream.receiveWindowSize - this.limits.initialWindow;
     if (this.streams.size === 0) this.updateIdleTimer();
@@ -669,39 +670,12 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
 
   // ---- open and idle deadlines ------------------------------------------------------------
 
-  /**
-   * Gives an open `openTimeout` ms to be accepted: our OPEN waiting for ACCEPT, or the
-   * peer's stream waiting in the backlog for a `stream` listener. One timer per connection
-   * serves them all, in the order they began (a FIFO, since every deadline is as long). A
-   * stream leaves the queue as soon as it is accepted or closed, so the queue holds only
-   * streams still waiting, never finished ones.
-   */
-  /** @internal AdmissionHost */
+  /** @internal AdmissionHost: see open-deadlines.ts. */
   watchOpen(stream: MuxStream): void {
-    const timeout = this.limits.openTimeout;
-    if (timeout === 0) return;
-    this.openDeadlines.set(stream, Date.now() + timeout);
-    if (this.openTimer === null) {
-      this.openTimer = setTimeout(onOpenDeadline, timeout, this);
-      this.openTimer.unref();
-    }
+    this.openDeadlines.watch(stream);
   }
 
-  /** @internal The open timer fired: expire what is overdue, then wait for the next one. */
-  expireOpens(): void {
-    this.openTimer = null;
-    const now = Date.now();
-    for (const [stream, at] of this.openDeadlines) {
-      if (at > now) {
-        this.openTimer = setTimeout(onOpenDeadline, Math.max(1, at - now), this);
-        this.openTimer.unref();
-        return;
-      }
-      this.openDeadlines.delete(stream);
-      if (!stream.destroyed && stream.openState !== OpenState.OPEN) this.expireOpen(stream);
-    }
-  }
-
+  /** A stream's open was not accepted within `openTimeout`. */
   private expireOpen(stream: MuxStream): void {
     const message = `stream ${stream.id} not accepted within ${this.limits.openTimeout} ms`;
     if (stream.openState === OpenState.OPENING) {
@@ -910,8 +884,8 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
     if (this.state === 'closed') return;
     const wasHandshaking = this.state === 'handshake' || this.state === 'idle';
     this.state = 'closed';
-    for (const timer of [this.handshakeTimer, this.closeTimer, this.openTimer, this.idleTimer]) if (timer) clearTimeout(timer);
-    this.handshakeTimer = this.closeTimer = this.openTimer = this.idleTimer = null;
+    for (const timer of [this.handshakeTimer, this.closeTimer, this.idleTimer]) if (timer) clearTimeout(timer);
+    this.handshakeTimer = this.closeTimer = this.idleTimer = null;
     this.openDeadlines.clear();
     const t = this.transport;
     if (t && !this.endingTransport && !t.destroyed) t.destroy();
@@ -964,9 +938,6 @@ function onNewListener(this: MuxConnection, event: string | symbol): void {
 }
 function onHandshakeTimeout(session: MuxConnection): void {
   session.destroyWith(new MuxError('ERR_HANDSHAKE_TIMEOUT', `handshake not completed within ${session.limits.handshakeTimeout} ms`));
-}
-function onOpenDeadline(session: MuxConnection): void {
-  session.expireOpens();
 }
 function onIdleTimeout(session: MuxConnection): void {
   session.idleTimedOut();
