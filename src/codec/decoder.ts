@@ -1,5 +1,5 @@
 import { MuxError } from '../errors';
-import { takeBytes } from './chunks';
+import { ChunkQueue } from './chunks';
 import {
   Flag,
   FrameType,
@@ -55,8 +55,7 @@ const EMPTY = Buffer.alloc(0);
  * The chunk list with `consume(n)` follows ws's receiver (lib/receiver.js).
  */
 export class FrameDecoder {
-  private readonly chunks: Buffer[] = [];
-  private buffered = 0;
+  private readonly queue = new ChunkQueue();
   private state: State;
   private type: FrameType = FrameType.DATA;
   private flags = 0;
@@ -76,15 +75,14 @@ export class FrameDecoder {
 
   /** Bytes received but not yet parsed. */
   get bufferedBytes(): number {
-    return this.buffered;
+    return this.queue.bytes;
   }
 
   /** Feeds bytes. Throws a `MuxError` if they break the protocol. */
   push(chunk: Buffer): void {
     if (this.failure) throw this.failure;
     if (chunk.length === 0) return;
-    this.chunks.push(chunk);
-    this.buffered += chunk.length;
+    this.queue.push(chunk);
     this.run();
   }
 
@@ -110,8 +108,7 @@ export class FrameDecoder {
     } catch (err) {
       this.failure =
         err instanceof MuxError ? err : new MuxError('ERR_PROTOCOL', `frame handling failed: ${String(err)}`, { cause: err });
-      this.chunks.length = 0;
-      this.buffered = 0;
+      this.queue.clear();
       throw this.failure;
     } finally {
       this.inLoop = false;
@@ -122,15 +119,15 @@ export class FrameDecoder {
     while (!this.paused) {
       switch (this.state) {
         case State.MAGIC:
-          if (this.buffered < MAGIC.length) return;
+          if (this.queue.bytes < MAGIC.length) return;
           this.readMagic();
           break;
         case State.HEADER:
-          if (this.buffered < HEADER_LENGTH) return;
+          if (this.queue.bytes < HEADER_LENGTH) return;
           this.readHeader();
           break;
         case State.CONTROL_PAYLOAD: {
-          if (this.buffered < this.remaining) return;
+          if (this.queue.bytes < this.remaining) return;
           const payload = this.remaining === 0 ? EMPTY : this.consume(this.remaining);
           this.state = State.HEADER;
           this.sink.onControl(this.type, this.flags, this.streamId, payload);
@@ -142,7 +139,7 @@ export class FrameDecoder {
             this.sink.onData(this.streamId, this.flags, EMPTY, true);
             break;
           }
-          if (this.buffered === 0) return;
+          if (this.queue.bytes === 0) return;
           const piece = this.consumeUpTo(this.remaining);
           this.remaining -= piece.length;
           const last = this.remaining === 0;
@@ -155,7 +152,7 @@ export class FrameDecoder {
             this.state = State.HEADER;
             break;
           }
-          if (this.buffered === 0) return;
+          if (this.queue.bytes === 0) return;
           this.remaining -= this.consumeUpTo(this.remaining).length;
           break;
         }
@@ -254,14 +251,12 @@ export class FrameDecoder {
 
   /** Exactly `n` bytes (n <= buffered): a view when they lie in one chunk, else a copy. */
   private consume(n: number): Buffer {
-    this.buffered -= n;
-    return takeBytes(this.chunks, n);
+    return this.queue.take(n);
   }
 
   /** Up to `n` bytes from the head chunk only: always a view, never a copy. */
   private consumeUpTo(n: number): Buffer {
-    const head = this.chunks[0]!;
-    return this.consume(Math.min(n, head.length));
+    return this.queue.take(Math.min(n, this.queue.headLength));
   }
 }
 

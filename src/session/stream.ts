@@ -1,6 +1,6 @@
 import { Duplex } from 'node:stream';
 import type { JsonValue } from '../config';
-import { takeBytes } from '../codec/chunks';
+import { ChunkQueue } from '../codec/chunks';
 import { MuxError } from '../errors';
 import { WireErrorCode } from '../protocol/constants';
 
@@ -96,8 +96,7 @@ export class MuxStream extends Duplex {
   /** @internal */ onRefused: ((err: MuxError) => void) | null = null;
 
   private readonly host: StreamHost;
-  private readonly outQueue: Buffer[] = [];
-  private outBytes = 0;
+  private readonly outQueue = new ChunkQueue();
   private finPending = false;
   private finalCallback: ((err?: Error | null) => void) | null = null;
   private writeCallback: ((err?: Error | null) => void) | null = null;
@@ -135,14 +134,14 @@ export class MuxStream extends Duplex {
       sendWindow: this.sendWindow,
       receiveWindow: this.recvCredit,
       receiveWindowSize: this.recvWindowSize,
-      queuedBytes: this.outBytes,
+      queuedBytes: this.outQueue.bytes,
       bufferedBytes: this.inBytes,
     };
   }
 
   /** Bytes written by the application and not yet handed to the connection. */
   get queuedBytes(): number {
-    return this.outBytes;
+    return this.outQueue.bytes;
   }
 
   // ---- writable side -------------------------------------------------------------------
@@ -167,26 +166,24 @@ export class MuxStream extends Duplex {
   private enqueue(chunk: Buffer): void {
     if (chunk.length === 0) return;
     this.outQueue.push(chunk);
-    this.outBytes += chunk.length;
   }
 
   // Accept more writes at once while the queue is under the high-water mark, so Writable's
   // buffering (and write() === false) starts only when the peer's window holds us back.
   private afterEnqueue(callback: (err?: Error | null) => void): void {
     if (this.closedOnWire) {
-      this.outQueue.length = 0;
-      this.outBytes = 0;
+      this.outQueue.clear();
       return callback();
     }
-    if (this.outBytes > 0) this.host.scheduleSend(this);
-    if (this.outBytes <= this.writableHighWaterMark) callback();
+    if (this.outQueue.bytes > 0) this.host.scheduleSend(this);
+    if (this.outQueue.bytes <= this.writableHighWaterMark) callback();
     else this.writeCallback = callback;
   }
 
   /** @internal True when the scheduler could send something now. */
   hasSendable(): boolean {
     if (this.closedOnWire || this.finSent) return false;
-    if (this.outBytes > 0) return this.sendWindow > 0;
+    if (this.outQueue.bytes > 0) return this.sendWindow > 0;
     return this.finPending;
   }
 
@@ -196,15 +193,14 @@ export class MuxStream extends Duplex {
    * must carry FIN.
    */
   takeFrame(limit: number): Buffer | null {
-    const size = Math.min(limit, this.sendWindow, this.outBytes);
-    if (size === 0 && !(this.finPending && this.outBytes === 0 && !this.finSent)) return null;
-    // Many small writes become one frame: the copy in takeBytes is what coalesces them.
-    const payload = size === 0 ? EMPTY : takeBytes(this.outQueue, size);
+    const size = Math.min(limit, this.sendWindow, this.outQueue.bytes);
+    if (size === 0 && !(this.finPending && this.outQueue.bytes === 0 && !this.finSent)) return null;
+    // Many small writes become one frame: the copy in take() is what coalesces them.
+    const payload = size === 0 ? EMPTY : this.outQueue.take(size);
     this.sendWindow -= size;
-    this.outBytes -= size;
     this.bytesSent += size;
-    this.lastTakeFin = this.finPending && this.outBytes === 0;
-    if (this.writeCallback !== null && this.outBytes <= this.writableHighWaterMark) {
+    this.lastTakeFin = this.finPending && this.outQueue.bytes === 0;
+    if (this.writeCallback !== null && this.outQueue.bytes <= this.writableHighWaterMark) {
       const callback = this.writeCallback;
       this.writeCallback = null;
       callback();
@@ -332,8 +328,7 @@ export class MuxStream extends Duplex {
       this.inBytes = 0;
     }
     this.inQueue = null;
-    this.outQueue.length = 0;
-    this.outBytes = 0;
+    this.outQueue.clear();
     const pending = [this.writeCallback, this.finalCallback];
     this.writeCallback = null;
     this.finalCallback = null;
