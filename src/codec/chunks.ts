@@ -23,22 +23,22 @@ export class ChunkQueue {
   /** Removes exactly `n` bytes (at most {@link bytes}) from the front. */
   take(n: number): Buffer {
     this.bytes -= n;
-    const chunks = this.chunks;
-    const first = chunks[this.head]!;
+    // No local alias of this.chunks: shift() may replace the array while we copy.
+    const first = this.chunks[this.head]!;
     if (n === first.length) return this.shift();
     if (n < first.length) {
-      chunks[this.head] = first.subarray(n);
+      this.chunks[this.head] = first.subarray(n);
       return first.subarray(0, n);
     }
     const out = Buffer.allocUnsafe(n);
     let offset = 0;
     while (offset < n) {
-      const chunk = chunks[this.head]!;
+      const chunk = this.chunks[this.head]!;
       const size = Math.min(chunk.length, n - offset);
       out.set(size === chunk.length ? chunk : chunk.subarray(0, size), offset);
       offset += size;
       if (size === chunk.length) this.shift();
-      else chunks[this.head] = chunk.subarray(size);
+      else this.chunks[this.head] = chunk.subarray(size);
     }
     return out;
   }
