@@ -3,6 +3,7 @@ import type { JsonValue } from '../config';
 import { ChunkQueue } from '../codec/chunks';
 import { MuxError } from '../errors';
 import { WireErrorCode } from '../protocol/constants';
+import { WINDOW_UPDATE_STEP } from './window-tuning';
 
 /**
  * What a stream needs from the connection that carries it. The session implements it; a
@@ -107,7 +108,8 @@ export class MuxStream extends Duplex {
   private recvWindowSize: number;
   private recvCredit: number;
   private unackedConsumed = 0;
-  private lastGrantAt = performance.now();
+  private consumedSinceTune = 0;
+  private lastTuneAt = performance.now();
 
   /** @internal */
   constructor(init: StreamInit) {
@@ -269,23 +271,31 @@ export class MuxStream extends Duplex {
     this.host.releaseReceived(chunk.length);
     this.readerWaiting = this.push(chunk);
     this.unackedConsumed += chunk.length;
-    // Batch window updates: one per half window consumed (yamux's rule).
-    if (this.unackedConsumed >= this.recvWindowSize / 2 && !this.finReceived && !this.closedOnWire) {
+    this.consumedSinceTune += chunk.length;
+    if (this.finReceived || this.closedOnWire) return;
+    // Batch window updates: one per half window consumed (yamux's rule), but at most
+    // WINDOW_UPDATE_STEP apart, so a grown window never leaves half of itself idle.
+    const half = this.recvWindowSize / 2;
+    if (this.unackedConsumed < half && this.unackedConsumed < WINDOW_UPDATE_STEP) return;
+    const current = this.recvWindowSize;
+    let size = current;
+    // Tuning judges how fast half a window was consumed, however many grants that took.
+    if (this.consumedSinceTune >= half) {
       const now = performance.now();
-      const current = this.recvWindowSize;
-      const target = this.host.tuneWindow(current, now - this.lastGrantAt);
-      this.lastGrantAt = now;
+      const target = this.host.tuneWindow(current, now - this.lastTuneAt);
+      this.lastTuneAt = now;
+      this.consumedSinceTune = 0;
       // A window shrinks by granting less than was consumed (credit is never revoked), so
       // one update can shrink it by at most what was consumed.
-      const size = Math.max(target, current - this.unackedConsumed);
-      const increment = this.unackedConsumed + size - current;
-      this.unackedConsumed = 0;
-      this.recvWindowSize = size;
-      if (size !== current) this.host.windowResized(size - current);
-      if (increment === 0) return;
-      this.recvCredit += increment;
-      this.host.sendWindowUpdate(this, increment);
+      size = Math.max(target, current - this.unackedConsumed);
     }
+    const increment = this.unackedConsumed + size - current;
+    this.unackedConsumed = 0;
+    this.recvWindowSize = size;
+    if (size !== current) this.host.windowResized(size - current);
+    if (increment === 0) return;
+    this.recvCredit += increment;
+    this.host.sendWindowUpdate(this, increment);
   }
 
   /** @internal Current receive window size (grows with auto-tuning). */

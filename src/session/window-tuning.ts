@@ -25,6 +25,12 @@
 export const MIN_RTT_FOR_GROWTH_MS = 5;
 /** Round-trip samples needed before tuning trusts them (the first is often slow). */
 export const MIN_RTT_SAMPLES = 2;
+/**
+ * Most bytes consumed before a window update goes back, in bytes. Half a 256 KiB window is
+ * below it; half of a window grown for a long path (8 MiB of 16) would sit unacknowledged
+ * for a round trip and cap the path's rate at half the window per round trip.
+ */
+export const WINDOW_UPDATE_STEP = 1024 * 1024;
 /** Largest window on a fast path for a stream that has the connection to itself, in bytes. */
 export const SOLO_WINDOW = 2 * 1024 * 1024;
 

@@ -1,0 +1,48 @@
+/**
+ * When window updates go back: one per half window consumed, but never more than
+ * WINDOW_UPDATE_STEP apart, so a large window keeps the sender busy on a long path.
+ * Driven frame by frame from a raw peer, so nothing here depends on timing.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { MuxConnection, MuxStream } from '../src/index';
+import { WINDOW_UPDATE_STEP } from '../src/session/window-tuning';
+import { nextEvent, waitFor } from './helpers/async';
+import { FrameType, rawClientForTest, serveForTest } from './helpers/wire-peer';
+
+const FRAME = 64 * 1024;
+
+function increments(frames: { payload: Buffer }[]): number[] {
+  return frames.map((frame) => frame.payload.readUInt32BE(0));
+}
+
+/** Sends `bytes` on stream 1 in 64 KiB frames to a server stream that reads everything. */
+async function consumeOnServer(t: Parameters<typeof serveForTest>[0], window: number, bytes: number) {
+  const { server, port } = await serveForTest(t, { initialWindow: window, maxWindow: window });
+  const { peer, con } = await rawClientForTest(t, server, port);
+  const opened = nextEvent(con as MuxConnection, 'stream');
+  peer.open(1, 'window');
+  const [stream] = (await opened) as [MuxStream];
+  let received = 0;
+  stream.on('data', (chunk: Buffer) => (received += chunk.length));
+  for (let sent = 0; sent < bytes; sent += FRAME) peer.data(1, Buffer.alloc(FRAME, 0x77));
+  await waitFor(() => received === bytes, 10_000, 'the server stream to read every byte');
+  await peer.sync();
+  return increments(peer.framesOf(FrameType.WINDOW_UPDATE, 1));
+}
+
+test('a default-sized window is granted back once per half window consumed', { timeout: 15_000 }, async (t) => {
+  const window = 256 * 1024;
+  const updates = await consumeOnServer(t, window, 4 * window);
+  assert.equal(updates.length, 8, 'one update per 128 KiB consumed');
+  for (const increment of updates) assert.equal(increment, window / 2);
+});
+
+test('a large window is granted back in steps of at most WINDOW_UPDATE_STEP, not half the window', { timeout: 15_000 }, async (t) => {
+  const window = 8 * WINDOW_UPDATE_STEP;
+  const bytes = 3 * WINDOW_UPDATE_STEP;
+  const updates = await consumeOnServer(t, window, bytes);
+  assert.equal(updates.length, 3, 'half the window (4 MiB) was never consumed, yet credit came back');
+  for (const increment of updates) assert.equal(increment, WINDOW_UPDATE_STEP);
+  assert.equal(updates.reduce((a, b) => a + b, 0), bytes, 'every consumed byte is credited back');
+});
