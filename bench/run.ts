@@ -1,5 +1,6 @@
 /**
  * `npm run bench [-- --quick] [-- --only bulk,small] [-- --reps 3]`
+ * (`BENCH_SERVER_CPU_PROF=dir` also profiles the server process; run the client under `node --cpu-prof`)
  *
  * Runs every scenario for tcp-stream-muxer and the baselines (raw TCP, node:http2) in the
  * same run: server in a child process, client here, loopback. Prints the median of the
@@ -27,6 +28,9 @@ const SCENARIOS: [name: string, run: Scenario, implementations: Implementation[]
   ['wan', scenarios.wan, ['mux', 'raw']],
 ];
 
+/** Discarded warm-up runs go on for at least this long per implementation (half in --quick; at most WARM_UP_MAX_RUNS). */
+const WARM_UP_MS = 1500;
+const WARM_UP_MAX_RUNS = 5;
 const WAN_DELAY_MS = 50;
 // Linux's default ceiling for a TCP receive buffer (net.ipv4.tcp_rmem max): the window a
 // real path would allow raw TCP.
@@ -76,7 +80,7 @@ async function main(): Promise<void> {
   for (const [name, run, implementations] of SCENARIOS) {
     if (only && !only.has(name)) continue;
     results[name] = {};
-    raw[name] = await measure(name, run, implementations, sizes, reps);
+    raw[name] = await measure(name, run, implementations, sizes, reps, values.quick ? WARM_UP_MS / 2 : WARM_UP_MS);
     for (const [implementation, samples] of Object.entries(raw[name])) {
       const figures: Record<string, number> = {};
       for (const key of Object.keys(samples[0] ?? {})) figures[key] = median(samples.map((s) => s[key]!));
@@ -98,7 +102,7 @@ async function main(): Promise<void> {
 /**
  * Runs one scenario for every implementation. Repetitions are interleaved (mux, raw, http2,
  * mux, ...) so that noise from a shared machine falls on all of them alike, after one
- * discarded warm-up run each at a quarter of the size (JIT, heap growth, socket buffers).
+ * discarded warm-up runs each, for at least WARM_UP_MS (JIT, heap growth, socket buffers).
  */
 async function measure(
   name: string,
@@ -106,11 +110,12 @@ async function measure(
   implementations: Implementation[],
   sizes: scenarios.Sizes,
   reps: number,
+  warmUpMs: number,
 ): Promise<Record<string, scenarios.Figures[]>> {
   const servers = new Map(await Promise.all(implementations.map(async (i) => [i, await startServer(i)] as const)));
   const samples: Record<string, scenarios.Figures[]> = Object.fromEntries(implementations.map((i) => [i, []]));
-  const quarter = Object.fromEntries(Object.entries(sizes).map(([k, v]) => [k, Math.max(1, Math.floor(v / 4))])) as unknown as scenarios.Sizes;
-  const warmSizes = { ...quarter, parallelStreams: sizes.parallelStreams, churnInFlight: sizes.churnInFlight };
+  // Full size, except the fixed-duration fairness run.
+  const warmSizes = { ...sizes, fairnessMs: Math.ceil(sizes.fairnessMs / 4) };
   const once = async (implementation: Implementation, runSizes: scenarios.Sizes): Promise<scenarios.Figures> => {
     const server = servers.get(implementation)!;
     const ctx = { implementation, server, port: server.port, sizes: runSizes };
@@ -128,7 +133,13 @@ async function measure(
     }
   };
   try {
-    if (name !== 'wan' && name !== 'idle-memory') for (const implementation of implementations) await attempt(implementation, warmSizes);
+    if (name !== 'wan' && name !== 'idle-memory') {
+      for (const implementation of implementations) {
+        // JIT tiers, heap sizing and socket buffers settle over a second or more of work.
+        const warmUntil = Date.now() + warmUpMs;
+        for (let run = 0; run < WARM_UP_MAX_RUNS && Date.now() < warmUntil; run++) await attempt(implementation, warmSizes);
+      }
+    }
     for (let rep = 0; rep < reps; rep++) {
       for (const implementation of implementations) {
         const figures = await attempt(implementation, sizes);

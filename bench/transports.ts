@@ -24,9 +24,15 @@ export interface ServerProcess {
   stop(): Promise<void>;
 }
 
+function serverProfileArgs(): string[] {
+  const dir = process.env.BENCH_SERVER_CPU_PROF;
+  return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
+}
+
 export async function startServer(implementation: Implementation): Promise<ServerProcess> {
   const child = fork(path.join(__dirname, 'server.ts'), [implementation], {
-    execArgv: ['--expose-gc', '--import', 'tsx'],
+    // BENCH_SERVER_CPU_PROF=dir profiles the server side too (node --cpu-prof).
+    execArgv: ['--expose-gc', '--import', 'tsx', ...serverProfileArgs()],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const port = await new Promise<number>((resolve, reject) => {
@@ -44,8 +50,14 @@ export async function startServer(implementation: Implementation): Promise<Serve
       }),
     stop: () =>
       new Promise((resolve) => {
-        child.once('exit', () => resolve());
-        child.kill();
+        // Disconnecting lets the server exit by itself (and write its CPU profile, if asked for).
+        const killer = setTimeout(() => child.kill(), 2000);
+        child.once('exit', () => {
+          clearTimeout(killer);
+          resolve();
+        });
+        if (child.connected) child.disconnect();
+        else child.kill();
       }),
   };
 }

@@ -123,6 +123,8 @@ describe('tuneWindow for a stream alone on a fast path', () => {
 
   test('it grows when alone even before any round trip was measured, but never beyond maxWindow or the budget', () => {
     assert.equal(tuneWindow({ ...base, minRtt: null, samples: 0, current: 256 * 1024, solo: true }), 512 * 1024);
+    // One slow first sample (a cold peer) is not yet a verdict on the path.
+    assert.equal(tuneWindow({ ...base, minRtt: 12, samples: 1, current: 256 * 1024, solo: true }), 512 * 1024);
     assert.equal(tuneWindow({ ...base, current: 256 * 1024, maxWindow: 300 * 1024, solo: true }), 300 * 1024);
     assert.equal(tuneWindow({ ...base, current: 256 * 1024, budgetLeft: 0, solo: true }), 256 * 1024);
   });

@@ -54,7 +54,10 @@ export interface WindowTuningInput {
 /** The window size to use from now on. */
 export function tuneWindow(input: WindowTuningInput): number {
   const { current, elapsedMs, minRtt, samples, initialWindow, maxWindow, budgetLeft } = input;
-  if (input.solo && (minRtt === null || minRtt < MIN_RTT_FOR_GROWTH_MS)) {
+  // Until enough samples arrive the path is unknown; a lone stream may grow meanwhile (a slow
+  // first sample from a cold peer must not hold it at the initial window).
+  const fastOrUnknown = minRtt === null || samples < MIN_RTT_SAMPLES || minRtt < MIN_RTT_FOR_GROWTH_MS;
+  if (input.solo && fastOrUnknown) {
     const cap = Math.max(initialWindow, Math.min(SOLO_WINDOW, maxWindow));
     if (current >= cap) return cap;
     const extra = Math.min(current, cap - current, budgetLeft);
