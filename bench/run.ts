@@ -28,9 +28,9 @@ const SCENARIOS: [name: string, run: Scenario, implementations: Implementation[]
   ['wan', scenarios.wan, ['mux', 'raw']],
 ];
 
-/** Discarded warm-up runs go on for at least this long per implementation (half in --quick; at most WARM_UP_MAX_RUNS). */
-const WARM_UP_MS = 1500;
-const WARM_UP_MAX_RUNS = 5;
+/** Discarded warm-up runs go on for at least this long per implementation (at most WARM_UP_MAX_RUNS): V8 reaches its fast tiers on these hot paths only after a few million calls. */
+const WARM_UP_MS = 2000;
+const WARM_UP_MAX_RUNS = 20;
 const WAN_DELAY_MS = 50;
 // Linux's default ceiling for a TCP receive buffer (net.ipv4.tcp_rmem max): the window a
 // real path would allow raw TCP.
@@ -80,7 +80,7 @@ async function main(): Promise<void> {
   for (const [name, run, implementations] of SCENARIOS) {
     if (only && !only.has(name)) continue;
     results[name] = {};
-    raw[name] = await measure(name, run, implementations, sizes, reps, values.quick ? WARM_UP_MS / 2 : WARM_UP_MS);
+    raw[name] = await measure(name, run, implementations, sizes, reps, WARM_UP_MS);
     for (const [implementation, samples] of Object.entries(raw[name])) {
       const figures: Record<string, number> = {};
       for (const key of Object.keys(samples[0] ?? {})) figures[key] = median(samples.map((s) => s[key]!));
