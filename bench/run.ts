@@ -51,7 +51,7 @@ async function withProxy<T>(targetPort: number, body: (port: number) => Promise<
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 function format(value: number | undefined): string {
@@ -83,7 +83,7 @@ async function main(): Promise<void> {
     raw[name] = await measure(name, run, implementations, sizes, reps, WARM_UP_MS);
     for (const [implementation, samples] of Object.entries(raw[name])) {
       const figures: Record<string, number> = {};
-      for (const key of Object.keys(samples[0] ?? {})) figures[key] = median(samples.map((s) => s[key]!));
+      for (const key of Object.keys(samples[0] ?? {})) figures[key] = median(samples.map((s) => s[key]));
       results[name][implementation] = figures;
       if (values.verbose) console.log(`  ${name}/${implementation} samples: ${JSON.stringify(samples)}`);
     }
@@ -143,7 +143,7 @@ async function measure(
     for (let rep = 0; rep < reps; rep++) {
       for (const implementation of implementations) {
         const figures = await attempt(implementation, sizes);
-        if (figures) samples[implementation]!.push(figures);
+        if (figures) samples[implementation].push(figures);
       }
     }
   } finally {
@@ -158,7 +158,7 @@ function printScenario(name: string, byImplementation: Record<string, Record<str
     if (metric === 'kept') continue;
     const raw = byImplementation.raw?.[metric];
     const h2 = byImplementation.http2?.[metric];
-    const ratio = (base: number | undefined): string => (base ? `${(mux[metric]! / base).toFixed(2)}×` : '-');
+    const ratio = (base: number | undefined): string => (base ? `${(mux[metric] / base).toFixed(2)}×` : '-');
     console.log(
       `${name.padEnd(12)} ${metric.padEnd(16)} mux ${format(mux[metric]).padStart(12)}  raw ${format(raw).padStart(12)}  http2 ${format(h2).padStart(12)}  mux/raw ${ratio(raw).padStart(7)}  mux/http2 ${ratio(h2).padStart(7)}`,
     );

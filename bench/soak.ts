@@ -109,8 +109,8 @@ async function main(): Promise<void> {
   for (const error of errors) console.log(`  ${error}`);
   console.log('heap (heapUsed + external):');
   for (const s of samples) console.log(`  ${s.minute.toFixed(1).padStart(5)} min  client ${mib(s.client).padStart(10)}  server ${mib(s.server).padStart(10)}`);
-  const first = samples[0]!;
-  const last = samples[samples.length - 1]!;
+  const first = samples[0];
+  const last = samples[samples.length - 1];
   console.log(`heap change: client ${mib(last.client - first.client)}, server ${mib(last.server - first.server)}`);
   if (errors.length > 0) process.exitCode = 1;
 }

@@ -7,7 +7,7 @@ import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import type { Duplex } from 'node:stream';
-import { MuxClient, type MuxStream } from '../src/index';
+import { MuxClient } from '../src/index';
 
 export type Implementation = 'mux' | 'raw' | 'http2';
 export type Mode = 'sink' | 'echo' | 'idle';
@@ -76,7 +76,7 @@ async function connectMux(port: number): Promise<Connection> {
   });
   client.on('error', () => {});
   return {
-    open: (mode) => client.StreamPool.createStream({ mode }) as Promise<MuxStream>,
+    open: (mode) => client.StreamPool.createStream({ mode }),
     close: () => new Promise((resolve) => {
       client.destroy();
       resolve();

@@ -80,7 +80,7 @@ describe('authenticate', () => {
     await nextEvent(client, 'connect');
     const [serverCon] = (await connection) as [MuxConnection];
     assert.equal(calls.length, 1);
-    const [hello, info] = calls[0]!;
+    const [hello, info] = calls[0];
     assert.deepEqual(hello, { token: SECRET, user: 'alice' });
     assert.equal(info.remoteAddress, HOST);
     assert.equal(typeof info.remotePort, 'number');
@@ -149,7 +149,7 @@ describe('authenticate', () => {
       assert.equal(connected(), 0);
       await waitFor(() => clientErrors.length === 1, 2000, 'clientError');
       assert.ok(clientErrors[0] instanceof MuxError);
-      assert.equal((clientErrors[0] as MuxError).code, 'ERR_AUTH_FAILED');
+      assert.equal((clientErrors[0]).code, 'ERR_AUTH_FAILED');
       await delay(50);
       assert.deepEqual(serverEvents.names, [], 'neither connection nor error on the server');
       assert.equal(server.connectionCount, 0);
@@ -182,9 +182,9 @@ describe('authenticate', () => {
 
     decide(true);
     await peer.frameOf(FrameType.ACCEPT, 1);
-    assert.equal(peer.frames[0]!.type, FrameType.HELLO, 'the HELLO comes first');
+    assert.equal(peer.frames[0].type, FrameType.HELLO, 'the HELLO comes first');
     assert.deepEqual(order, ['connection', 'stream']);
-    assert.equal((await collect(streams[0]!)).toString(), 'sent before being let in');
+    assert.equal((await collect(streams[0])).toString(), 'sent before being let in');
     assert.deepEqual(serverEvents.names, ['connection']);
   });
 
@@ -204,7 +204,7 @@ describe('authenticate', () => {
       peer.frames.map((f) => f.type),
       [FrameType.GO_AWAY],
     );
-    assert.equal(codeOf(peer.frames[0]!).code, WireErrorCode.AUTH_FAILED);
+    assert.equal(codeOf(peer.frames[0]).code, WireErrorCode.AUTH_FAILED);
     assert.equal(peer.decodeError, null, 'the magic came first');
     await waitFor(() => clientErrors.length === 1, 2000, 'clientError');
     assert.deepEqual(serverEvents.names, []);
@@ -235,8 +235,8 @@ describe('acceptStream', () => {
     t.after(() => setup.cleanup());
     await openPair(setup.client, setup.serverCon, { route: '/files', n: 1 });
     assert.equal(calls.length, 1);
-    assert.deepEqual(calls[0]![0], { route: '/files', n: 1 });
-    assert.equal(calls[0]![1], setup.serverCon);
+    assert.deepEqual(calls[0][0], { route: '/files', n: 1 });
+    assert.equal(calls[0][1], setup.serverCon);
   });
 
   test("the client's acceptStream gets the meta and the client itself, and can refuse the server's streams", T, async (t) => {

@@ -218,7 +218,7 @@ describe('decoder round trips', () => {
     ];
     const frames = decodeOk(samples.map((s) => s.bytes), limits);
     assert.equal(frames.length, 4);
-    assert.ok(frames[0]!.kind === 'frame' && frames[0]!.payload.equals(big));
+    assert.ok(frames[0].kind === 'frame' && frames[0].payload.equals(big));
     assert.deepEqual(frames.slice(1), expectedOf(samples.slice(1)));
   });
 
@@ -234,7 +234,7 @@ describe('decoder round trips', () => {
   test('decodes two back-to-back frames split at every offset', () => {
     const samples = oneOfEach();
     for (let i = 0; i < samples.length; i++) {
-      const pair = [samples[i]!, samples[(i + 1) % samples.length]!];
+      const pair = [samples[i], samples[(i + 1) % samples.length]];
       const bytes = concat(pair);
       for (let offset = 0; offset <= bytes.length; offset++) {
         assert.deepEqual(decodeOk(splitAt(bytes, [offset])), expectedOf(pair), `pair ${i} split at ${offset}`);
@@ -288,7 +288,7 @@ describe('decoder round trips', () => {
       (i: number) => control(FrameType.PING, Flag.ACK, 0, wire().u64(BigInt(i)).bytes()),
       (i: number, id: number) => control(FrameType.RESET, 0, id, encodeCodeAndReason(i, `r${i}`)),
     ];
-    const samples = Array.from({ length: 10_000 }, (_, i) => make[i % make.length]!(i, 1 + 2 * (i % 500)));
+    const samples = Array.from({ length: 10_000 }, (_, i) => make[i % make.length](i, 1 + 2 * (i % 500)));
     const bytes = concat(samples);
     const outcome = decodeChunks([bytes]);
     assert.equal(outcome.error, null);
@@ -320,9 +320,9 @@ describe('decoder round trips', () => {
     const sink: FrameSink = { onData: (_id, _flags, piece) => void pieces.push(piece), onControl() {}, onOversizeOpen() {} };
     new FrameDecoder(sink, TEST_LIMITS, { expectMagic: false }).push(chunk);
     assert.equal(pieces.length, 1);
-    assert.equal(pieces[0]!.buffer, chunk.buffer);
-    assert.equal(pieces[0]!.byteOffset, chunk.byteOffset + 12);
-    assert.equal(pieces[0]!.toString(), 'zero-copy payload');
+    assert.equal(pieces[0].buffer, chunk.buffer);
+    assert.equal(pieces[0].byteOffset, chunk.byteOffset + 12);
+    assert.equal(pieces[0].toString(), 'zero-copy payload');
   });
 
   test('delivers the DATA that has arrived before the rest of the frame', () => {
@@ -402,7 +402,7 @@ describe('decoder matches the DataView reference decoder', () => {
     const prefixes = [Buffer.alloc(0), MAGIC, Buffer.from('TSMX\x01', 'latin1'), Buffer.from([1])];
     fc.assert(
       fc.property(fc.constantFrom(...prefixes.keys()), fc.uint8Array({ maxLength: 300 }), fc.integer({ min: 1, max: 40 }), (p, random, step) => {
-        const whole = Buffer.concat([prefixes[p]!, random]);
+        const whole = Buffer.concat([prefixes[p], random]);
         const expectMagic = p === 0 || p === 1 || p === 2;
         const offsets = Array.from({ length: Math.floor(whole.length / step) }, (_, i) => (i + 1) * step);
         // decodeChunks rethrows anything that is not a MuxError, failing the property.
@@ -624,8 +624,7 @@ describe('decoder pause and resume', () => {
   test('pause() in the middle of a DATA frame holds the rest of its payload', () => {
     const frame = data(9, Buffer.from('first-second'), true).bytes;
     const pieces: string[] = [];
-    let decoder!: FrameDecoder;
-    decoder = new FrameDecoder(
+    const decoder: FrameDecoder = new FrameDecoder(
       {
         onData(_id, _flags, piece, last) {
           pieces.push(`${piece.toString()}${last ? '|' : ''}`);
@@ -649,8 +648,7 @@ describe('decoder pause and resume', () => {
     const samples = [control(FrameType.ACCEPT, 0, 1), control(FrameType.ACCEPT, 0, 3), control(FrameType.ACCEPT, 0, 5)];
     const seen: string[] = [];
     let depth = 0;
-    let decoder!: FrameDecoder;
-    decoder = new FrameDecoder(
+    const decoder: FrameDecoder = new FrameDecoder(
       {
         onControl(_type, _flags, id) {
           depth++;
@@ -687,8 +685,7 @@ describe('decoder pause and resume', () => {
 
   test('a push from inside a callback is decoded after that callback returns', () => {
     const seen: string[] = [];
-    let decoder!: FrameDecoder;
-    decoder = new FrameDecoder(
+    const decoder: FrameDecoder = new FrameDecoder(
       {
         onControl(_type, _flags, id) {
           seen.push(`start ${id}`);

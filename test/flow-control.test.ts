@@ -134,7 +134,7 @@ for (const transport of transports) {
       const pair = await connect(t, transport);
       const bulk = await openPair(pair.client, pair.server, 'bulk');
       const chat = await openPair(pair.client, pair.server, 'chat');
-      chat.remote.pipe(chat.remote as unknown as NodeJS.WritableStream); // echo
+      chat.remote.pipe(chat.remote); // echo
       const payload = randomBytes(24 * 1024 * 1024);
       let bulkDone = false;
       const bulkReceived = collect(bulk.remote, 15_000).then((bytes) => {

@@ -57,7 +57,7 @@ class Rng {
     return this.next() < p;
   }
   pick<T>(items: readonly T[]): T {
-    return items[Math.floor(this.next() * items.length)]!;
+    return items[Math.floor(this.next() * items.length)];
   }
   bytes(n: number): Buffer {
     const out = Buffer.allocUnsafe(n);
@@ -268,7 +268,7 @@ function sampleStats(con: MuxConnection): { max: ConnectionStats; stop(): void }
     const s = con.stats();
     for (const key of Object.keys(s) as (keyof ConnectionStats)[]) {
       const value = s[key];
-      if (typeof value === 'number' && value > ((max[key] as number | null) ?? 0)) (max as Record<string, unknown>)[key] = value;
+      if (typeof value === 'number' && value > ((max[key]) ?? 0)) (max as Record<string, unknown>)[key] = value;
     }
   };
   // Added after the connection's own `data` listener: runs once each chunk is processed.
@@ -398,7 +398,7 @@ function validSequence(rng: Rng): Buffer[] {
         frames.push(encodeFrame(FrameType.DATA, 0, rng.pick(open), rng.bytes(rng.int(0, 4096))));
         break;
       case 'fin': {
-        const id = open.splice(rng.int(0, open.length - 1), 1)[0]!;
+        const id = open.splice(rng.int(0, open.length - 1), 1)[0];
         frames.push(encodeFrame(FrameType.DATA, Flag.FIN, id, rng.bytes(rng.int(0, 64))));
         break;
       }
@@ -409,7 +409,7 @@ function validSequence(rng: Rng): Buffer[] {
         frames.push(encodeFrame(FrameType.PING, rng.chance(0.3) ? Flag.ACK : 0, 0, rng.bytes(8)));
         break;
       case 'reset': {
-        const id = open.splice(rng.int(0, open.length - 1), 1)[0]!;
+        const id = open.splice(rng.int(0, open.length - 1), 1)[0];
         frames.push(encodeFrame(FrameType.RESET, 0, id, encodeCodeAndReason(WireErrorCode.CANCEL, 'fuzz')));
         break;
       }
@@ -429,7 +429,7 @@ function mutate(rng: Rng, input: Buffer[]): { bytes: Buffer; applied: string[] }
   let truncateAt: number | null = null;
   for (let k = 0; k < n && frames.length > 0; k++) {
     const i = rng.int(0, frames.length - 1);
-    const f = frames[i]!;
+    const f = frames[i];
     let m = rng.pick(MUTATIONS);
     // Header fields exist only on whole frames (not on the magic or inserted noise).
     if (f.length < 12 && ['type', 'length', 'id', 'flags', 'version'].includes(m)) m = 'flip';
@@ -461,7 +461,7 @@ function mutate(rng: Rng, input: Buffer[]): { bytes: Buffer; applied: string[] }
         break;
       case 'swap': {
         const j = rng.int(0, frames.length - 1);
-        [frames[i], frames[j]] = [frames[j]!, frames[i]!];
+        [frames[i], frames[j]] = [frames[j], frames[i]];
         break;
       }
       case 'insert':
@@ -739,7 +739,7 @@ describe('fuzzing a live server', () => {
       while (Date.now() < deadline) {
         const name = local.pick(names);
         try {
-          const complaint = await withTimeout(SESSIONS[name]!(local, w.port), 10_000, `fuzz session ${name}`);
+          const complaint = await withTimeout(SESSIONS[name](local, w.port), 10_000, `fuzz session ${name}`);
           if (complaint) failures.push(`${name}: ${complaint} (${context})`);
         } catch (err) {
           failures.push(`fuzz session ${name} itself failed (${context}): ${err instanceof Error ? err.message : String(err)}`);
@@ -754,7 +754,7 @@ describe('fuzzing a live server', () => {
         await peer.write(helloBytes(kind === 'quiet' ? null : { kind }));
         await openFlood(peer, 100_000);
         await Promise.race([peer.closed, waitFor(() => peer.sink.count(FrameType.REFUSE) >= 100_000 - 32, 10_000, 'refusals').catch(() => {})]);
-        if (peer.decodeError) failures.push(`the server's answer to a flood did not decode: ${String(peer.decodeError)}`);
+        if (peer.decodeError) failures.push(`the server's answer to a flood did not decode: ${peer.decodeError instanceof Error ? peer.decodeError.message : 'not an Error'}`);
         peer.destroy();
         sessions++;
       }

@@ -23,7 +23,7 @@ function specRanges(): Map<string, [number, number]> {
   const spec = readFileSync(path.join(__dirname, '..', 'PROTOCOL.md'), 'utf8');
   const section = spec.slice(spec.indexOf('## 4. HELLO settings'), spec.indexOf('## 5.'));
   const ranges = new Map<string, [number, number]>();
-  for (const m of section.matchAll(/^\| `(\w+)` *\| integer *\| (\d+)\.\.2\^31-1 /gm)) ranges.set(m[1]!, [Number(m[2]), 2 ** 31 - 1]);
+  for (const m of section.matchAll(/^\| `(\w+)` *\| integer *\| (\d+)\.\.2\^31-1 /gm)) ranges.set(m[1], [Number(m[2]), 2 ** 31 - 1]);
   return ranges;
 }
 

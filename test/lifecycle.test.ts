@@ -36,7 +36,7 @@ describe('graceful close', () => {
       // Every direction of both streams has data in flight when close() is called.
       const received = [collect(up.remote), collect(down.remote), collect(up.local), collect(down.local)];
       const writers = [up.local, down.local, up.remote, down.remote];
-      writers.forEach((s, i) => s.write(halves(payloads[i % 2]!)[0]));
+      writers.forEach((s, i) => s.write(halves(payloads[i % 2])[0]));
 
       const order: string[] = [];
       const events = [recordEvents(client, ['goaway', 'error', 'close']), recordEvents(serverCon, ['goaway', 'error', 'close'])];
@@ -60,9 +60,9 @@ describe('graceful close', () => {
       }
       assert.ok(!order.length, 'nothing closed while streams are open');
 
-      writers.forEach((s, i) => s.end(halves(payloads[i % 2]!)[1]));
+      writers.forEach((s, i) => s.end(halves(payloads[i % 2])[1]));
       const bytes = await withTimeout(Promise.all(received), 10_000, 'the streams in flight to finish');
-      bytes.forEach((b, i) => assert.equal(sha256(b), sha256(payloads[i % 2]!), `direction ${i} intact`));
+      bytes.forEach((b, i) => assert.equal(sha256(b), sha256(payloads[i % 2]), `direction ${i} intact`));
       order.push('streams done');
 
       await withTimeout(closed, 5000, 'the close callback');
@@ -260,7 +260,7 @@ describe('close() and destroy() are idempotent in every state', () => {
       const calls: number[] = [];
       const cb = (): ((err?: Error) => void) => {
         const index = calls.push(0) - 1;
-        return () => calls[index]!++;
+        return () => calls[index]++;
       };
       for (const call of scenario.calls) call(con, cb);
       await waitFor(() => events.names.includes('close'), 5000, 'close');

@@ -157,7 +157,7 @@ describe('maxMetaBytes', () => {
       [[3, { fits: true }]],
     );
     peer.data(3, 'hello', true);
-    assert.equal((await collect(delivered[0]!)).toString(), 'hello');
+    assert.equal((await collect(delivered[0])).toString(), 'hello');
     assert.deepEqual(conEvents.names, []);
     assert.equal(peer.framesOf(FrameType.GO_AWAY).length, 0);
   });
@@ -171,7 +171,7 @@ describe('maxPendingStreams', () => {
 
     const opens = [0, 1, 2, 3, 4].map((i) => client.StreamPool.createStream({ i }));
     for (const i of [3, 4]) {
-      await assert.rejects(withTimeout(opens[i]!, 5000, `open ${i}`), (err: unknown) => {
+      await assert.rejects(withTimeout(opens[i], 5000, `open ${i}`), (err: unknown) => {
         assert.ok(err instanceof MuxError);
         assert.equal(err.code, 'ERR_STREAM_LIMIT');
         return true;
@@ -241,7 +241,7 @@ describe('frame and window violations', () => {
       await withTimeout(peer.closed, 5000, 'the server to close the raw connection');
       const goAways = peer.framesOf(FrameType.GO_AWAY);
       assert.equal(goAways.length, 1);
-      assert.equal(codeOf(goAways[0]!).code, wireCode);
+      assert.equal(codeOf(goAways[0]).code, wireCode);
       assert.equal(peer.frames.at(-1), goAways[0], 'the GO_AWAY is the last frame');
 
       // The well-behaved client was not touched and still moves data.
@@ -298,7 +298,7 @@ describe('maxBufferedBytes', () => {
       15_000,
       'every stream to arrive',
     );
-    received.forEach((bytes, i) => assert.equal(sha256(bytes), sha256(payloads[i]!), `stream ${i} intact`));
+    received.forEach((bytes, i) => assert.equal(sha256(bytes), sha256(payloads[i]), `stream ${i} intact`));
     assert.ok(peak <= BUDGET + WINDOW, `peak unread ${peak} bytes while reading`);
     assert.equal(serverCon.stats().bufferedIn, 0);
   });

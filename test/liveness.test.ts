@@ -27,7 +27,7 @@ function fakeHost(): LivenessHost & { frames: Buffer[]; moved: number; timeouts:
 
 /** Answers the last PING the host sent, as the peer would. */
 function answerLastPing(liveness: Liveness, host: ReturnType<typeof fakeHost>): void {
-  const frame = host.frames[host.frames.length - 1]!;
+  const frame = host.frames[host.frames.length - 1];
   assert.equal(frame[1], FrameType.PING);
   assert.equal(frame.readUInt16BE(2) & Flag.ACK, 0, 'a request, not an answer');
   liveness.onPing(Flag.ACK, frame.subarray(HEADER_LENGTH));
@@ -62,7 +62,7 @@ describe('Liveness round-trip samples', () => {
     const liveness = new Liveness(host, 0, 1000, 1024);
     const payload = Buffer.from('0102030405060708', 'hex');
     liveness.onPing(0, payload);
-    const answer = host.frames[0]!;
+    const answer = host.frames[0];
     assert.equal(answer[1], FrameType.PING);
     assert.equal(answer.readUInt16BE(2), Flag.ACK);
     assert.deepEqual(answer.subarray(HEADER_LENGTH), payload);
@@ -97,7 +97,7 @@ describe('Liveness while reading is paused', () => {
     liveness.tick(); // quiet again: a new ping
     liveness.expire(); // and nothing arrived this time
     assert.equal(host.timeouts.length, 1);
-    assert.equal(host.timeouts[0]!.code, 'ERR_KEEPALIVE_TIMEOUT');
+    assert.equal(host.timeouts[0].code, 'ERR_KEEPALIVE_TIMEOUT');
     liveness.stop(new Error('done'));
   });
 });

@@ -29,7 +29,7 @@ async function connectSpied(t: TestContext, options: { server?: MuxServerOptions
   const noDelayOn = (socket: net.Socket): boolean => {
     const calls = callsOn(socket);
     if (calls.length === 0) return false;
-    const last = calls[calls.length - 1]!;
+    const last = calls[calls.length - 1];
     return last.length === 0 || last[0] === undefined || last[0] === true;
   };
   return { setup, serverSocket, clientSocket, callsOn, noDelayOn };

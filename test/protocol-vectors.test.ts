@@ -31,17 +31,17 @@ function parseVectors(markdown: string): Vector[] {
   const vectors: Vector[] = [];
   const lines = markdown.split(/\r?\n/);
   for (let i = 0; i < lines.length; i++) {
-    const head = /^vector ([a-z0-9-]+): ?(.*)$/.exec(lines[i]!);
+    const head = /^vector ([a-z0-9-]+): ?(.*)$/.exec(lines[i]);
     if (!head) continue;
     const fields = new Map<string, string>();
-    for (i++; i < lines.length && lines[i]!.trim() !== '' && !lines[i]!.startsWith('```'); i++) {
-      const field = /^([a-z-]+): (.*)$/.exec(lines[i]!);
+    for (i++; i < lines.length && lines[i].trim() !== '' && !lines[i].startsWith('```'); i++) {
+      const field = /^([a-z-]+): (.*)$/.exec(lines[i]);
       // A malformed line is kept under a key no check accepts, so the vector fails.
-      if (field) fields.set(field[1]!, field[2]!);
-      else fields.set(`malformed line "${lines[i]!}"`, '');
+      if (field) fields.set(field[1], field[2]);
+      else fields.set(`malformed line "${lines[i]}"`, '');
     }
     i--;
-    vectors.push({ name: head[1]!, hex: head[2]!, fields });
+    vectors.push({ name: head[1], hex: head[2], fields });
   }
   return vectors;
 }
@@ -62,11 +62,11 @@ function describeVector(vector: Vector): Described {
   if (preface !== undefined && preface !== 'TSMX') throw new Error(`preface must be TSMX, got ${preface}`);
   const header = /^type=([A-Z_]+) flags=([A-Z|]+|none) stream=(\d+) length=(\d+)$/.exec(vector.fields.get('header') ?? '');
   if (!header) throw new Error('missing or malformed header line');
-  const type = (FrameType as unknown as Record<string, number>)[header[1]!];
+  const type = (FrameType as unknown as Record<string, number>)[header[1]];
   if (type === undefined) throw new Error(`unknown frame type ${header[1]}`);
   let flags = 0;
   if (header[2] !== 'none') {
-    for (const name of header[2]!.split('|')) {
+    for (const name of header[2].split('|')) {
       const bit = (Flag as unknown as Record<string, number>)[name];
       if (bit === undefined) throw new Error(`unknown flag ${name}`);
       flags |= bit;
@@ -77,7 +77,7 @@ function describeVector(vector: Vector): Described {
   if (vector.fields.has('code') !== vector.fields.has('reason')) throw new Error('code and reason go together');
   return {
     preface: preface !== undefined,
-    type: type as FrameType,
+    type: type,
     flags,
     stream: Number(header[3]),
     length: Number(header[4]),
@@ -225,7 +225,7 @@ function checkVector(vector: Vector): string[] {
     decoder.push(bytes);
     if (sink.frames.length !== 1) return [...problems, `decoder gives ${sink.frames.length} frames`];
     if (decoder.bufferedBytes !== 0) problems.push(`${decoder.bufferedBytes} bytes left over after the frame`);
-    const frame = sink.frames[0]!;
+    const frame = sink.frames[0];
     if (frame.kind !== 'frame') return [...problems, 'decoder reports an oversize OPEN'];
     const got = { type: frame.type, flags: frame.flags, stream: frame.streamId, length: frame.payload.length };
     const want = { type: d.type, flags: d.flags, stream: d.stream, length: d.length };
@@ -265,7 +265,7 @@ describe('PROTOCOL.md test vectors', () => {
       const bytes = Buffer.from(vector.hex, 'hex');
       for (let i = 0; i < bytes.length; i++) {
         const edited = Buffer.from(bytes);
-        edited[i]! ^= 0x01;
+        edited[i] ^= 0x01;
         const problems = checkVector({ ...vector, hex: edited.toString('hex') });
         assert.notDeepEqual(problems, [], `${vector.name} with byte ${i} changed passed`);
       }
@@ -306,12 +306,12 @@ describe('PROTOCOL.md test vectors', () => {
   });
 
   test('an unknown key or a malformed line in a vector is reported', () => {
-    const vector = vectors[0]!;
+    const vector = vectors[0];
     assert.notDeepEqual(checkVector({ ...vector, fields: new Map([...vector.fields, ['colour', 'red']]) }), []);
     const [parsed] = parseVectors('vector x: 010500000000000100000000\nheader: type=ACCEPT flags=none stream=1 length=0\nnot a field\n');
-    assert.notDeepEqual(checkVector(parsed!), []);
+    assert.notDeepEqual(checkVector(parsed), []);
     const [good] = parseVectors('vector x: 010500000000000100000000\nheader: type=ACCEPT flags=none stream=1 length=0\n');
-    assert.deepEqual(checkVector(good!), []);
+    assert.deepEqual(checkVector(good), []);
   });
 });
 
@@ -322,7 +322,7 @@ describe('PROTOCOL.md tables', () => {
     const rows = new Map<string, number>();
     const re = new RegExp(`^\\| (${valuePattern}) +\\| ([A-Z_]+) +\\|`, 'gm');
     const table = section.slice(0, section.indexOf('\n\n', section.indexOf('\n|')));
-    for (const match of table.matchAll(re)) rows.set(match[2]!, Number(match[1]));
+    for (const match of table.matchAll(re)) rows.set(match[2], Number(match[1]));
     return rows;
   }
 

@@ -191,8 +191,8 @@ describe('WriteScheduler: control frames first', () => {
       frames.slice(0, 2).map((f) => f.type),
       [FrameType.PING, FrameType.WINDOW_UPDATE],
     );
-    assert.equal(frames[0]!.payload.readUInt32BE(4), 1);
-    assert.equal(frames[1]!.streamId, 7);
+    assert.equal(frames[0].payload.readUInt32BE(4), 1);
+    assert.equal(frames[1].streamId, 7);
     assert.deepEqual(
       frames.slice(2).map((f) => f.type),
       [FrameType.DATA, FrameType.DATA, FrameType.DATA],
@@ -233,7 +233,7 @@ describe('WriteScheduler: control frames first', () => {
     h.scheduler.queueControl(ping(9));
     await settled(h.transport);
     const after = h.frames().slice(before.length);
-    assert.equal(after[0]!.type, FrameType.PING, 'the ping is the first frame after the mark');
+    assert.equal(after[0].type, FrameType.PING, 'the ping is the first frame after the mark');
     assert.equal(after.filter((f) => f.type === FrameType.PING).length, 1);
     assert.deepEqual(joined(dataOf(h.frames(), 1)), pattern(size, 2));
   });
@@ -278,7 +278,7 @@ describe('WriteScheduler: fairness between streams', () => {
     assert.ok(h.transport.batches > 1, 'more than one flush was needed');
     assert.equal(data.length, (2 * size) / frameLimit);
     for (let i = 1; i < data.length; i++) {
-      assert.notEqual(data[i]!.streamId, data[i - 1]!.streamId, `frames ${i - 1} and ${i} both belong to stream ${data[i]!.streamId}`);
+      assert.notEqual(data[i].streamId, data[i - 1].streamId, `frames ${i - 1} and ${i} both belong to stream ${data[i].streamId}`);
     }
     for (const f of data) assert.ok(f.payload.length <= frameLimit);
     assert.deepEqual(joined(dataOf(data, 1)), pattern(size, 1));
@@ -383,7 +383,7 @@ describe('WriteScheduler: FIN', () => {
     await settled(h.transport);
     const frames = h.frames();
     assert.equal(frames.length, 1);
-    assert.deepEqual([frames[0]!.type, frames[0]!.flags, frames[0]!.streamId, frames[0]!.payload.length], [FrameType.DATA, Flag.FIN, 1, 0]);
+    assert.deepEqual([frames[0].type, frames[0].flags, frames[0].streamId, frames[0].payload.length], [FrameType.DATA, Flag.FIN, 1, 0]);
   });
 
   test('FIN waits behind data held back by the send window and goes out with its last byte', async () => {
@@ -463,7 +463,7 @@ describe('WriteScheduler: transport backpressure', () => {
       await settled(h.transport);
     }
     const frames = h.frames();
-    assert.equal(frames[handed]!.type, FrameType.PING, 'the first frame after the drain is the ping');
+    assert.equal(frames[handed].type, FrameType.PING, 'the first frame after the drain is the ping');
     assert.deepEqual(
       frames.slice(0, handed).map((f) => f.type),
       new Array(handed).fill(FrameType.DATA),

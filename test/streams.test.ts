@@ -286,7 +286,7 @@ for (const transport of transports) {
       local.destroy(new Error('reset on purpose'));
       await closed;
       assert.ok(remote.errored instanceof MuxError);
-      assert.equal((remote.errored as MuxError).code, 'ERR_STREAM_RESET');
+      assert.equal((remote.errored).code, 'ERR_STREAM_RESET');
       assert.equal(remote.destroyed, true);
       // The connection carries on.
       const again = await openPair(client, server, 'after the reset');

@@ -212,7 +212,7 @@ describe('keepalive', () => {
     await withTimeout(peer.closed, 5000, 'the raw socket to close');
     const goAway = peer.framesOf(FrameType.GO_AWAY);
     assert.equal(goAway.length, 1);
-    assert.equal(codeOf(goAway[0]!).code, WireErrorCode.KEEPALIVE_TIMEOUT);
+    assert.equal(codeOf(goAway[0]).code, WireErrorCode.KEEPALIVE_TIMEOUT);
   });
 
   test('a client whose server stops reading (a half-open connection) closes with error ERR_KEEPALIVE_TIMEOUT, and its open stream errors', T, async (t) => {
@@ -316,7 +316,7 @@ describe('ping', () => {
     for (let round = 0; round < 10; round++) {
       // 50 at once from each side, then the rest one after another.
       await Promise.all(cons.flatMap((con) => Array.from({ length: 25 }, () => con.ping())));
-      for (let i = 0; i < 50; i++) await cons[i % 2]!.ping();
+      for (let i = 0; i < 50; i++) await cons[i % 2].ping();
     }
 
     assert.deepEqual(pending(), [0, 0], 'no ping is left pending');
@@ -328,7 +328,7 @@ describe('ping', () => {
       assert.equal(stats.bufferedIn, 0);
       assert.equal(stats.pendingStreams, 0);
       assert.equal(stats.streamsOpenLocal + stats.streamsOpenRemote, 0);
-      assert.ok(stats.framesOut > before.stats[i]!.framesOut, 'the pings did go out');
+      assert.ok(stats.framesOut > before.stats[i].framesOut, 'the pings did go out');
     });
   });
 });

@@ -7,7 +7,7 @@ import { test, describe, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { Duplex } from 'node:stream';
 import fc from 'fast-check';
-import { DEFAULTS, MuxConnection, type ConnectionOptions, type MuxStream as PublicMuxStream } from '../src/index';
+import { DEFAULTS, MuxConnection, type ConnectionOptions } from '../src/index';
 import { MIN_RTT_FOR_GROWTH_MS, MIN_RTT_SAMPLES, SOLO_WINDOW, tuneWindow, type WindowTuningInput } from '../src/session/window-tuning';
 import { MuxStream, OpenState, type StreamHost } from '../src/session/stream';
 import { memoryTransport, type ConnectedPair } from './helpers/mux';
@@ -209,8 +209,8 @@ describe('MuxStream receive window', () => {
     arrive(stream, W / 2);
     assert.deepEqual(host.updates, [W / 2]);
     assert.equal(host.tuneCalls.length, 1);
-    assert.equal(host.tuneCalls[0]!.current, W);
-    assert.ok(host.tuneCalls[0]!.elapsedMs >= 0, 'elapsed time since the last grant is not negative');
+    assert.equal(host.tuneCalls[0].current, W);
+    assert.ok(host.tuneCalls[0].elapsedMs >= 0, 'elapsed time since the last grant is not negative');
     assert.deepEqual(host.resized, [], 'the window did not change size');
     assert.deepEqual(stream.stats().receiveWindow, W, 'the peer may again send a whole window');
     assert.equal(stream.stats().receiveWindowSize, W);
@@ -369,7 +369,7 @@ async function delayedPair(t: TestContext, ms: number, options: Omit<ConnectionO
     async cleanup() {
       client.destroy();
       server.destroy();
-      await withTimeout(Promise.all([a, b, delayed].map((end) => (end.closed ? null : nextEvent(end, 'close', 5000)))), 5000, 'the pipe to close');
+      await withTimeout(Promise.all([a, b, delayed].map((end) => (end.closed ? Promise.resolve() : nextEvent(end, 'close', 5000)))), 5000, 'the pipe to close');
     },
   };
   t.after(() => pair.cleanup());
@@ -397,7 +397,7 @@ async function sampledTransfer(pair: ConnectedPair, total: number): Promise<Tran
   const chunk = Buffer.alloc(64 * KiB, 7);
   const report: TransferReport = { received: 0, samples: 0, maxWindow: 0, maxBuffered: 0, overWindow: [], windows: new Set() };
   const sample = (): void => {
-    const { receiveWindowSize, bufferedBytes } = (remote as PublicMuxStream).stats();
+    const { receiveWindowSize, bufferedBytes } = (remote).stats();
     const { bufferedIn } = pair.server.stats();
     report.samples++;
     report.windows.add(receiveWindowSize);

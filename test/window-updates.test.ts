@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { MuxConnection, MuxStream } from '../src/index';
+import type { MuxStream } from '../src/index';
 import { WINDOW_UPDATE_STEP } from '../src/session/window-tuning';
 import { nextEvent, waitFor } from './helpers/async';
 import { FrameType, rawClientForTest, serveForTest } from './helpers/wire-peer';
@@ -20,7 +20,7 @@ function increments(frames: { payload: Buffer }[]): number[] {
 async function consumeOnServer(t: Parameters<typeof serveForTest>[0], window: number, bytes: number) {
   const { server, port } = await serveForTest(t, { initialWindow: window, maxWindow: window });
   const { peer, con } = await rawClientForTest(t, server, port);
-  const opened = nextEvent(con as MuxConnection, 'stream');
+  const opened = nextEvent(con, 'stream');
   peer.open(1, 'window');
   const [stream] = (await opened) as [MuxStream];
   let received = 0;

@@ -17,14 +17,14 @@ export class ChunkQueue {
 
   /** Length of the first chunk (0 when empty). */
   get headLength(): number {
-    return this.head < this.chunks.length ? this.chunks[this.head]!.length : 0;
+    return this.head < this.chunks.length ? this.chunks[this.head].length : 0;
   }
 
   /** Removes exactly `n` bytes (at most {@link bytes}) from the front. */
   take(n: number): Buffer {
     this.bytes -= n;
     // No local alias of this.chunks: shift() may replace the array while we copy.
-    const first = this.chunks[this.head]!;
+    const first = this.chunks[this.head];
     if (n === first.length) return this.shift();
     if (n < first.length) {
       this.chunks[this.head] = first.subarray(n);
@@ -33,7 +33,7 @@ export class ChunkQueue {
     const out = Buffer.allocUnsafe(n);
     let offset = 0;
     while (offset < n) {
-      const chunk = this.chunks[this.head]!;
+      const chunk = this.chunks[this.head];
       const size = Math.min(chunk.length, n - offset);
       out.set(size === chunk.length ? chunk : chunk.subarray(0, size), offset);
       offset += size;
@@ -50,7 +50,7 @@ export class ChunkQueue {
   }
 
   private shift(): Buffer {
-    const chunk = this.chunks[this.head]!;
+    const chunk = this.chunks[this.head];
     this.chunks[this.head++] = EMPTY;
     if (this.head === this.chunks.length) {
       this.chunks.length = 0;

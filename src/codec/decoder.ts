@@ -173,14 +173,14 @@ export class FrameDecoder {
 
   private readHeader(): void {
     const header = this.consume(HEADER_LENGTH);
-    const version = header[0]!;
+    const version = header[0];
     if (version !== PROTOCOL_VERSION) {
       throw new MuxError(
         'ERR_VERSION_MISMATCH',
         `peer speaks protocol version ${version}; this side speaks version ${PROTOCOL_VERSION}`,
       );
     }
-    const type = header[1]! as FrameType;
+    const type = header[1] as FrameType;
     const flags = header.readUInt16BE(2);
     const streamId = header.readUInt32BE(4);
     const length = header.readUInt32BE(8);

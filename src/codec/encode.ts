@@ -58,6 +58,6 @@ export function encodeWindowUpdate(streamId: number, increment: number): Buffer 
 // Cuts at a code-point boundary so the receiver never sees a broken character.
 function truncateUtf8(bytes: Buffer, max: number): Buffer {
   let end = max;
-  while (end > 0 && (bytes[end]! & 0xc0) === 0x80) end--;
+  while (end > 0 && (bytes[end] & 0xc0) === 0x80) end--;
   return bytes.subarray(0, end);
 }

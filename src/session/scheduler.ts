@@ -100,7 +100,7 @@ export class WriteScheduler {
           continue;
         }
         if (this.readyHead >= this.ready.length || budget <= 0 || maxDataFrames === 0) break;
-        const stream = this.ready[this.readyHead++]!;
+        const stream = this.ready[this.readyHead++];
         stream.queuedForSend = false;
         const payload = stream.takeFrame(frameLimit);
         if (payload === null) continue;
@@ -147,7 +147,7 @@ export class WriteScheduler {
     this.control.length = 0;
     this.controlHead = 0;
     this.controlBytes = 0;
-    for (let i = this.readyHead; i < this.ready.length; i++) this.ready[i]!.queuedForSend = false;
+    for (let i = this.readyHead; i < this.ready.length; i++) this.ready[i].queuedForSend = false;
     this.ready.length = 0;
     this.readyHead = 0;
   }
@@ -159,7 +159,7 @@ export class WriteScheduler {
   private writeControl(t: Duplex): boolean {
     let writable = true;
     while (this.controlHead < this.control.length && writable) {
-      const frame = this.control[this.controlHead]!;
+      const frame = this.control[this.controlHead];
       this.control[this.controlHead++] = EMPTY;
       this.controlBytes -= frame.length;
       this.framesOut++;

@@ -112,9 +112,9 @@ class FrameTracker {
   describe(at: number): string {
     if (at < MAGIC_LENGTH) return `magic byte ${at}`;
     let index = -1;
-    for (let k = 0; k < this.starts.length; k++) if (this.starts[k]! <= at) index = k;
+    for (let k = 0; k < this.starts.length; k++) if (this.starts[k] <= at) index = k;
     if (index < 0) return `offset ${at}`;
-    const within = at - this.starts[index]!;
+    const within = at - this.starts[index];
     return within < HEADER_LENGTH ? `frame ${index} header byte ${within}` : `frame ${index} payload byte ${within - HEADER_LENGTH}`;
   }
 }

@@ -135,7 +135,7 @@ export const memoryTransport: Transport = {
         // Bare connections tear down synchronously; the pipe ends close on the next turn.
         client.destroy();
         server.destroy();
-        await withTimeout(Promise.all([a, b].map((end) => (end.closed ? null : nextEvent(end, 'close', 5000)))), 5000, 'the pipe to close');
+        await withTimeout(Promise.all([a, b].map((end) => (end.closed ? Promise.resolve() : nextEvent(end, 'close', 5000)))), 5000, 'the pipe to close');
       },
     };
   },

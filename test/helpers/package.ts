@@ -12,6 +12,7 @@ export type Package = typeof Api;
 const nativeImport = new Function('specifier', 'return import(specifier)') as (specifier: string) => Promise<Record<string | symbol, unknown>>;
 
 export function requirePackage(): Package {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- the point is to load it through require
   return require('tcp-stream-muxer') as Package;
 }
 
