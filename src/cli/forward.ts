@@ -101,14 +101,17 @@ export async function runForward(argv: string[]): Promise<number> {
   log(`listening on ${formatHostPort({ host: address.address, port: address.port })}`);
   log(`forwarding to ${to} via ${formatHostPort(via)}`);
 
+  let stopping = false;
   const code = await new Promise<number>((resolve) => {
     client.on('error', () => {}); // the close below says it
     client.once('close', () => {
+      if (stopping) return;
       log('connection to the server lost');
       resolve(1);
     });
     const remove = onStopSignals(
       () => {
+        stopping = true;
         remove();
         resolve(0);
       },

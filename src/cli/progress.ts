@@ -122,7 +122,12 @@ export class Progress {
   /** A line for the user, above the bars on a TTY. */
   log(line: string): void {
     if (this.stopped || this.mode === 'none') return;
-    if (this.bars) this.bars.log(`${line}\n`);
+    if (this.bars) {
+      // cli-progress writes logged lines over the bars without clearing each row: pad them
+      // to the terminal's width so no remnant of a bar stays visible behind a short line.
+      const width = (this.out as { columns?: number }).columns ?? 80;
+      this.bars.log(`${line.padEnd(width - 1)}\n`);
+    }
     else this.out.write(`${line}\n`);
   }
 

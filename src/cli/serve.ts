@@ -176,7 +176,8 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     });
   });
   server.on('clientError', (err: Error, socket: net.Socket | undefined) => {
-    log(`rejected ${socket?.remoteAddress ?? '?'}: ${describeError(err)}`);
+    const code = (err as { code?: string }).code;
+    log(`rejected client ${socket?.remoteAddress ?? '?'}: ${err.message}${code ? ` [${code}]` : ''}`);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
