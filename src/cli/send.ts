@@ -16,7 +16,7 @@ photos/... under the server's --dir. Each file is verified (size and SHA-256) by
 
 Options:
   --concurrency N   files in flight at once (default 8)
-  --token T         token the server's --token expects
+  --token T         token the server's --token expects (or set TSMUX_TOKEN)
   --tls-ca FILE     connect over TLS, trusting this CA / certificate (PEM)
   --progress MODE   bars | plain | none (default: bars on a terminal, plain otherwise)
   -h, --help        this help
@@ -118,7 +118,7 @@ export async function runSend(argv: string[]): Promise<number> {
   try {
     let client: MuxClient;
     try {
-      client = await connect(target, { token: values.token, tlsCa: values['tls-ca'] });
+      client = await connect(target, { token: values.token ?? process.env.TSMUX_TOKEN, tlsCa: values['tls-ca'] });
     } catch (err) {
       process.stderr.write(`tsmux send: ${describeError(err, target)}\n`);
       return stoppedBy ? signalExitCode(stoppedBy) : 1;
