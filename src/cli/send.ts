@@ -129,8 +129,9 @@ export async function runSend(argv: string[]): Promise<number> {
     const progress = new Progress({ verb: 'sent', totalBytes, totalFiles: files.length, ...(mode ? { mode: mode as ProgressMode } : {}) });
     const outcome = await sendFiles(client, files, { concurrency, progress, signal: controller.signal });
     progress.stop();
-    // Graceful: the resets of aborted streams reach the server before the connection ends.
-    await closeClient(client);
+    // Graceful: the resets of aborted streams reach the server before the connection ends
+    // (if they cannot, the server still deletes the partial files when the connection drops).
+    await closeClient(client, stoppedBy ? 1000 : 3000);
     const failures = [...problems, ...outcome.failures];
     process.stdout.write(
       formatSummary({
