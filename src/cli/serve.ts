@@ -197,10 +197,12 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
 
   async function shutdown(): Promise<void> {
     closing = true;
+    // Stop accepting; connections close gracefully once their streams are done (a finished
+    // transfer's status must still reach the sender).
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     if (transfers.size > 0) log(`shutting down: ${transfers.size} transfer(s) in flight get ${formatDuration(graceMs / 1000)} to finish`);
     const finished = Promise.allSettled([...transfers].map((transfer) => transfer.job));
-    await raceTimeout(finished, graceMs);
+    await raceTimeout(Promise.all([finished, closed]), graceMs);
     await abort();
     await raceTimeout(closed, 1000);
   }
