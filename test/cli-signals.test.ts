@@ -8,6 +8,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, statSync, writeFileSync } from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { FaultProxy } from './helpers/fault-proxy';
 import { waitFor } from './helpers/async';
@@ -79,4 +80,22 @@ test('SIGTERM to serve mid-transfer: a file that finishes within --grace is stor
   assert.deepEqual(listFiles(inbox), ['big.bin']);
   assert.equal(hashFile(path.join(inbox, 'big.bin')), hashFile(path.join(work, 'big.bin')));
   assert.equal((await send.exited()).code, 0, send.stdout + send.stderr);
+});
+
+test('SIGTERM to send while the handshake hangs: exits 143 at once', async (t) => {
+  const work = await tempDir(t, 'hang');
+  writeFileSync(path.join(work, 'a.txt'), 'a');
+  // Accepts TCP and never answers the handshake.
+  const silent = net.createServer((socket) => socket.on('error', () => {}));
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  t.after(() => {
+    silent.close();
+  });
+  const accepted = new Promise((resolve) => silent.once('connection', resolve));
+  const send = spawnCli(t, ['send', `127.0.0.1:${(silent.address() as net.AddressInfo).port}`, 'a.txt'], { cwd: work });
+  await accepted;
+  send.child.kill('SIGTERM');
+  const exit = await send.exited(5000);
+  assert.equal(exit.code, 143);
+  assert.match(send.stderr, /connecting aborted/);
 });

@@ -7,6 +7,8 @@ export interface ConnectOptions {
   token?: string | undefined;
   /** PEM file of the CA (or self-signed certificate) to trust: connect over TLS. */
   tlsCa?: string | undefined;
+  /** Gives up connecting (the promise rejects with ERR_ABORTED). */
+  signal?: AbortSignal | undefined;
 }
 
 /** Connects to a `tsmux serve` and resolves once the handshake (and authentication) is done. */
@@ -15,13 +17,26 @@ export function connect(target: HostPort, options: ConnectOptions): Promise<MuxC
   if (options.token !== undefined) clientOptions.hello = { token: options.token };
   if (options.tlsCa !== undefined) clientOptions.tls = { ca: readFileSync(options.tlsCa) };
   const client = new MuxClient({ ...clientOptions, port: target.port, host: target.host });
+  const { signal } = options;
   return new Promise((resolve, reject) => {
-    const onError = (err: Error): void => reject(err);
+    const onAbort = (): void => {
+      client.off('error', onError);
+      client.on('error', () => {});
+      client.destroy();
+      reject(new MuxError('ERR_ABORTED', 'connecting aborted', { cause: signal?.reason }));
+    };
+    const onError = (err: Error): void => {
+      signal?.removeEventListener('abort', onAbort);
+      reject(err);
+    };
     client.once('error', onError);
     client.once('connect', () => {
+      signal?.removeEventListener('abort', onAbort);
       client.off('error', onError);
       resolve(client);
     });
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
 

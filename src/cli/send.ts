@@ -108,17 +108,23 @@ export async function runSend(argv: string[]): Promise<number> {
 
   const controller = new AbortController();
   let stoppedBy: StopSignal | undefined;
+  let progress: Progress | undefined;
   const removeSignals = onStopSignals(
     (signal) => {
       stoppedBy = signal;
       controller.abort(signal);
     },
-    (signal) => process.exit(signalExitCode(signal)),
+    (signal) => {
+      // A second signal: leave now (the server still deletes partial files when the
+      // connection drops), with the terminal's cursor restored.
+      progress?.stop();
+      process.exit(signalExitCode(signal));
+    },
   );
   try {
     let client: MuxClient;
     try {
-      client = await connect(target, { token: values.token ?? process.env.TSMUX_TOKEN, tlsCa: values['tls-ca'] });
+      client = await connect(target, { token: values.token ?? process.env.TSMUX_TOKEN, tlsCa: values['tls-ca'], signal: controller.signal });
     } catch (err) {
       process.stderr.write(`tsmux send: ${describeError(err, target)}\n`);
       return stoppedBy ? signalExitCode(stoppedBy) : 1;
@@ -126,7 +132,7 @@ export async function runSend(argv: string[]): Promise<number> {
     client.on('error', () => {}); // reported through the transfers and the summary
     const started = Date.now();
     const totalBytes = files.reduce((sum, file) => sum + file.size, 0);
-    const progress = new Progress({ verb: 'sent', totalBytes, totalFiles: files.length, ...(mode ? { mode: mode as ProgressMode } : {}) });
+    progress = new Progress({ verb: 'sent', totalBytes, totalFiles: files.length, ...(mode ? { mode: mode as ProgressMode } : {}) });
     const outcome = await sendFiles(client, files, { concurrency, progress, signal: controller.signal });
     progress.stop();
     // Graceful: the resets of aborted streams reach the server before the connection ends
