@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { hashFile, listFiles, runCli, startServeCli, tempDir } from './helpers/cli';
 
@@ -39,6 +39,10 @@ test('send: a directory tree and a single file over one connection arrive with i
   const expected = makeTree(work);
   writeFileSync(path.join(work, 'single.bin'), randomBytes(2 * MIB));
   expected.set('single.bin', hashFile(path.join(work, 'single.bin')));
+  // A link to a file is sent as that file; a link to a directory is skipped (it could loop).
+  symlinkSync('../single.bin', path.join(work, 'photos', 'link-to-file'));
+  symlinkSync('..', path.join(work, 'photos', 'link-to-dir'));
+  expected.set('photos/link-to-file', expected.get('single.bin')!);
   const { port } = await startServeCli(t, ['--dir', inbox]);
 
   const sent = await runCli(t, ['send', `127.0.0.1:${port}`, 'photos', 'single.bin', '--concurrency', '3'], { cwd: work });
@@ -49,14 +53,15 @@ test('send: a directory tree and a single file over one connection arrive with i
   assert.match(sent.stderr, /^sent photos\/2026\/deep\/er\/city\.jpg 5\.0 MiB in /m);
   assert.match(sent.stderr, /^sent photos\/empty\.txt 0 B in /m);
   assert.doesNotMatch(sent.stderr, /\x1b/);
-  assert.match(sent.stdout, /^7 files sent, 10 MiB in .*, 0 failed$/m);
+  assert.match(sent.stdout, /^8 files sent, 12 MiB in .*, 0 failed$/m);
+  assert.match(sent.stderr, /^tsmux send: skipping photos\/link-to-dir: symbolic link to a directory$/m);
 
   // The same again: every file exists now, each is refused with the reason, nothing changes.
   const beach = path.join(work, 'photos/2026/beach.jpg');
   writeFileSync(beach, randomBytes(1000)); // different content: it must not replace the stored one
   const again = await runCli(t, ['send', `127.0.0.1:${port}`, 'photos'], { cwd: work });
   assert.equal(again.code, 1);
-  assert.match(again.stdout, /^0 files sent, .*, 6 failed$/m);
+  assert.match(again.stdout, /^0 files sent, .*, 7 failed$/m);
   assert.match(again.stdout, /^failed: photos\/2026\/beach\.jpg: .*already exists on the receiver \[ERR_STREAM_REFUSED\]$/m);
   assert.equal(hashFile(path.join(inbox, 'photos/2026/beach.jpg')), expected.get('photos/2026/beach.jpg'));
   assert.deepEqual(listFiles(inbox), [...expected.keys()].sort(), 'no temporary files left behind');

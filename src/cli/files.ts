@@ -17,12 +17,14 @@ export interface SourceFile {
 
 export interface Collected {
   files: SourceFile[];
-  /** Arguments or entries that cannot be sent (missing, special files, links to directories). */
+  /** Arguments or entries that cannot be read: they count as failed files. */
   problems: Failure[];
+  /** Entries inside a directory that are deliberately not sent (links to directories, sockets, ...). */
+  skipped: Failure[];
 }
 
 export async function collectFiles(args: string[]): Promise<Collected> {
-  const collected: Collected = { files: [], problems: [] };
+  const collected: Collected = { files: [], problems: [], skipped: [] };
   for (const arg of args) {
     const full = path.resolve(arg);
     let info;
@@ -66,7 +68,7 @@ async function walk(dir: string, prefix: string, collected: Collected): Promise<
       continue;
     }
     if (info.isFile()) collected.files.push({ path: full, name, size: info.size });
-    else if (info.isDirectory()) collected.problems.push({ name, reason: 'symbolic link to a directory, skipped' });
-    else collected.problems.push({ name, reason: 'not a regular file, skipped' });
+    else if (info.isDirectory()) collected.skipped.push({ name, reason: 'symbolic link to a directory' });
+    else collected.skipped.push({ name, reason: 'not a regular file' });
   }
 }

@@ -12,7 +12,8 @@ export const SEND_HELP = `Usage: tsmux send HOST:PORT FILE|DIR... [options]
 
 Sends files to a \`tsmux serve\`, many at once over ONE connection. A directory is sent
 recursively under its own name, as with scp -r: \`tsmux send host:12345 photos\` stores
-photos/... under the server's --dir. Each file is verified (size and SHA-256) by the server.
+photos/... under the server's --dir (links to files are sent as files; links to directories,
+sockets and devices are skipped). Each file is verified (size and SHA-256) by the server.
 
 Options:
   --concurrency N   files in flight at once (default 8)
@@ -103,8 +104,9 @@ export async function runSend(argv: string[]): Promise<number> {
   const mode = values.progress;
   if (mode !== undefined && mode !== 'bars' && mode !== 'plain' && mode !== 'none') throw new UsageError('--progress: expected bars, plain or none');
 
-  const { files, problems } = await collectFiles(positionals.slice(1));
-  for (const problem of problems) process.stderr.write(`tsmux send: skipping ${problem.name}: ${problem.reason}\n`);
+  const { files, problems, skipped } = await collectFiles(positionals.slice(1));
+  for (const entry of skipped) process.stderr.write(`tsmux send: skipping ${entry.name}: ${entry.reason}\n`);
+  for (const problem of problems) process.stderr.write(`tsmux send: cannot send ${problem.name}: ${problem.reason}\n`);
 
   const controller = new AbortController();
   let stoppedBy: StopSignal | undefined;
