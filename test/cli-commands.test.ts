@@ -5,7 +5,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { CLI, runCli } from './helpers/cli';
 
@@ -45,6 +47,17 @@ test('bad usage exits 2 with the reason and the usage on stderr', async (t) => {
     assert.equal(result.code, 2, args.join(' '));
     assert.match(result.stderr, message, args.join(' '));
   }
+});
+
+test('serve on a port in use: a clear message and exit code 1', async (t) => {
+  const busy = net.createServer();
+  await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+  t.after(() => busy.close());
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'tsmux-busy-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const result = await runCli(t, ['serve', '--port', String((busy.address() as net.AddressInfo).port), '--dir', dir]);
+  assert.equal(result.code, 1);
+  assert.match(result.stderr, /^tsmux serve: .*EADDRINUSE/m);
 });
 
 test('--version prints the package version; the bin is executable with a node shebang', async (t) => {

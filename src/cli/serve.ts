@@ -168,7 +168,7 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     log(`connection from ${con.remoteAddress ?? '?'}:${con.remotePort ?? '?'}`);
     con.on('error', (err: Error) => log(`connection from ${con.remoteAddress ?? '?'}: ${describeError(err)}`));
     con.on('stream', (stream: MuxStream) => {
-      const meta = stream.meta as Meta;
+      const meta = (stream.meta ?? {}) as Meta; // acceptStream admitted only objects
       if (meta.type === 'file') void receive(stream, meta, con);
       else if (meta.type === 'forward') forward(stream, meta);
       else if (options.extra && meta.type === options.extra.type) options.extra.handle(stream, con);
