@@ -28,14 +28,15 @@ interface Setup {
  * is mid-transfer. The stall only has to outlast the signal; a long one would keep this file
  * running (the proxy sleeps through it).
  */
-async function midTransfer(t: TestContext, stallMs: number, serveArgs: string[] = []): Promise<Setup> {
+async function midTransfer(t: TestContext, stallMs: number, serveArgs: string[] = [], sendArgs: string[] = []): Promise<Setup> {
   const work = await tempDir(t, 'signals');
   const inbox = path.join(work, 'inbox');
   writeFileSync(path.join(work, 'big.bin'), randomBytes(6 * MIB));
+  writeFileSync(path.join(work, 'small.txt'), 'queued behind big.bin');
   const { port, proc: serve } = await startServeCli(t, ['--dir', inbox, ...serveArgs]);
   const proxy = await FaultProxy.start(port, { fault: { kind: 'stall', afterBytes: 1 * MIB, ms: stallMs }, directions: ['up'] });
   t.after(() => proxy.close());
-  const send = spawnCli(t, ['send', `127.0.0.1:${proxy.port}`, 'big.bin'], { cwd: work });
+  const send = spawnCli(t, ['send', `127.0.0.1:${proxy.port}`, 'big.bin', ...sendArgs], { cwd: work });
   // The server holds a temporary file with some of the bytes: the transfer is under way.
   await waitFor(() => partials(inbox).some((file) => statSync(path.join(inbox, file)).size > 0), 10_000, 'a partial file on the server');
   return { work, inbox, serve, send };
@@ -61,7 +62,7 @@ test('SIGTERM to send mid-transfer: exit 143, and the server deletes the partial
 });
 
 test('SIGTERM to serve mid-transfer: the transfer is aborted after --grace, the partial file deleted, serve exits 0', async (t) => {
-  const { inbox, send, serve } = await midTransfer(t, 4000, ['--grace', '0.3']);
+  const { inbox, send, serve } = await midTransfer(t, 4000, ['--grace', '0.3'], ['small.txt', '--concurrency', '1']);
   serve.child.kill('SIGTERM');
   const exit = await serve.exited();
   assert.equal(exit.code, 0, serve.stderr);
@@ -70,6 +71,7 @@ test('SIGTERM to serve mid-transfer: the transfer is aborted after --grace, the 
   const sent = await send.exited();
   assert.equal(sent.code, 1);
   assert.match(send.stdout, /^failed: big\.bin: /m);
+  assert.match(send.stdout, /^0 files sent, .*1 failed, 1 not started \(the server is going away\)$/m);
 });
 
 test('SIGTERM to serve mid-transfer: a file that finishes within --grace is stored whole', async (t) => {

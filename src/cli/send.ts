@@ -53,9 +53,14 @@ export async function sendFiles(client: MuxClient, files: SourceFile[], options:
   const outcome: SendOutcome = { sent: 0, bytes: 0, failures: [], notStarted: 0, interrupted: undefined };
   let lost: string | undefined;
   const onClose = (): void => {
-    lost = 'connection lost';
+    lost ??= 'connection lost';
+  };
+  // The server is shutting down: files in flight may finish, no new ones can start.
+  const onGoAway = (): void => {
+    lost ??= 'the server is going away';
   };
   client.once('close', onClose);
+  client.once('goaway', onGoAway);
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < files.length && !signal.aborted && lost === undefined) {
@@ -75,8 +80,12 @@ export async function sendFiles(client: MuxClient, files: SourceFile[], options:
   };
   await Promise.all(Array.from({ length: Math.min(options.concurrency, files.length) }, worker));
   client.off('close', onClose);
+  client.off('goaway', onGoAway);
   outcome.notStarted = files.length - next;
-  outcome.interrupted = signal.aborted ? `interrupted${typeof signal.reason === 'string' ? ` by ${signal.reason}` : ''}` : lost;
+  // A lost connection or a going-away server matters only if it kept files from starting
+  // (files it broke are failures already).
+  if (signal.aborted) outcome.interrupted = `interrupted${typeof signal.reason === 'string' ? ` by ${signal.reason}` : ''}`;
+  else if (outcome.notStarted > 0) outcome.interrupted = lost;
   return outcome;
 }
 
