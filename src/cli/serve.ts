@@ -224,6 +224,10 @@ function printable(value: JsonValue | undefined): string {
   return JSON.stringify(value ?? null).slice(0, 200);
 }
 
+function isLoopback(host: string): boolean {
+  return host === '::1' || host.startsWith('127.') || host === 'localhost';
+}
+
 function raceTimeout(promise: Promise<unknown>, ms: number): Promise<void> {
   return new Promise((resolve) => {
     const timer = setTimeout(resolve, ms);
@@ -285,7 +289,11 @@ export async function runServe(argv: string[]): Promise<number> {
     return 1;
   }
   log(`listening on ${formatHostPort(handle.address)}`);
-  log(`storing files in ${handle.root}${tls ? ', TLS on' : ''}${values.token !== undefined || process.env.TSMUX_TOKEN !== undefined ? ', token required' : ''}`);
+  const token = values.token ?? process.env.TSMUX_TOKEN;
+  if (token === undefined && !isLoopback(handle.address.host)) {
+    process.stderr.write('tsmux serve: warning: no --token, so anyone who can reach this port can store files here\n');
+  }
+  log(`storing files in ${handle.root}${tls ? ', TLS on' : ''}${token !== undefined ? ', token required' : ''}`);
   await new Promise<void>((resolve) => {
     const remove = onStopSignals(
       (signal) => {
