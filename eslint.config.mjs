@@ -38,6 +38,8 @@ export default tseslint.config(
       '@typescript-eslint/no-unsafe-call': 'off',
       '@typescript-eslint/no-unsafe-return': 'off',
       '@typescript-eslint/unbound-method': 'off',
+      // Tests look for ANSI escape sequences in terminal output.
+      'no-control-regex': 'off',
     },
   },
   {

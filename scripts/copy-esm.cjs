@@ -6,3 +6,5 @@ const path = require('node:path');
 const root = path.join(__dirname, '..');
 fs.mkdirSync(path.join(root, 'dist/esm'), { recursive: true });
 fs.copyFileSync(path.join(root, 'src/esm/index.mjs'), path.join(root, 'dist/esm/index.mjs'));
+// The tsmux command line is run directly (package.json "bin"): make it executable.
+fs.chmodSync(path.join(root, 'dist/cjs/cli/main.js'), 0o755);

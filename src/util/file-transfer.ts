@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { link, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Duplex } from 'node:stream';
 import { MuxError } from '../errors';
@@ -28,7 +28,14 @@ export interface SendFileOptions {
   onProgress?: (bytes: number, total: number) => void;
 }
 
-export type ReceiveFileOptions = SendFileOptions;
+export interface ReceiveFileOptions extends SendFileOptions {
+  /**
+   * Replace an existing `filename` (default `true`). With `false` the verified file is
+   * hard-linked into place, which fails if `filename` exists by then, so a file that appeared
+   * during the transfer is never replaced; the transfer then fails and the sender is told why.
+   */
+  overwrite?: boolean;
+}
 
 type Callback = (err: Error | null, result?: FileTransferResult) => void;
 
@@ -151,7 +158,7 @@ function parseStatus(line: string): Status {
 }
 
 async function runReceive(filename: string, stream: Duplex, options: ReceiveFileOptions): Promise<FileTransferResult> {
-  const { signal, onProgress } = options;
+  const { signal, onProgress, overwrite = true } = options;
   if (signal?.aborted) {
     stream.destroy();
     throw new MuxError('ERR_ABORTED', 'file transfer aborted', { cause: signal.reason });
@@ -169,7 +176,8 @@ async function runReceive(filename: string, stream: Duplex, options: ReceiveFile
     await file.sync();
     await file.close();
     file = null;
-    await rename(temporary, target);
+    if (overwrite) await rename(temporary, target);
+    else await linkIntoPlace(temporary, target);
     stream.end(`${JSON.stringify({ ok: true, size: result.size, sha256: result.sha256 })}\n`);
     return result;
   } catch (err) {
@@ -185,6 +193,19 @@ async function runReceive(filename: string, stream: Duplex, options: ReceiveFile
   } finally {
     signal?.removeEventListener('abort', onAbort);
   }
+}
+
+/** Moves `temporary` to `target` unless `target` exists (link fails with EEXIST, atomically). */
+async function linkIntoPlace(temporary: string, target: string): Promise<void> {
+  try {
+    await link(temporary, target);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+      throw new MuxError('ERR_FILE_TRANSFER', `${path.basename(target)} already exists`, { cause: err });
+    }
+    throw err;
+  }
+  await unlink(temporary);
 }
 
 async function receiveInto(

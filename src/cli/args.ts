@@ -1,0 +1,71 @@
+/** Argument parsing shared by the commands: `node:util` parseArgs plus HOST:PORT and lists. */
+
+/** A bad command line: main prints the message and the command's usage, and exits 2. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/**
+ * Runs a `node:util` parseArgs call (strict, with `help: { type: 'boolean', short: 'h' }` in
+ * each command's options) and turns its errors into UsageError.
+ */
+export function parse<T>(run: () => T): T {
+  try {
+    return run();
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+/** A port number 0-65535 (0 = any free port where listening). */
+export function parsePort(text: string, what: string): number {
+  if (!/^\d{1,5}$/.test(text) || Number(text) > 65535) throw new UsageError(`${what}: "${text}" is not a port number (0-65535)`);
+  return Number(text);
+}
+
+/**
+ * `HOST:PORT`, `[IPv6]:PORT`, or (with `defaultHost`) a bare `PORT`. Hosts are kept as given
+ * (lower-cased), without the brackets of an IPv6 literal.
+ */
+export function parseHostPort(text: string, what: string, defaultHost?: string): HostPort {
+  const bracketed = /^\[([^\]]+)\]:(\d+)$/.exec(text);
+  if (bracketed) return { host: bracketed[1].toLowerCase(), port: parsePort(bracketed[2], what) };
+  const colon = text.lastIndexOf(':');
+  if (colon < 0) {
+    if (defaultHost !== undefined && /^\d+$/.test(text)) return { host: defaultHost, port: parsePort(text, what) };
+    throw new UsageError(`${what}: expected HOST:PORT, got "${text}"`);
+  }
+  const host = text.slice(0, colon);
+  if (host.length === 0 || host.includes(':')) throw new UsageError(`${what}: expected HOST:PORT (IPv6 as [ADDR]:PORT), got "${text}"`);
+  return { host: host.toLowerCase(), port: parsePort(text.slice(colon + 1), what) };
+}
+
+/** `host:port`, with brackets around an IPv6 address. */
+export function formatHostPort({ host, port }: HostPort): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** A positive integer option, such as `--concurrency 8`. */
+export function parsePositiveInteger(text: string | undefined, what: string, fallback: number): number {
+  if (text === undefined) return fallback;
+  if (!/^\d+$/.test(text) || Number(text) < 1 || !Number.isSafeInteger(Number(text))) throw new UsageError(`${what}: expected a positive integer, got "${text}"`);
+  return Number(text);
+}
+
+/** A non-negative number of seconds, such as `--grace 2.5`. */
+export function parseSeconds(text: string | undefined, what: string, fallback: number): number {
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (text.trim() === '' || !Number.isFinite(value) || value < 0) throw new UsageError(`${what}: expected a number of seconds, got "${text}"`);
+  return value;
+}
+
+/** Comma-separated values of a repeatable option, flattened: `--x a,b --x c` → [a, b, c]. */
+export function splitList(values: string[] | undefined): string[] {
+  return (values ?? []).flatMap((value) => value.split(',')).map((value) => value.trim()).filter((value) => value.length > 0);
+}

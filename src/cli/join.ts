@@ -1,0 +1,36 @@
+/**
+ * Joins a mux stream and a TCP socket both ways, as port forwarding needs: bytes flow each
+ * way with backpressure (pipe), a half-close (FIN) on one side ends the other's writable side
+ * only, and an error or an abrupt close on one side destroys the other (a stream reset
+ * becomes a TCP reset and vice versa).
+ */
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+
+/** Both sockets must allow half-open connections (`allowHalfOpen: true`). */
+export function join(stream: Duplex, socket: Socket, onClosed?: () => void): void {
+  socket.pipe(stream);
+  stream.pipe(socket);
+  socket.on('error', () => stream.destroy());
+  stream.on('error', () => resetSocket(socket));
+  // An abrupt close (no FIN seen, nothing ended our writable side) tears the other side down.
+  socket.on('close', () => {
+    if (!stream.destroyed && !stream.writableEnded) stream.destroy();
+  });
+  stream.on('close', () => {
+    if (!socket.destroyed && !socket.writableEnded) resetSocket(socket);
+  });
+  let open = 2;
+  const closed = (): void => {
+    if (--open === 0) onClosed?.();
+  };
+  socket.once('close', closed);
+  stream.once('close', closed);
+}
+
+function resetSocket(socket: Socket): void {
+  if (socket.destroyed) return;
+  // Node 18.3+: close with RST so the TCP peer learns it was an error, not an end.
+  if (typeof socket.resetAndDestroy === 'function' && socket.readyState !== 'opening') socket.resetAndDestroy();
+  else socket.destroy();
+}

@@ -1,0 +1,96 @@
+#!/usr/bin/env node
+/**
+ * `tsmux`: the command line of tcp-stream-muxer, built on the library's public API only.
+ * Dispatches to one file per command; usage errors exit 2.
+ */
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { UsageError } from './args';
+import { DEMO_HELP, runDemo } from './demo';
+import { FORWARD_HELP, runForward } from './forward';
+import { runSend, SEND_HELP } from './send';
+import { runServe, SERVE_HELP } from './serve';
+
+export const MAIN_HELP = `Usage: tsmux <command> [options]
+
+Many files and TCP connections over one tcp-stream-muxer connection.
+
+Commands:
+  serve     accept connections; store received files, forward allowed ports
+  send      send files and directories, many at once, with live progress
+  forward   local port forwarding through a server (like ssh -L)
+  demo      a server and a client in one process: files and chat at once
+
+Run \`tsmux <command> --help\` for its options. \`tsmux --version\` prints the version.
+`;
+
+const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; help: string }> = {
+  serve: { run: runServe, help: SERVE_HELP },
+  send: { run: runSend, help: SEND_HELP },
+  forward: { run: runForward, help: FORWARD_HELP },
+  demo: { run: runDemo, help: DEMO_HELP },
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined) {
+    process.stderr.write(MAIN_HELP);
+    return 2;
+  }
+  if (name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(MAIN_HELP);
+    return 0;
+  }
+  if (name === '--version' || name === '-v') {
+    process.stdout.write(`${version()}\n`);
+    return 0;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    process.stderr.write(`tsmux: unknown command "${name}"\n\n${MAIN_HELP}`);
+    return 2;
+  }
+  try {
+    return await command.run(rest);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`tsmux ${name}: ${err.message}\n\n${command.help}`);
+      return 2;
+    }
+    throw err;
+  }
+}
+
+/** The package's version, from the package.json above this file (src/ or dist/cjs/). */
+function version(): string {
+  for (let dir = __dirname; dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    try {
+      const pkg = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'tcp-stream-muxer') return pkg.version ?? '?';
+    } catch {
+      // not here; look further up
+    }
+  }
+  return '?';
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => exit(code),
+    (err: unknown) => {
+      process.stderr.write(`tsmux: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      exit(1);
+    },
+  );
+}
+
+/** Exits once stdout and stderr are flushed (they may be pipes). */
+function exit(code: number): void {
+  process.exitCode = code;
+  let pending = 2;
+  const done = (): void => {
+    if (--pending === 0) process.exit(code);
+  };
+  process.stdout.write('', done);
+  process.stderr.write('', done);
+}

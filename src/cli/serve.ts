@@ -1,0 +1,318 @@
+/**
+ * `tsmux serve`: accepts connections; stores every incoming file stream under --dir
+ * (temporary file, size and SHA-256 verified, then moved into place) and forwards streams
+ * to destinations on the --allow-forward list.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { mkdir, realpath } from 'node:fs/promises';
+import * as net from 'node:net';
+import { parseArgs } from 'node:util';
+import { MuxServer, util, type JsonValue, type MuxConnection, type MuxServerOptions, type MuxStream } from '../index';
+import { formatHostPort, parse, parseHostPort, parsePort, parseSeconds, splitList, UsageError, type HostPort } from './args';
+import { describeError } from './connect';
+import { join } from './join';
+import { resolveTarget, UnsafePathError } from './safe-path';
+import { onStopSignals } from './signals';
+import { formatBytes, formatDuration } from './summary/format';
+
+export const SERVE_HELP = `Usage: tsmux serve [options]
+
+Accepts tsmux connections. Every incoming file is written to a temporary file inside --dir,
+checked (size and SHA-256), then moved into place. File names from the peer are untrusted:
+absolute names, ".." segments, backslashes, control characters, over-long names and paths
+that lead outside --dir through symbolic links are refused, as are existing files unless
+--overwrite; the sender sees a refused stream with the reason.
+
+Options:
+  --port N                   TCP port (default 12345; 0 = any free port)
+  --host ADDR                interface to listen on (default 127.0.0.1)
+  --dir DIR                  where received files go (default ./inbox; created if missing)
+  --overwrite                replace existing files
+  --token T                  require clients to present this token (or set TSMUX_TOKEN)
+  --tls-cert FILE            serve over TLS with this certificate (PEM) ...
+  --tls-key FILE             ... and this private key (PEM)
+  --allow-forward HOST:PORT  let clients forward to these destinations (comma-separated,
+                             repeatable); nothing is forwarded otherwise
+  --grace SECONDS            on SIGINT / SIGTERM, time in-flight transfers get to finish
+                             before they are aborted and their partial files deleted (default 10)
+  -h, --help                 this help
+
+Prints "listening on HOST:PORT" and one line per file or forward to stdout; errors to stderr.
+Exit codes: 0 after a shutdown by SIGINT / SIGTERM; 1 cannot listen or read --tls-*;
+2 bad usage.
+`;
+
+export interface ServeOptions {
+  port: number;
+  host: string;
+  dir: string;
+  token?: string | undefined;
+  tls?: { cert: Buffer; key: Buffer } | undefined;
+  /** `host:port` destinations a client may forward to. */
+  allowForward?: string[];
+  overwrite?: boolean;
+  /** Milliseconds in-flight transfers get after shutdown() before they are aborted. */
+  graceMs?: number;
+  log: (line: string) => void;
+  /** More stream types, such as the demo's chat. */
+  extra?: { type: string; handle(stream: MuxStream, con: MuxConnection): void };
+}
+
+export interface ServeHandle {
+  address: HostPort;
+  /** The realpath of the receiving directory. */
+  root: string;
+  server: MuxServer;
+  /** Stops accepting, lets transfers finish within the grace time, aborts the rest. */
+  shutdown(): Promise<void>;
+  /** Aborts every transfer now (their partial files are deleted) and cuts the connections. */
+  abort(): Promise<void>;
+}
+
+interface Transfer {
+  controller: AbortController;
+  job: Promise<void>;
+}
+
+type Meta = { [key: string]: JsonValue };
+
+export async function startServe(options: ServeOptions): Promise<ServeHandle> {
+  const { log, overwrite = false, graceMs = 10_000 } = options;
+  await mkdir(options.dir, { recursive: true });
+  const root = await realpath(options.dir);
+  const allowed = new Set((options.allowForward ?? []).map((entry) => formatHostPort(parseHostPort(entry, '--allow-forward'))));
+  const transfers = new Set<Transfer>();
+  const forwards = new Set<net.Socket>();
+  let closing = false;
+  let aborting = false;
+
+  const serverOptions: MuxServerOptions = {
+    host: options.host,
+    acceptStream: (meta) => admit(meta),
+  };
+  if (options.token !== undefined) serverOptions.authenticate = tokenCheck(options.token);
+  if (options.tls) serverOptions.tls = options.tls;
+
+  async function admit(value: JsonValue): Promise<true | string> {
+    if (closing) return 'the server is shutting down';
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'expected a meta object with a type';
+    const meta = value;
+    if (meta.type === 'file') {
+      if (typeof meta.size !== 'number' || !Number.isSafeInteger(meta.size) || meta.size < 0) return 'file size missing or invalid';
+      try {
+        await resolveTarget(root, meta.name, { overwrite });
+        return true;
+      } catch (err) {
+        const reason = err instanceof UnsafePathError ? err.message : `cannot store the file: ${(err as Error).message}`;
+        log(`refused ${printable(meta.name)}: ${reason}`);
+        return reason;
+      }
+    }
+    if (meta.type === 'forward') {
+      let to: string;
+      try {
+        if (typeof meta.to !== 'string') throw new TypeError('not a string');
+        to = formatHostPort(parseHostPort(meta.to, 'to'));
+      } catch {
+        return 'forward destination must be HOST:PORT';
+      }
+      if (allowed.has(to)) return true;
+      log(`refused forward to ${printable(meta.to)}: not on --allow-forward`);
+      return `forwarding to ${to} is not allowed by this server`;
+    }
+    if (options.extra && meta.type === options.extra.type) return true;
+    return `unknown stream type ${printable(meta.type)}`;
+  }
+
+  async function receive(stream: MuxStream, meta: Meta, con: MuxConnection): Promise<void> {
+    const name = meta.name as string;
+    let target: string;
+    try {
+      // Again: the directory may have changed since the stream was accepted.
+      target = await resolveTarget(root, name, { overwrite });
+    } catch (err) {
+      log(`failed ${name}: ${describeError(err)}`);
+      stream.destroy();
+      return;
+    }
+    if (aborting) {
+      stream.destroy();
+      return;
+    }
+    const controller = new AbortController();
+    const started = Date.now();
+    const job = util.receiveFile(target, stream, { signal: controller.signal, overwrite }).then(
+      (result) => log(`received ${name} ${formatBytes(result.size)} in ${formatDuration((Date.now() - started) / 1000)} from ${con.remoteAddress ?? '?'}`),
+      (err: unknown) => log(`failed ${name}: ${describeError(err)}`),
+    );
+    const transfer: Transfer = { controller, job };
+    transfers.add(transfer);
+    await job;
+    transfers.delete(transfer);
+  }
+
+  function forward(stream: MuxStream, meta: Meta): void {
+    if (aborting) {
+      stream.destroy();
+      return;
+    }
+    const to = parseHostPort(meta.to as string, 'to'); // admit() checked it
+    const socket = net.connect({ host: to.host, port: to.port, allowHalfOpen: true });
+    forwards.add(socket);
+    socket.once('error', (err) => log(`forward to ${formatHostPort(to)}: ${err.message}`));
+    join(stream, socket, () => forwards.delete(socket));
+  }
+
+  const server = new MuxServer(options.port, serverOptions);
+  server.on('connection', (con: MuxConnection) => {
+    log(`connection from ${con.remoteAddress ?? '?'}:${con.remotePort ?? '?'}`);
+    con.on('error', (err: Error) => log(`connection from ${con.remoteAddress ?? '?'}: ${describeError(err)}`));
+    con.on('stream', (stream: MuxStream) => {
+      const meta = (stream.meta ?? {}) as Meta; // acceptStream admitted only objects
+      if (meta.type === 'file') void receive(stream, meta, con);
+      else if (meta.type === 'forward') forward(stream, meta);
+      else if (options.extra && meta.type === options.extra.type) options.extra.handle(stream, con);
+      else stream.destroy();
+    });
+  });
+  server.on('clientError', (err: Error, socket: net.Socket | undefined) => {
+    const code = (err as { code?: string }).code;
+    log(`rejected client ${socket?.remoteAddress ?? '?'}: ${err.message}${code ? ` [${code}]` : ''}`);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('listening', resolve);
+    server.once('error', reject);
+  });
+  server.on('error', (err: Error) => log(`server error: ${err.message}`));
+  const address = server.address() as net.AddressInfo;
+
+  async function abort(): Promise<void> {
+    closing = true;
+    aborting = true;
+    for (const transfer of transfers) transfer.controller.abort('the server is shutting down');
+    for (const socket of forwards) socket.destroy();
+    await Promise.allSettled([...transfers].map((transfer) => transfer.job));
+    server.destroy();
+  }
+
+  async function shutdown(): Promise<void> {
+    closing = true;
+    // Stop accepting; connections close gracefully once their streams are done (a finished
+    // transfer's status must still reach the sender).
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    if (transfers.size > 0) log(`shutting down: ${transfers.size} transfer(s) in flight get ${formatDuration(graceMs / 1000)} to finish`);
+    const finished = Promise.allSettled([...transfers].map((transfer) => transfer.job));
+    await raceTimeout(Promise.all([finished, closed]), graceMs);
+    await abort();
+    await raceTimeout(closed, 1000);
+  }
+
+  return { address: { host: address.address, port: address.port }, root, server, shutdown, abort };
+}
+
+/** `authenticate` for a shared token: constant-time comparison of the SHA-256 digests. */
+function tokenCheck(token: string): (hello: JsonValue) => boolean {
+  const expected = createHash('sha256').update(token).digest();
+  return (hello) => {
+    const given = typeof hello === 'object' && hello !== null && !Array.isArray(hello) && typeof hello.token === 'string' ? hello.token : '';
+    return timingSafeEqual(createHash('sha256').update(given).digest(), expected);
+  };
+}
+
+/** A peer-supplied value, safe to print: JSON-quoted, so control characters show escaped. */
+function printable(value: JsonValue | undefined): string {
+  return JSON.stringify(value ?? null).slice(0, 200);
+}
+
+function isLoopback(host: string): boolean {
+  return host === '::1' || host.startsWith('127.') || host === 'localhost';
+}
+
+function raceTimeout(promise: Promise<unknown>, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    void promise.then(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+export async function runServe(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(() =>
+    parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        port: { type: 'string' },
+        host: { type: 'string' },
+        dir: { type: 'string' },
+        overwrite: { type: 'boolean' },
+        token: { type: 'string' },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
+        'allow-forward': { type: 'string', multiple: true },
+        grace: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }),
+  );
+  if (values.help) {
+    process.stdout.write(SERVE_HELP);
+    return 0;
+  }
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
+  const allowForward = splitList(values['allow-forward']);
+  for (const entry of allowForward) parseHostPort(entry, '--allow-forward');
+  const log = (line: string): void => {
+    process.stdout.write(`${line}\n`);
+  };
+  let tls: ServeOptions['tls'];
+  let handle: ServeHandle;
+  try {
+    if (values['tls-cert'] !== undefined) tls = { cert: readFileSync(values['tls-cert']), key: readFileSync(values['tls-key']!) };
+    handle = await startServe({
+      port: parsePort(values.port ?? '12345', '--port'),
+      host: values.host ?? '127.0.0.1',
+      dir: values.dir ?? 'inbox',
+      token: values.token ?? process.env.TSMUX_TOKEN,
+      tls,
+      allowForward,
+      overwrite: values.overwrite ?? false,
+      graceMs: parseSeconds(values.grace, '--grace', 10) * 1000,
+      log,
+    });
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    process.stderr.write(`tsmux serve: ${describeError(err)}\n`);
+    return 1;
+  }
+  log(`listening on ${formatHostPort(handle.address)}`);
+  const token = values.token ?? process.env.TSMUX_TOKEN;
+  if (token === undefined && !isLoopback(handle.address.host)) {
+    process.stderr.write('tsmux serve: warning: no --token, so anyone who can reach this port can store files here\n');
+  }
+  log(`storing files in ${handle.root}${tls ? ', TLS on' : ''}${token !== undefined ? ', token required' : ''}`);
+  await new Promise<void>((resolve) => {
+    const remove = onStopSignals(
+      (signal) => {
+        log(`${signal}: shutting down`);
+        void handle.shutdown().then(() => {
+          remove();
+          resolve();
+        });
+      },
+      (signal) => {
+        log(`${signal} again: aborting every transfer`);
+        void handle.abort().then(() => {
+          remove();
+          resolve();
+        });
+      },
+    );
+  });
+  log('stopped');
+  return 0;
+}

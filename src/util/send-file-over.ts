@@ -1,0 +1,52 @@
+import { stat } from 'node:fs/promises';
+import * as path from 'node:path';
+import type { JsonValue } from '../config';
+import { MuxError } from '../errors';
+import type { MuxStream } from '../session/stream';
+import { sendFile, type FileTransferResult, type SendFileOptions } from './file-transfer';
+
+/** What {@link sendFileOver} opens its stream on: a `StreamPool`, or a connection that has one. */
+export type StreamOpenerLike = { createStream(meta?: JsonValue): Promise<MuxStream> } | { StreamPool: { createStream(meta?: JsonValue): Promise<MuxStream> } };
+
+export interface SendFileOverOptions extends SendFileOptions {
+  /** The name the receiver sees in `meta.name` (a relative POSIX path). Default: the file's base name. */
+  name?: string;
+  /** More meta fields sent along (`type`, `name` and `size` are set by this function). */
+  meta?: { [key: string]: JsonValue };
+}
+
+/**
+ * Opens a stream with meta `{ type: 'file', name, size }` on `pool` and sends `filename` over it
+ * with {@link sendFile}. Resolves as `sendFile` does; rejects with the open's `MuxError`
+ * (`ERR_STREAM_REFUSED` carries the receiver's reason) if the stream cannot be opened, or with
+ * `ERR_ABORTED` if `signal` fires, even while the open is still waiting for the receiver.
+ */
+export async function sendFileOver(pool: StreamOpenerLike, filename: string, options: SendFileOverOptions = {}): Promise<FileTransferResult> {
+  const { name = path.basename(filename), meta = {}, signal, ...sendOptions } = options;
+  const opener = 'StreamPool' in pool ? pool.StreamPool : pool;
+  const aborted = (): MuxError => new MuxError('ERR_ABORTED', 'file transfer aborted', { cause: signal?.reason });
+  if (signal?.aborted) throw aborted();
+  const { size } = await stat(filename);
+  if (signal?.aborted) throw aborted();
+  const opening = opener.createStream({ ...meta, type: 'file', name, size });
+  let stream: MuxStream;
+  if (signal) {
+    let onAbort: (() => void) | undefined;
+    const abort = new Promise<never>((_, reject) => {
+      onAbort = () => reject(aborted());
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      stream = await Promise.race([opening, abort]);
+    } catch (err) {
+      // A stream accepted after the abort is reset at once, so the receiver stops waiting.
+      opening.then((late) => late.destroy(), () => {});
+      throw err;
+    } finally {
+      signal.removeEventListener('abort', onAbort!);
+    }
+  } else {
+    stream = await opening;
+  }
+  return sendFile(filename, stream, signal ? { ...sendOptions, signal } : sendOptions);
+}

@@ -1,0 +1,127 @@
+/**
+ * tsmux forward → tsmux serve → destination, as real processes: several HTTP requests at
+ * once through one mux connection to a node:http server, half-close both ways, resets and
+ * refused destinations propagated.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import * as http from 'node:http';
+import * as net from 'node:net';
+import type { TestContext } from 'node:test';
+import { spawnCli, startServeCli, tempDir } from './helpers/cli';
+
+function sha256(data: Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+async function listen(t: TestContext, server: net.Server): Promise<number> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => {
+    server.close();
+    if (server instanceof http.Server) server.closeAllConnections();
+  });
+  return (server.address() as net.AddressInfo).port;
+}
+
+/** serve with --allow-forward for `allowed`, and forward to `to` through it: the local port. */
+async function forwardTo(t: TestContext, allowed: string[], to: string): Promise<{ port: number; forward: ReturnType<typeof spawnCli> }> {
+  const work = await tempDir(t, 'forward');
+  const { port: servePort } = await startServeCli(t, ['--dir', work, '--allow-forward', allowed.join(',')]);
+  const forward = spawnCli(t, ['forward', '--listen', '127.0.0.1:0', '--to', to, '--via', `127.0.0.1:${servePort}`]);
+  const match = await forward.waitFor(/listening on 127\.0\.0\.1:(\d+)/);
+  return { port: Number(match[1]), forward };
+}
+
+function request(port: number, pathname: string, body: Buffer): Promise<{ status: number; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path: pathname, method: 'POST', agent: false, timeout: 10_000 }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.on('timeout', () => req.destroy(new Error('request timed out')));
+    req.end(body);
+  });
+}
+
+test('forward carries several HTTP requests at once to a node:http server and back', async (t) => {
+  const app = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ path: req.url, bytes: body.length, sha256: sha256(body) }));
+    });
+  });
+  const appPort = await listen(t, app);
+  const { port } = await forwardTo(t, [`127.0.0.1:${appPort}`], `127.0.0.1:${appPort}`);
+  const bodies = Array.from({ length: 8 }, (_, i) => randomBytes(i === 0 ? 0 : i * 300_000));
+  const responses = await Promise.all(bodies.map((body, i) => request(port, `/r${i}`, body)));
+  responses.forEach((response, i) => {
+    assert.equal(response.status, 200);
+    assert.deepEqual(JSON.parse(response.body.toString()), { path: `/r${i}`, bytes: bodies[i].length, sha256: sha256(bodies[i]) });
+  });
+});
+
+test('forward propagates half-close both ways, and a reset', async (t) => {
+  // Reads until the client's FIN, then answers and closes its side; "reset" resets instead.
+  const app = net.createServer({ allowHalfOpen: true }, (socket) => {
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => {
+      chunks.push(chunk);
+      if (Buffer.concat(chunks).toString() === 'reset') socket.resetAndDestroy();
+    });
+    socket.on('end', () => socket.end(`got ${Buffer.concat(chunks).length} bytes, sha256 ${sha256(Buffer.concat(chunks))}`));
+    socket.on('error', () => {});
+  });
+  const appPort = await listen(t, app);
+  const { port } = await forwardTo(t, [`127.0.0.1:${appPort}`], `127.0.0.1:${appPort}`);
+
+  const payload = randomBytes(700_000);
+  const answer = await new Promise<string>((resolve, reject) => {
+    const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('end', () => {
+      socket.end();
+      resolve(Buffer.concat(chunks).toString());
+    });
+    socket.on('error', reject);
+    socket.end(payload); // half-close: we still read the answer
+  });
+  assert.equal(answer, `got ${payload.length} bytes, sha256 ${sha256(payload)}`);
+
+  const outcome = await new Promise<string>((resolve) => {
+    const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    socket.on('error', (err: NodeJS.ErrnoException) => resolve(`error ${err.code ?? err.message}`));
+    socket.on('end', () => resolve('end'));
+    socket.write('reset');
+  });
+  assert.equal(outcome, 'error ECONNRESET');
+});
+
+test('forward: a destination the server does not allow, or that refuses, closes the local connection', async (t) => {
+  const closedPort = await new Promise<number>((resolve) => {
+    const probe = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as net.AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+  const { port, forward } = await forwardTo(t, [`127.0.0.1:${closedPort}`], '127.0.0.1:9');
+  const closes = (target: number): Promise<string> =>
+    new Promise((resolve) => {
+      const socket = net.connect(target, '127.0.0.1');
+      socket.on('error', (err: NodeJS.ErrnoException) => resolve(`error ${err.code ?? err.message}`));
+      socket.on('close', () => resolve('closed'));
+      socket.resume();
+    });
+  assert.match(await closes(port), /closed|error ECONNRESET/);
+  await forward.waitFor(/not forwarded: .*forwarding to 127\.0\.0\.1:9 is not allowed by this server \[ERR_STREAM_REFUSED\]/);
+
+  const { port: port2 } = await forwardTo(t, [`127.0.0.1:${closedPort}`], `127.0.0.1:${closedPort}`);
+  assert.match(await closes(port2), /closed|error ECONNRESET/);
+});

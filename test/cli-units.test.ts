@@ -1,0 +1,84 @@
+/** The command line's pure parts: HOST:PORT parsing, sizes, durations, the summary. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { PassThrough } from 'node:stream';
+import { formatHostPort, parseHostPort, parsePositiveInteger, parseSeconds, splitList, UsageError } from '../src/cli/args';
+import { Progress } from '../src/cli/progress';
+import { formatBytes, formatDuration, formatRate, formatSummary } from '../src/cli/summary/format';
+
+test('parseHostPort: host:port, [ipv6]:port, a bare port with a default host', () => {
+  assert.deepEqual(parseHostPort('127.0.0.1:80', 'x'), { host: '127.0.0.1', port: 80 });
+  assert.deepEqual(parseHostPort('Example.ORG:65535', 'x'), { host: 'example.org', port: 65535 });
+  assert.deepEqual(parseHostPort('[::1]:0', 'x'), { host: '::1', port: 0 });
+  assert.deepEqual(parseHostPort('8080', 'x', '127.0.0.1'), { host: '127.0.0.1', port: 8080 });
+  for (const bad of ['8080', 'host', 'host:', ':80', 'host:65536', 'host:-1', 'host:8o', '::1:80', 'a:b:80']) {
+    assert.throws(() => parseHostPort(bad, '--to'), UsageError, bad);
+  }
+  assert.equal(formatHostPort({ host: '::1', port: 5 }), '[::1]:5');
+  assert.equal(formatHostPort(parseHostPort('LOCALHOST:7', 'x')), 'localhost:7');
+});
+
+test('numbers and lists', () => {
+  assert.equal(parsePositiveInteger(undefined, 'x', 8), 8);
+  assert.equal(parsePositiveInteger('3', 'x', 8), 3);
+  for (const bad of ['0', '-1', '1.5', 'x', '']) assert.throws(() => parsePositiveInteger(bad, 'x', 8), UsageError);
+  assert.equal(parseSeconds('2.5', 'x', 1), 2.5);
+  assert.throws(() => parseSeconds('soon', 'x', 1), UsageError);
+  assert.deepEqual(splitList(['a:1,b:2', ' c:3 ', '']), ['a:1', 'b:2', 'c:3']);
+});
+
+test('formatBytes, formatDuration, formatRate', () => {
+  assert.equal(formatBytes(0), '0 B');
+  assert.equal(formatBytes(1023), '1023 B');
+  assert.equal(formatBytes(1536), '1.5 KiB');
+  assert.equal(formatBytes(5 * 1024 * 1024), '5.0 MiB');
+  assert.equal(formatBytes(123 * 1024 * 1024), '123 MiB');
+  assert.equal(formatBytes(3 * 1024 ** 3), '3.0 GiB');
+  assert.equal(formatDuration(0.25), '0.3 s');
+  assert.equal(formatDuration(42), '42 s');
+  assert.equal(formatDuration(125), '2 min 5 s');
+  assert.equal(formatDuration(3 * 3600 + 60), '3 h 1 min');
+  assert.equal(formatRate(10 * 1024 * 1024, 2), '5.0 MiB/s');
+  assert.equal(formatRate(10, 0), '-');
+});
+
+test('formatSummary: counts, throughput, failures, interruption', () => {
+  assert.equal(formatSummary({ verb: 'sent', files: 1, bytes: 2048, seconds: 2, failures: [] }), '1 file sent, 2.0 KiB in 2.0 s (1.0 KiB/s), 0 failed\n');
+  assert.equal(
+    formatSummary({ verb: 'sent', files: 3, bytes: 0, seconds: 1, failures: [{ name: 'a', reason: 'nope' }], notStarted: 4, interrupted: 'interrupted by SIGINT' }),
+    '3 files sent, 0 B in 1.0 s (0 B/s), 1 failed, 4 not started (interrupted by SIGINT)\nfailed: a: nope\n',
+  );
+});
+
+test('Progress in plain mode writes one line per file and no ANSI escapes', () => {
+  const out = new PassThrough();
+  let text = '';
+  out.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+  const progress = new Progress({ out, mode: 'plain', verb: 'sent', totalBytes: 3000, totalFiles: 2 });
+  const a = progress.begin('a.txt', 1000);
+  const b = progress.begin('dir/b.txt', 2000);
+  a.update(500);
+  a.update(1000);
+  a.done();
+  b.update(10);
+  b.fail('peer refused the stream');
+  progress.log('hello');
+  progress.stop();
+  progress.log('after stop is dropped');
+  assert.match(text, /^sent a\.txt 1000 B in \d+\.\d s\nfailed dir\/b\.txt: peer refused the stream\nhello\n$/);
+  assert.doesNotMatch(text, /\x1b/);
+});
+
+test('Progress in bars mode draws through cli-progress onto a TTY-like stream', () => {
+  const out = Object.assign(new PassThrough(), { isTTY: true, columns: 100, cursorTo: () => true, clearLine: () => true, moveCursor: () => true, clearScreenDown: () => true });
+  let text = '';
+  out.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+  const progress = new Progress({ out: out, verb: 'sent', totalBytes: 100, totalFiles: 1 });
+  assert.equal(progress.mode, 'bars');
+  const file = progress.begin('photos/a.jpg', 100);
+  file.update(50);
+  file.done();
+  progress.stop();
+  assert.match(text, /sent photos\/a\.jpg 100 B in/);
+  assert.match(text, /total .* 100% 100 B\/100 B/);
+});
