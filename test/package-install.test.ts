@@ -147,7 +147,10 @@ describe('using the installed package', () => {
       `import muxer, { MuxServer, MuxClient, MuxError } from 'tcp-stream-muxer';\n` +
         `import { createRequire } from 'node:module';\n` +
         `const KIND = 'import';\n` +
+        `import * as namespace from 'tcp-stream-muxer';\n` +
         `if (muxer.MuxServer !== MuxServer) throw new Error('default and named exports differ');\n` +
+        `const named = Object.keys(namespace).filter((k) => k !== 'default').sort().join();\n` +
+        `if (named !== Object.keys(muxer).sort().join()) throw new Error('named exports ' + named + ' miss some of ' + Object.keys(muxer));\n` +
         `if (createRequire(import.meta.url)('tcp-stream-muxer').MuxError !== MuxError) throw new Error('two copies of MuxError');\n` +
         ROUND_TRIP,
     );
