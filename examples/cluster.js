@@ -11,7 +11,7 @@ const os = require('node:os');
 const { MuxServer } = require('tcp-stream-muxer');
 
 const PORT = Number(process.env.PORT || 12345);
-const HOST = process.env.HOST || '127.0.0.1';
+const HOST = '127.0.0.1'; // loopback for the example; omit `host` to serve every interface
 const WORKERS = Number(process.env.WORKERS || os.availableParallelism());
 
 if (cluster.isPrimary) {

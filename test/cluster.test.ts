@@ -35,7 +35,7 @@ test('two cluster workers share one port, and connections are served by both', {
   const port = await closedPort();
   const child = spawn(process.execPath, [EXAMPLE], {
     cwd: path.join(__dirname, '..'),
-    env: { ...process.env, PORT: String(port), HOST, WORKERS: '2' },
+    env: { ...process.env, PORT: String(port), WORKERS: '2' },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true, // its own process group, so the whole tree can be killed at the end
   });

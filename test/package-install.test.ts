@@ -110,6 +110,21 @@ describe('the packed tarball', () => {
     }
   });
 
+  test('holds every file package.json points to: main, types, exports targets and bin', () => {
+    const manifest = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as Record<string, unknown>;
+    const targets: string[] = [];
+    const walk = (value: unknown): void => {
+      if (typeof value === 'string') targets.push(value);
+      else if (value && typeof value === 'object') Object.values(value).forEach(walk);
+    };
+    walk([manifest.main, manifest.types, manifest.exports, manifest.bin]);
+    assert.ok(targets.length >= 6, targets.join(', '));
+    for (const target of targets) {
+      const file = path.posix.normalize(target).replace(/^\.\//, '');
+      assert.ok(packedFiles.includes(file), `the tarball contains ${target}`);
+    }
+  });
+
   test('holds no tests, sources, benchmarks, examples, source maps or build info', () => {
     const unwanted = packedFiles.filter(
       (file) =>
@@ -120,7 +135,8 @@ describe('the packed tarball', () => {
         file.endsWith('.tgz'),
     );
     assert.deepEqual(unwanted, []);
-    assert.ok(packedFiles.every((file) => /^(dist\/|[A-Z]+\.md$|LICENSE$|package\.json$)/.test(file)), packedFiles.join('\n'));
+    // Only the build (and a CLI launcher, should there be one), the docs and the manifest.
+    assert.ok(packedFiles.every((file) => /^(dist\/|bin\/|[A-Z]+\.md$|LICENSE$|package\.json$)/.test(file)), packedFiles.join('\n'));
   });
 
   test('installs into a fresh project with nothing but the package itself from us', () => {
