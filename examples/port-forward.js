@@ -50,10 +50,11 @@ async function main() {
 /** A GET on a fresh connection (no keep-alive), resolving with the body. */
 function get(url) {
   return new Promise((resolve, reject) => {
-    http.get(url, { agent: false }, (res) => {
+    const request = http.get(url, { agent: false }, (res) => {
       let body = '';
       res.on('data', (chunk) => (body += chunk)).on('end', () => resolve(body));
-    }).on('error', reject);
+    });
+    request.on('error', reject);
   });
 }
 main();

@@ -120,7 +120,16 @@ export class MuxClient extends MuxConnection {
 const kClient = Symbol('tcp-stream-muxer.client');
 
 // Socket errors that mean the TCP connection itself failed (before any TLS handshake).
-const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'ENOENT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'EADDRNOTAVAIL']);
+const CONNECT_ERRORS = new Set([
+  'ECONNREFUSED',
+  'ENOENT',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ETIMEDOUT',
+  'EADDRNOTAVAIL',
+]);
 
 function onEarlySocketError(this: net.Socket & { [kClient]?: MuxClient }, err: Error): void {
   this[kClient]?.failToConnect(err);

@@ -43,7 +43,9 @@ test('two cluster workers share one port, and connections are served by both', {
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.once('exit', (code, signal) => resolve([code, signal])));
+  const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
+    child.once('exit', (code, signal) => resolve([code, signal])),
+  );
   t.after(() => {
     try {
       process.kill(-child.pid!, 'SIGKILL'); // the primary and its workers, if anything is left
@@ -64,7 +66,10 @@ test('two cluster workers share one port, and connections are served by both', {
 
   // Several at once are served too.
   const parallel = await Promise.all([0, 1, 2, 3].map((i) => servedBy(port, 10 + i)));
-  assert.ok(parallel.every((pid) => workers.has(pid)), 'the same two workers serve concurrent connections');
+  assert.ok(
+    parallel.every((pid) => workers.has(pid)),
+    'the same two workers serve concurrent connections',
+  );
 
   child.kill('SIGTERM');
   const [code, signal] = await withTimeout(exited, 10_000, 'the cluster to stop on SIGTERM');

@@ -136,7 +136,10 @@ describe('the packed tarball', () => {
     );
     assert.deepEqual(unwanted, []);
     // Only the build (and a CLI launcher, should there be one), the docs and the manifest.
-    assert.ok(packedFiles.every((file) => /^(dist\/|bin\/|[A-Z]+\.md$|LICENSE$|package\.json$)/.test(file)), packedFiles.join('\n'));
+    assert.ok(
+      packedFiles.every((file) => /^(dist\/|bin\/|[A-Z]+\.md$|LICENSE$|package\.json$)/.test(file)),
+      packedFiles.join('\n'),
+    );
   });
 
   test('installs into a fresh project with nothing but the package itself from us', () => {
@@ -173,9 +176,12 @@ describe('using the installed package', () => {
     assert.equal(out.trim(), 'HELLO FROM IMPORT true');
   });
 
-  test('a strict TypeScript consumer type-checks against the installed declarations, as ESM and as CommonJS', { timeout: 30_000 }, async () => {
-    // What a user writes; every use must type without `any` leaking in.
-    const body = `
+  test(
+    'a strict TypeScript consumer type-checks against the installed declarations, as ESM and as CommonJS',
+    { timeout: 30_000 },
+    async () => {
+      // What a user writes; every use must type without `any` leaking in.
+      const body = `
 const server = new MuxServer(0, { host: '127.0.0.1', maxStreams: 10, acceptStream: (meta: JsonValue) => meta !== null });
 server.on('connection', (con: MuxConnection) => {
   con.on('stream', (stream: MuxStream) => stream.pipe(stream));
@@ -198,38 +204,42 @@ void client.StreamPool.createStream({ f: () => 1 });
 // @ts-expect-error unknown option
 new MuxServer(0, { noSuchOption: true });
 `;
-    const imports = 'MuxServer, MuxClient, MuxConnection, MuxError, DEFAULTS, util';
-    const types = 'MuxStream, JsonValue, StreamStats, ConnectionStats, SessionLimits, MuxErrorCode, ConnectionOptions';
-    // The same source as an ES module (.mts: resolved through the `import` condition) and as
-    // CommonJS (.cts: compiled to require(), resolved through the `require` condition).
-    const header = `import { ${imports}, type ${types.split(', ').join(', type ')} } from 'tcp-stream-muxer';\n`;
-    writeFileSync(path.join(consumer, 'consumer.mts'), header + body);
-    writeFileSync(path.join(consumer, 'consumer.cts'), `${header}import muxer = require('tcp-stream-muxer');\nvoid muxer.MuxServer;\n${body}`);
-    writeFileSync(
-      path.join(consumer, 'tsconfig.json'),
-      JSON.stringify({
-        compilerOptions: {
-          strict: true,
-          module: 'nodenext',
-          moduleResolution: 'nodenext',
-          target: 'es2022',
-          noEmit: true,
-          skipLibCheck: false,
-          noImplicitAny: true,
-          // The consumer has no @types/node of its own; lend it ours.
-          typeRoots: [path.join(ROOT, 'node_modules', '@types')],
-          types: ['node'],
-        },
-        files: ['consumer.mts', 'consumer.cts'],
-      }),
-    );
-    try {
-      await run(process.execPath, [TSC, '-p', 'tsconfig.json'], { cwd: consumer, timeout: 25_000 });
-    } catch (err) {
-      const { stdout, stderr } = err as { stdout?: string; stderr?: string };
-      assert.fail(`tsc found errors in the consumer:\n${stdout ?? ''}${stderr ?? ''}`);
-    }
-  });
+      const imports = 'MuxServer, MuxClient, MuxConnection, MuxError, DEFAULTS, util';
+      const types = 'MuxStream, JsonValue, StreamStats, ConnectionStats, SessionLimits, MuxErrorCode, ConnectionOptions';
+      // The same source as an ES module (.mts: resolved through the `import` condition) and as
+      // CommonJS (.cts: compiled to require(), resolved through the `require` condition).
+      const header = `import { ${imports}, type ${types.split(', ').join(', type ')} } from 'tcp-stream-muxer';\n`;
+      writeFileSync(path.join(consumer, 'consumer.mts'), header + body);
+      writeFileSync(
+        path.join(consumer, 'consumer.cts'),
+        `${header}import muxer = require('tcp-stream-muxer');\nvoid muxer.MuxServer;\n${body}`,
+      );
+      writeFileSync(
+        path.join(consumer, 'tsconfig.json'),
+        JSON.stringify({
+          compilerOptions: {
+            strict: true,
+            module: 'nodenext',
+            moduleResolution: 'nodenext',
+            target: 'es2022',
+            noEmit: true,
+            skipLibCheck: false,
+            noImplicitAny: true,
+            // The consumer has no @types/node of its own; lend it ours.
+            typeRoots: [path.join(ROOT, 'node_modules', '@types')],
+            types: ['node'],
+          },
+          files: ['consumer.mts', 'consumer.cts'],
+        }),
+      );
+      try {
+        await run(process.execPath, [TSC, '-p', 'tsconfig.json'], { cwd: consumer, timeout: 25_000 });
+      } catch (err) {
+        const { stdout, stderr } = err as { stdout?: string; stderr?: string };
+        assert.fail(`tsc found errors in the consumer:\n${stdout ?? ''}${stderr ?? ''}`);
+      }
+    },
+  );
 
   test('the public declarations use no `any`', () => {
     const installed = path.join(consumer, 'node_modules', 'tcp-stream-muxer');
@@ -249,7 +259,7 @@ new MuxServer(0, { noSuchOption: true });
         if (/\bany\b/.test(line)) offenders.push(`${path.relative(installed, file)}:${index + 1}: ${line.trim()}`);
       });
       for (const [, specifier] of readFileSync(file, 'utf8').matchAll(/(?:from|import)\s*\(?\s*['"](\.{1,2}\/[^'"]+)['"]/g)) {
-        const base = path.resolve(path.dirname(file), specifier!).replace(/\.js$/, '');
+        const base = path.resolve(path.dirname(file), specifier).replace(/\.js$/, '');
         const next = [`${base}.d.ts`, path.join(base, 'index.d.ts')].find((candidate) => existsSync(candidate));
         if (next) queue.push(next);
       }

@@ -45,7 +45,10 @@ async function quietPair(t: TestContext, options: PairOptions = {}): Promise<Con
   return pair;
 }
 
-function delta(after: ConnectionStats, before: ConnectionStats): { bytesIn: number; bytesOut: number; framesIn: number; framesOut: number } {
+function delta(
+  after: ConnectionStats,
+  before: ConnectionStats,
+): { bytesIn: number; bytesOut: number; framesIn: number; framesOut: number } {
   return {
     bytesIn: after.bytesIn - before.bytesIn,
     bytesOut: after.bytesOut - before.bytesOut,
@@ -77,32 +80,36 @@ function readBytes(stream: MuxStream, count: number): Promise<Buffer> {
 }
 
 describe('con.stats()', { concurrency: true }, () => {
-  test('after the handshake each side has counted its HELLO, three RTT probes and three answers, in frames and bytes', { timeout: 15_000 }, async (t) => {
-    const { client, server } = await quietPair(t);
-    const handshakeAndPings = helloBytes() + 2 * PROBES * PING_FRAME;
-    for (const con of [client, server]) {
-      const s = con.stats();
-      assert.deepEqual(
-        { ...s, lastRtt: null },
-        {
-          streamsOpenLocal: 0,
-          streamsOpenRemote: 0,
-          pendingStreams: 0,
-          bytesIn: handshakeAndPings,
-          bytesOut: handshakeAndPings,
-          framesIn: 1 + 2 * PROBES,
-          framesOut: 1 + 2 * PROBES,
-          bufferedIn: 0,
-          bufferedOut: 0,
-          memoryBudget: DEFAULTS.maxBufferedBytes,
-          lastRtt: null,
-        },
-        `${con.role}'s figures`,
-      );
-      assert.equal(typeof s.lastRtt, 'number', 'the probes measured a round trip');
-      assert.ok(s.lastRtt! >= 0);
-    }
-  });
+  test(
+    'after the handshake each side has counted its HELLO, three RTT probes and three answers, in frames and bytes',
+    { timeout: 15_000 },
+    async (t) => {
+      const { client, server } = await quietPair(t);
+      const handshakeAndPings = helloBytes() + 2 * PROBES * PING_FRAME;
+      for (const con of [client, server]) {
+        const s = con.stats();
+        assert.deepEqual(
+          { ...s, lastRtt: null },
+          {
+            streamsOpenLocal: 0,
+            streamsOpenRemote: 0,
+            pendingStreams: 0,
+            bytesIn: handshakeAndPings,
+            bytesOut: handshakeAndPings,
+            framesIn: 1 + 2 * PROBES,
+            framesOut: 1 + 2 * PROBES,
+            bufferedIn: 0,
+            bufferedOut: 0,
+            memoryBudget: DEFAULTS.maxBufferedBytes,
+            lastRtt: null,
+          },
+          `${con.role}'s figures`,
+        );
+        assert.equal(typeof s.lastRtt, 'number', 'the probes measured a round trip');
+        assert.ok(s.lastRtt! >= 0);
+      }
+    },
+  );
 
   test('lastRtt is the round trip of the last ping', { timeout: 15_000 }, async (t) => {
     const { client } = await quietPair(t);
@@ -110,96 +117,112 @@ describe('con.stats()', { concurrency: true }, () => {
     assert.equal(client.stats().lastRtt, rtt);
   });
 
-  test('sending N bytes on one stream counts exactly the OPEN, the ACCEPT, the DATA frames and their bytes, each way', { timeout: 15_000 }, async (t) => {
-    const { client, server } = await quietPair(t);
-    const c0 = client.stats();
-    const s0 = server.stats();
-    const meta = { file: 'a.bin', n: 1 };
-    const metaBytes = Buffer.byteLength(JSON.stringify(meta));
-    // Under half the initial window: the reader grants no WINDOW_UPDATE yet.
-    const N = 100_000;
-    const dataFrames = Math.ceil(N / MAX_FRAME);
+  test(
+    'sending N bytes on one stream counts exactly the OPEN, the ACCEPT, the DATA frames and their bytes, each way',
+    { timeout: 15_000 },
+    async (t) => {
+      const { client, server } = await quietPair(t);
+      const c0 = client.stats();
+      const s0 = server.stats();
+      const meta = { file: 'a.bin', n: 1 };
+      const metaBytes = Buffer.byteLength(JSON.stringify(meta));
+      // Under half the initial window: the reader grants no WINDOW_UPDATE yet.
+      const N = 100_000;
+      const dataFrames = Math.ceil(N / MAX_FRAME);
 
-    const incoming = nextStream(server);
-    const stream = await client.StreamPool.createStream(meta);
-    const remote = await incoming;
-    const payload = randomBytes(N);
-    const received = readBytes(remote, N);
-    stream.write(payload);
-    assert.ok((await received).equals(payload));
+      const incoming = nextStream(server);
+      const stream = await client.StreamPool.createStream(meta);
+      const remote = await incoming;
+      const payload = randomBytes(N);
+      const received = readBytes(remote, N);
+      stream.write(payload);
+      assert.ok((await received).equals(payload));
 
-    const sent = HEADER_LENGTH + metaBytes + dataFrames * HEADER_LENGTH + N; // OPEN + DATA frames
-    assert.deepEqual(delta(client.stats(), c0), { bytesOut: sent, framesOut: 1 + dataFrames, bytesIn: HEADER_LENGTH, framesIn: 1 });
-    assert.deepEqual(delta(server.stats(), s0), { bytesIn: sent, framesIn: 1 + dataFrames, bytesOut: HEADER_LENGTH, framesOut: 1 });
-    assert.equal(client.stats().streamsOpenLocal, 1);
-    assert.equal(client.stats().streamsOpenRemote, 0);
-    assert.equal(server.stats().streamsOpenLocal, 0);
-    assert.equal(server.stats().streamsOpenRemote, 1);
+      const sent = HEADER_LENGTH + metaBytes + dataFrames * HEADER_LENGTH + N; // OPEN + DATA frames
+      assert.deepEqual(delta(client.stats(), c0), { bytesOut: sent, framesOut: 1 + dataFrames, bytesIn: HEADER_LENGTH, framesIn: 1 });
+      assert.deepEqual(delta(server.stats(), s0), { bytesIn: sent, framesIn: 1 + dataFrames, bytesOut: HEADER_LENGTH, framesOut: 1 });
+      assert.equal(client.stats().streamsOpenLocal, 1);
+      assert.equal(client.stats().streamsOpenRemote, 0);
+      assert.equal(server.stats().streamsOpenLocal, 0);
+      assert.equal(server.stats().streamsOpenRemote, 1);
 
-    // Per-stream: bytes each way and both windows, on both ends.
-    const window = DEFAULTS.initialWindow;
-    assert.deepEqual(stream.stats(), {
-      bytesSent: N,
-      bytesReceived: 0,
-      sendWindow: window - N,
-      receiveWindow: window,
-      receiveWindowSize: window,
-      queuedBytes: 0,
-      bufferedBytes: 0,
-    });
-    assert.deepEqual(remote.stats(), {
-      bytesSent: 0,
-      bytesReceived: N,
-      sendWindow: window,
-      receiveWindow: window - N,
-      receiveWindowSize: window,
-      queuedBytes: 0,
-      bufferedBytes: 0,
-    });
+      // Per-stream: bytes each way and both windows, on both ends.
+      const window = DEFAULTS.initialWindow;
+      assert.deepEqual(stream.stats(), {
+        bytesSent: N,
+        bytesReceived: 0,
+        sendWindow: window - N,
+        receiveWindow: window,
+        receiveWindowSize: window,
+        queuedBytes: 0,
+        bufferedBytes: 0,
+      });
+      assert.deepEqual(remote.stats(), {
+        bytesSent: 0,
+        bytesReceived: N,
+        sendWindow: window,
+        receiveWindow: window - N,
+        receiveWindowSize: window,
+        queuedBytes: 0,
+        bufferedBytes: 0,
+      });
 
-    // The answer the other way, then the half-closes: one empty DATA frame with FIN each.
-    const c1 = client.stats();
-    const s1 = server.stats();
-    const M = 70_000;
-    const answer = randomBytes(M);
-    const back = readBytes(stream, M);
-    remote.write(answer);
-    assert.ok((await back).equals(answer));
-    const answerBytes = Math.ceil(M / MAX_FRAME) * HEADER_LENGTH + M;
-    assert.deepEqual(delta(server.stats(), s1), { bytesOut: answerBytes, framesOut: Math.ceil(M / MAX_FRAME), bytesIn: 0, framesIn: 0 });
-    assert.equal(stream.stats().bytesReceived, M);
-    assert.equal(remote.stats().bytesSent, M);
-    assert.equal(remote.stats().sendWindow, window - M);
+      // The answer the other way, then the half-closes: one empty DATA frame with FIN each.
+      const c1 = client.stats();
+      const s1 = server.stats();
+      const M = 70_000;
+      const answer = randomBytes(M);
+      const back = readBytes(stream, M);
+      remote.write(answer);
+      assert.ok((await back).equals(answer));
+      const answerBytes = Math.ceil(M / MAX_FRAME) * HEADER_LENGTH + M;
+      assert.deepEqual(delta(server.stats(), s1), { bytesOut: answerBytes, framesOut: Math.ceil(M / MAX_FRAME), bytesIn: 0, framesIn: 0 });
+      assert.equal(stream.stats().bytesReceived, M);
+      assert.equal(remote.stats().bytesSent, M);
+      assert.equal(remote.stats().sendWindow, window - M);
 
-    const ended = Promise.all([collect(stream), collect(remote)]);
-    stream.resume();
-    remote.resume();
-    stream.end();
-    remote.end();
-    await ended;
-    await waitFor(() => client.stats().streamsOpenLocal === 0 && server.stats().streamsOpenRemote === 0, 5000, 'the stream to close');
-    const finBoth = { bytesIn: HEADER_LENGTH, bytesOut: HEADER_LENGTH, framesIn: 1, framesOut: 1 };
-    assert.deepEqual(delta(client.stats(), c1), { ...finBoth, bytesIn: answerBytes + HEADER_LENGTH, framesIn: Math.ceil(M / MAX_FRAME) + 1 });
-    assert.deepEqual(delta(server.stats(), s1), { ...finBoth, bytesOut: answerBytes + HEADER_LENGTH, framesOut: Math.ceil(M / MAX_FRAME) + 1 });
-  });
+      const ended = Promise.all([collect(stream), collect(remote)]);
+      stream.resume();
+      remote.resume();
+      stream.end();
+      remote.end();
+      await ended;
+      await waitFor(() => client.stats().streamsOpenLocal === 0 && server.stats().streamsOpenRemote === 0, 5000, 'the stream to close');
+      const finBoth = { bytesIn: HEADER_LENGTH, bytesOut: HEADER_LENGTH, framesIn: 1, framesOut: 1 };
+      assert.deepEqual(delta(client.stats(), c1), {
+        ...finBoth,
+        bytesIn: answerBytes + HEADER_LENGTH,
+        framesIn: Math.ceil(M / MAX_FRAME) + 1,
+      });
+      assert.deepEqual(delta(server.stats(), s1), {
+        ...finBoth,
+        bytesOut: answerBytes + HEADER_LENGTH,
+        framesOut: Math.ceil(M / MAX_FRAME) + 1,
+      });
+    },
+  );
 
-  test('reading past half the window sends WINDOW_UPDATE frames; once quiet the sender\'s window equals the receiver\'s credit', { timeout: 15_000 }, async (t) => {
-    const { client, server } = await quietPair(t);
-    const incoming = nextStream(server);
-    const stream = await client.StreamPool.createStream(null);
-    const remote = await incoming;
-    const s0 = server.stats();
-    const N = 600_000;
-    const received = readBytes(remote, N);
-    stream.write(randomBytes(N));
-    await received;
-    await waitFor(() => stream.stats().sendWindow === remote.stats().receiveWindow, 5000, 'the window updates to arrive');
-    const d = delta(server.stats(), s0);
-    assert.ok(d.framesOut >= 1, 'at least one WINDOW_UPDATE');
-    assert.equal(d.bytesOut, d.framesOut * (HEADER_LENGTH + WINDOW_UPDATE_PAYLOAD_LENGTH), 'the server sent nothing but WINDOW_UPDATEs');
-    assert.equal(remote.stats().bytesReceived, N);
-    assert.ok(remote.stats().receiveWindowSize >= DEFAULTS.initialWindow);
-  });
+  test(
+    "reading past half the window sends WINDOW_UPDATE frames; once quiet the sender's window equals the receiver's credit",
+    { timeout: 15_000 },
+    async (t) => {
+      const { client, server } = await quietPair(t);
+      const incoming = nextStream(server);
+      const stream = await client.StreamPool.createStream(null);
+      const remote = await incoming;
+      const s0 = server.stats();
+      const N = 600_000;
+      const received = readBytes(remote, N);
+      stream.write(randomBytes(N));
+      await received;
+      await waitFor(() => stream.stats().sendWindow === remote.stats().receiveWindow, 5000, 'the window updates to arrive');
+      const d = delta(server.stats(), s0);
+      assert.ok(d.framesOut >= 1, 'at least one WINDOW_UPDATE');
+      assert.equal(d.bytesOut, d.framesOut * (HEADER_LENGTH + WINDOW_UPDATE_PAYLOAD_LENGTH), 'the server sent nothing but WINDOW_UPDATEs');
+      assert.equal(remote.stats().bytesReceived, N);
+      assert.ok(remote.stats().receiveWindowSize >= DEFAULTS.initialWindow);
+    },
+  );
 
   test('bufferedIn counts unread bytes against the memory budget, and falls to 0 once they are read', { timeout: 15_000 }, async (t) => {
     const budget = 1024 * 1024;
@@ -239,7 +262,11 @@ describe('con.stats()', { concurrency: true }, () => {
     assert.equal(server.stats().pendingStreams, 0);
 
     for (const s of [...mine, ...opened, late]) s.destroy();
-    await waitFor(() => pick(client).local + pick(client).remote + pick(server).local + pick(server).remote === 0, 5000, 'every stream to close');
+    await waitFor(
+      () => pick(client).local + pick(client).remote + pick(server).local + pick(server).remote === 0,
+      5000,
+      'every stream to close',
+    );
   });
 });
 
@@ -266,34 +293,47 @@ describe('debug logging through NODE_DEBUG', () => {
 
   async function runChild(env: NodeJS.ProcessEnv): Promise<{ code: number | null; stderr: string }> {
     // Killed after 15 s at the latest, so a hang fails the test instead of holding the runner.
-    const child = spawn(process.execPath, ['-e', script], { cwd: path.join(__dirname, '..'), env, stdio: ['ignore', 'ignore', 'pipe'], timeout: 15_000 });
+    const child = spawn(process.execPath, ['-e', script], {
+      cwd: path.join(__dirname, '..'),
+      env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+      timeout: 15_000,
+    });
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const code = await withTimeout(new Promise<number | null>((resolve) => child.on('exit', resolve)), 20_000, 'the child to exit');
     return { code, stderr };
   }
 
-  test('NODE_DEBUG=tcp-stream-muxer logs connection events (handshake, refusal, reset, GO_AWAY, close) and nothing per frame', { timeout: 20_000 }, async () => {
-    const { code, stderr } = await runChild({ ...process.env, NODE_DEBUG: 'tcp-stream-muxer' });
-    assert.equal(code, 0, stderr);
-    const lines = stderr.split('\n').filter((line) => line.startsWith('TCP-STREAM-MUXER'));
-    const expect = [
-      /client connection started over Socket/,
-      /server connection started over Socket/,
-      /client connection ready/,
-      /server connection ready/,
-      /refused stream 1: not ok/,
-      /client stream 1 refused by the peer: REFUSED not ok/,
-      /server resetting stream 3/,
-      /client stream 3 reset by the peer/,
-      /client sending GO_AWAY NORMAL/,
-      /server received GO_AWAY NORMAL/,
-      /client connection closed$/,
-      /server connection closed$/,
-    ];
-    for (const pattern of expect) assert.ok(lines.some((line) => pattern.test(line)), `a line matches ${pattern}:\n${lines.join('\n')}`);
-    assert.ok(lines.length < 30, `a few lines per connection, not per frame (${lines.length})`);
-  });
+  test(
+    'NODE_DEBUG=tcp-stream-muxer logs connection events (handshake, refusal, reset, GO_AWAY, close) and nothing per frame',
+    { timeout: 20_000 },
+    async () => {
+      const { code, stderr } = await runChild({ ...process.env, NODE_DEBUG: 'tcp-stream-muxer' });
+      assert.equal(code, 0, stderr);
+      const lines = stderr.split('\n').filter((line) => line.startsWith('TCP-STREAM-MUXER'));
+      const expect = [
+        /client connection started over Socket/,
+        /server connection started over Socket/,
+        /client connection ready/,
+        /server connection ready/,
+        /refused stream 1: not ok/,
+        /client stream 1 refused by the peer: REFUSED not ok/,
+        /server resetting stream 3/,
+        /client stream 3 reset by the peer/,
+        /client sending GO_AWAY NORMAL/,
+        /server received GO_AWAY NORMAL/,
+        /client connection closed$/,
+        /server connection closed$/,
+      ];
+      for (const pattern of expect)
+        assert.ok(
+          lines.some((line) => pattern.test(line)),
+          `a line matches ${pattern}:\n${lines.join('\n')}`,
+        );
+      assert.ok(lines.length < 30, `a few lines per connection, not per frame (${lines.length})`);
+    },
+  );
 
   test('without NODE_DEBUG nothing is logged', { timeout: 20_000 }, async () => {
     const env = { ...process.env };

@@ -15,7 +15,6 @@ import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { Duplex } from 'node:stream';
 import * as tls from 'node:tls';
 import { WebSocket, WebSocketServer, createWebSocketStream } from 'ws';
 import { MuxClient, MuxConnection, MuxError, MuxServer, wrap, type MuxStream } from '../src/index';
@@ -38,9 +37,29 @@ before(() => {
   // A self-signed certificate for 127.0.0.1, trusted by the client as its own CA.
   const keyFile = path.join(tmp, 'key.pem');
   const certFile = path.join(tmp, 'cert.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-    '-keyout', keyFile, '-out', certFile, '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'],
-  { stdio: ['ignore', 'ignore', 'pipe'] });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      keyFile,
+      '-out',
+      certFile,
+      '-days',
+      '2',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   key = readFileSync(keyFile);
   cert = readFileSync(certFile);
 });
@@ -158,43 +177,72 @@ async function exchange(opener: MuxConnection, meta: { from: string; i: number; 
 
 describe('one connection over any Duplex', () => {
   for (const transport of transports) {
-    test(`over ${transport.name}: streams each way with meta, hash-checked data, half-close, graceful close`, { timeout: 30_000 }, async (t) => {
-      const { client, server } = await transport.open(t);
-      t.after(() => {
-        client.destroy();
-        server.destroy();
-      });
-      const clientSeen: unknown[] = [];
-      const serverSeen: unknown[] = [];
-      serveDigests(server, serverSeen);
-      serveDigests(client, clientSeen);
-      const errors: unknown[] = [];
-      for (const con of [client, server]) con.on('error', (err: unknown) => errors.push(err));
+    test(
+      `over ${transport.name}: streams each way with meta, hash-checked data, half-close, graceful close`,
+      { timeout: 30_000 },
+      async (t) => {
+        const { client, server } = await transport.open(t);
+        t.after(() => {
+          client.destroy();
+          server.destroy();
+        });
+        const clientSeen: unknown[] = [];
+        const serverSeen: unknown[] = [];
+        serveDigests(server, serverSeen);
+        serveDigests(client, clientSeen);
+        const errors: unknown[] = [];
+        for (const con of [client, server]) con.on('error', (err: unknown) => errors.push(err));
 
-      const fromClient = [[0, 3], [1, 0], [100_000, 70_000], [300 * 1024 + 7, 5]] as const;
-      const fromServer = [[17, 200_000], [256 * 1024, 1], [0, 0]] as const;
-      const streams = await Promise.all([
-        ...fromClient.map(([size, reply], i) => exchange(client, { from: 'client', i, reply }, size)),
-        ...fromServer.map(([size, reply], i) => exchange(server, { from: 'server', i, reply }, size)),
-      ]);
-      assert.ok(streams.slice(0, fromClient.length).every((s) => s.id % 2 === 1), 'client-opened ids are odd');
-      assert.ok(streams.slice(fromClient.length).every((s) => s.id % 2 === 0 && s.id > 0), 'server-opened ids are even');
-      const byIndex = (a: unknown, b: unknown): number => (a as { i: number }).i - (b as { i: number }).i;
-      assert.deepEqual(serverSeen.sort(byIndex), fromClient.map(([, reply], i) => ({ from: 'client', i, reply })), 'meta arrived deep-equal');
-      assert.deepEqual(clientSeen.sort(byIndex), fromServer.map(([, reply], i) => ({ from: 'server', i, reply })));
+        const fromClient = [
+          [0, 3],
+          [1, 0],
+          [100_000, 70_000],
+          [300 * 1024 + 7, 5],
+        ] as const;
+        const fromServer = [
+          [17, 200_000],
+          [256 * 1024, 1],
+          [0, 0],
+        ] as const;
+        const streams = await Promise.all([
+          ...fromClient.map(([size, reply], i) => exchange(client, { from: 'client', i, reply }, size)),
+          ...fromServer.map(([size, reply], i) => exchange(server, { from: 'server', i, reply }, size)),
+        ]);
+        assert.ok(
+          streams.slice(0, fromClient.length).every((s) => s.id % 2 === 1),
+          'client-opened ids are odd',
+        );
+        assert.ok(
+          streams.slice(fromClient.length).every((s) => s.id % 2 === 0 && s.id > 0),
+          'server-opened ids are even',
+        );
+        const byIndex = (a: unknown, b: unknown): number => (a as { i: number }).i - (b as { i: number }).i;
+        assert.deepEqual(
+          serverSeen.sort(byIndex),
+          fromClient.map(([, reply], i) => ({ from: 'client', i, reply })),
+          'meta arrived deep-equal',
+        );
+        assert.deepEqual(
+          clientSeen.sort(byIndex),
+          fromServer.map(([, reply], i) => ({ from: 'server', i, reply })),
+        );
 
-      // Graceful close from the client: the server hears GO_AWAY, both close without error.
-      const goaway = nextEvent(server, 'goaway', 5000);
-      const closed = Promise.all([nextEvent(client, 'close', 5000), nextEvent(server, 'close', 5000)]);
-      client.close();
-      const [code] = await goaway;
-      assert.equal(code, 0, 'GO_AWAY with the normal code');
-      const [[clientHadError], [serverHadError]] = await closed;
-      assert.equal(clientHadError, false);
-      assert.equal(serverHadError, false);
-      assert.deepEqual(errors, []);
-      await assert.rejects(client.StreamPool.createStream({}), (err: unknown) => err instanceof MuxError && err.code === 'ERR_CONNECTION_CLOSED');
-    });
+        // Graceful close from the client: the server hears GO_AWAY, both close without error.
+        const goaway = nextEvent(server, 'goaway', 5000);
+        const closed = Promise.all([nextEvent(client, 'close', 5000), nextEvent(server, 'close', 5000)]);
+        client.close();
+        const [code] = await goaway;
+        assert.equal(code, 0, 'GO_AWAY with the normal code');
+        const [[clientHadError], [serverHadError]] = await closed;
+        assert.equal(clientHadError, false);
+        assert.equal(serverHadError, false);
+        assert.deepEqual(errors, []);
+        await assert.rejects(
+          client.StreamPool.createStream({}),
+          (err: unknown) => err instanceof MuxError && err.code === 'ERR_CONNECTION_CLOSED',
+        );
+      },
+    );
   }
 });
 
@@ -210,12 +258,15 @@ describe('the path option of MuxServer and MuxClient', () => {
   });
 
   test('an empty path is rejected at construction', () => {
-    assert.throws(() => new MuxClient({ path: '' }), (err: unknown) => err instanceof MuxError && err.code === 'ERR_INVALID_ARGUMENT');
+    assert.throws(
+      () => new MuxClient({ path: '' }),
+      (err: unknown) => err instanceof MuxError && err.code === 'ERR_INVALID_ARGUMENT',
+    );
   });
 
   test('wrap is new MuxConnection with a required role', () => {
     const [a, b] = duplexPair();
-    const con = wrap(a as Duplex, { role: 'server', maxStreams: 3 });
+    const con = wrap(a, { role: 'server', maxStreams: 3 });
     assert.ok(con instanceof MuxConnection);
     assert.equal(con.role, 'server');
     assert.equal(con.limits.maxStreams, 3);
