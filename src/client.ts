@@ -9,6 +9,11 @@ export interface MuxClientOptions extends Omit<ConnectionOptions, 'role' | 'auth
   /** Default `'localhost'`, as with `net.connect`. */
   host?: string;
   /**
+   * Connect to a Unix domain socket (a named pipe on Windows) at this path instead of a TCP
+   * port; `port` and `host` are then not needed.
+   */
+  path?: string;
+  /**
    * Connect over TLS: options for `tls.connect` (`ca`, `cert`, `key`, `servername`, ...).
    * The server's certificate is verified unless `rejectUnauthorized: false` is given.
    */
@@ -31,15 +36,16 @@ export class MuxClient extends MuxConnection {
   constructor(port: number, host: string, onConnected?: OnConnected);
   constructor(port: number, options: MuxClientOptions, onConnected?: OnConnected);
   constructor(port: number, host: string, options: MuxClientOptions, onConnected?: OnConnected);
-  constructor(options: MuxClientOptions & { port: number }, onConnected?: OnConnected);
+  constructor(options: MuxClientOptions & ({ port: number } | { path: string }), onConnected?: OnConnected);
   constructor(...args: unknown[]) {
-    const { port, host, options, onConnected } = parseClientArguments(args);
+    const { port, host, path, options, onConnected } = parseClientArguments(args);
     super(null, { ...options, role: 'client' });
     if (onConnected) this.once('connect', onConnected);
     const tlsOptions = options.tls;
+    const where = path !== undefined ? { path } : { port, host };
     const socket = tlsOptions
-      ? tls.connect({ servername: net.isIP(host) ? undefined : host, ...tlsOptions, port, host })
-      : net.connect({ port, host });
+      ? tls.connect({ servername: net.isIP(host) || path !== undefined ? undefined : host, ...tlsOptions, ...where })
+      : net.connect(where);
     this.socket = socket;
     socket.on('error', onEarlySocketError);
     socket.once(tlsOptions ? 'secureConnect' : 'connect', () => {
@@ -114,7 +120,16 @@ export class MuxClient extends MuxConnection {
 const kClient = Symbol('tcp-stream-muxer.client');
 
 // Socket errors that mean the TCP connection itself failed (before any TLS handshake).
-const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'EADDRNOTAVAIL']);
+const CONNECT_ERRORS = new Set([
+  'ECONNREFUSED',
+  'ENOENT',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ETIMEDOUT',
+  'EADDRNOTAVAIL',
+]);
 
 function onEarlySocketError(this: net.Socket & { [kClient]?: MuxClient }, err: Error): void {
   this[kClient]?.failToConnect(err);
@@ -123,6 +138,7 @@ function onEarlySocketError(this: net.Socket & { [kClient]?: MuxClient }, err: E
 function parseClientArguments(args: unknown[]): {
   port: number;
   host: string;
+  path: string | undefined;
   options: MuxClientOptions;
   onConnected: OnConnected | undefined;
 } {
@@ -148,11 +164,17 @@ function parseClientArguments(args: unknown[]): {
   if (onConnected !== undefined && typeof onConnected !== 'function') {
     throw new MuxError('ERR_INVALID_ARGUMENT', 'onConnected must be a function');
   }
+  const path = options.path;
+  delete options.path;
+  if (path !== undefined) {
+    if (typeof path !== 'string' || path === '') throw new MuxError('ERR_INVALID_ARGUMENT', 'path must be a non-empty string');
+    if (port === undefined) port = 0;
+  }
   if (typeof port === 'string' && /^\d+$/.test(port)) port = Number(port);
   if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) {
     throw new MuxError('ERR_INVALID_ARGUMENT', `port must be an integer from 0 to 65535, got ${String(port)}`);
   }
   delete options.port;
   delete options.host;
-  return { port, host: typeof host === 'string' ? host : 'localhost', options, onConnected: onConnected as OnConnected | undefined };
+  return { port, host: typeof host === 'string' ? host : 'localhost', path, options, onConnected: onConnected as OnConnected | undefined };
 }

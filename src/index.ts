@@ -6,6 +6,7 @@ export { MuxServer, type MuxServerOptions } from './server';
 export { MuxClient, type MuxClientOptions } from './client';
 export { MuxConnection, type ConnectionOptions, type ConnectionStats, type ClientInfo, type Role } from './session/session';
 export { MuxStream, type StreamStats } from './session/stream';
+export { wrap, type WrapOptions } from './wrap';
 export { StreamPool } from './session/stream-pool';
 export { MuxError, isProtocolError, type MuxErrorCode } from './errors';
 export { DEFAULTS, type SessionLimits, type JsonValue } from './config';

@@ -10,6 +10,11 @@ import { resolveLimits } from './config';
 export interface MuxServerOptions extends Omit<ConnectionOptions, 'role' | 'hello'> {
   /** Interface to listen on. Default: all interfaces, as with `net.Server`. */
   host?: string;
+  /**
+   * Listen on a Unix domain socket (a named pipe on Windows) at this path instead of a TCP
+   * port; `port` and `host` are then ignored. The socket file is removed when the server closes.
+   */
+  path?: string;
   /** Pending-connection queue length passed to `listen`. */
   backlog?: number;
   /**
@@ -35,8 +40,8 @@ export class MuxServer extends EventEmitter implements HandshakeHooks {
   private listenFailed = false;
 
   /**
-   * @param port TCP port; 0 picks a free one (see {@link address}).
-   * @param options connection limits and hooks, plus `host` and `backlog`.
+   * @param port TCP port; 0 picks a free one (see {@link address}). Ignored with `options.path`.
+   * @param options connection limits and hooks, plus `host`, `path`, `backlog` and `tls`.
    * @param onListening called once the server listens.
    */
   constructor(port: number, options?: MuxServerOptions | (() => void), onListening?: () => void) {
@@ -68,8 +73,8 @@ export class MuxServer extends EventEmitter implements HandshakeHooks {
       this.emit('close');
     });
     if (onListening) this.once('listening', onListening);
-    const listenOptions: net.ListenOptions = { port };
-    if (this.options.host !== undefined) listenOptions.host = this.options.host;
+    const listenOptions: net.ListenOptions = this.options.path !== undefined ? { path: this.options.path } : { port };
+    if (this.options.host !== undefined && this.options.path === undefined) listenOptions.host = this.options.host;
     if (this.options.backlog !== undefined) listenOptions.backlog = this.options.backlog;
     this.server.listen(listenOptions);
   }
@@ -94,7 +99,7 @@ export class MuxServer extends EventEmitter implements HandshakeHooks {
       socket.destroy();
       return;
     }
-    const { host: _host, backlog: _backlog, tls: _tls, ...connectionOptions } = this.options;
+    const { host: _host, path: _path, backlog: _backlog, tls: _tls, ...connectionOptions } = this.options;
     const connection = new MuxConnection(null, { ...connectionOptions, role: 'server' });
     if (connection.limits.noDelay) socket.setNoDelay(true);
     this.handshaking.add(connection);

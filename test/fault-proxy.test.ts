@@ -287,8 +287,9 @@ const CASES: Case[] = [
     name: 'every byte re-chunked into its own 1-byte write, both ways',
     specs: [{ fault: { kind: 'rechunk' } }],
     // A link this slow (a few hundred KB/s) behind deep socket buffers delays a ping answer by
-    // seconds, as bufferbloat does: a keepalive timeout must allow for that.
-    timeouts: { keepAliveTimeout: 10_000 },
+    // seconds, as bufferbloat does: a keepalive timeout must allow for that. Its speed is the
+    // proxy's CPU time, so on a loaded machine an OPEN (and its ACCEPT) can wait past 5 s too.
+    timeouts: { keepAliveTimeout: 10_000, openTimeout: 10_000 },
     streams: 'complete',
     file: 'complete',
   },

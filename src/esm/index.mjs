@@ -7,6 +7,7 @@ export const {
   MuxClient,
   MuxConnection,
   MuxStream,
+  wrap,
   StreamPool,
   MuxError,
   isProtocolError,

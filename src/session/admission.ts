@@ -4,6 +4,7 @@ import type { JsonValue } from '../config';
 import { MuxError } from '../errors';
 import { FrameType, WireErrorCode } from '../protocol/constants';
 import { OpenState, type MuxStream } from './stream';
+import { debug } from '../debug';
 
 /** What {@link Admission} needs from its connection. */
 export interface AdmissionHost<Connection extends EventEmitter> {
@@ -71,6 +72,7 @@ export class Admission<Connection extends EventEmitter> {
     if (stream.closedOnWire) return;
     const index = this.backlog.indexOf(stream);
     if (index >= 0) this.backlog.splice(index, 1);
+    if (debug.enabled) debug('refused stream %d: %s', stream.id, reason);
     this.host.queueControl(encodeFrame(FrameType.REFUSE, 0, stream.id, encodeCodeAndReason(code, reason)));
     stream.abort(new MuxError('ERR_STREAM_REFUSED', `stream refused: ${reason}`));
   }

@@ -1,6 +1,5 @@
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
-import { debuglog } from 'node:util';
 import { resolveLimits, type JsonValue, type SessionLimits } from '../config';
 import { FrameDecoder, type FrameSink } from '../codec/decoder';
 import { decodeCodeAndReason, encodeCodeAndReason, encodeFrame, encodeWindowUpdate } from '../codec/encode';
@@ -16,10 +15,9 @@ import { StreamTable } from './stream-table';
 import { Liveness, type LivenessHost } from './liveness';
 import { tuneWindow } from './window-tuning';
 import type { ClientInfo, ConnectionOptions, ConnectionStats, HandshakeHooks, Role } from './types';
+import { debug as log } from '../debug';
 
 export type { ClientInfo, ConnectionOptions, ConnectionStats, HandshakeHooks, Role } from './types';
-
-const log = debuglog('tcp-stream-muxer');
 
 type SessionState = 'idle' | 'handshake' | 'ready' | 'closed';
 
@@ -184,6 +182,7 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
     t.on('drain', transportOnDrain);
     this.handshakeTimer = setTimeout(onHandshakeTimeout, this.limits.handshakeTimeout, this);
     this.handshakeTimer.unref();
+    if (log.enabled) log('%s connection started over %s', this.role, transport.constructor.name);
     if (this.role === 'client') this.writeHello();
     if (t.destroyed) process.nextTick(() => this.teardown(new MuxError('ERR_CONNECTION_CLOSED', 'transport was already closed')));
   }
@@ -207,6 +206,7 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
     const t = this.transport;
     if (!t || t.destroyed || t.writableEnded) return;
     this.counters.bytesOut += bytes.length;
+    this.counters.framesOut++; // every raw write is the magic and one frame (HELLO, GO_AWAY)
     t.write(bytes);
   }
 
@@ -252,6 +252,7 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
   }
 
   private rejectClient(reason: string): void {
+    if (log.enabled) log('%s rejected the client: %s', this.role, reason);
     const goAway = encodeFrame(FrameType.GO_AWAY, 0, 0, encodeCodeAndReason(WireErrorCode.AUTH_FAILED, reason));
     this.writeRaw(Buffer.concat([MAGIC, goAway]));
     this.endTransport();
@@ -281,7 +282,7 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
       admitted++;
       this.queueOpen(stream);
     }
-    log('%s connection ready (peer window %d, peer max streams %d)', this.role, peer.initialWindow, peer.maxStreams);
+    if (log.enabled) log('%s connection ready (peer window %d, peer max streams %d)', this.role, peer.initialWindow, peer.maxStreams);
     this.emit('connect');
     if (this.hooks) this.hooks.onReady(this);
     this.scheduler.schedule();
@@ -437,12 +438,14 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
           throw new MuxError('ERR_PROTOCOL', `REFUSE for stream ${streamId}, which is already accepted`);
         }
         const { code, reason } = decodeCodeAndReason(payload);
+        if (log.enabled) log('%s stream %d refused by the peer: %s %s', this.role, streamId, WireErrorCode[code] ?? code, reason);
         if (stream) stream.abort(errorFromRefusal(code, reason));
         return;
       }
       case FrameType.RESET: {
         const stream = this.knownStream(streamId, 'RESET');
         const { code, reason } = decodeCodeAndReason(payload);
+        if (log.enabled) log('%s stream %d reset by the peer: %s %s', this.role, streamId, WireErrorCode[code] ?? code, reason);
         if (stream) stream.abort(errorFromReset(code, reason));
         return;
       }
@@ -519,6 +522,7 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
   }
 
   private refuseId(streamId: number, code: WireErrorCode, reason: string): void {
+    if (log.enabled) log('%s refused stream %d: %s', this.role, streamId, reason);
     this.queueControl(encodeFrame(FrameType.REFUSE, 0, streamId, encodeCodeAndReason(code, reason)));
   }
 
@@ -542,7 +546,7 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
     this.remoteGoAway = true;
     // An idle close is as normal as a plain one: the application hears `goaway`, no error.
     if (code !== WireErrorCode.NORMAL && code !== WireErrorCode.IDLE_TIMEOUT) this.remoteGoAwayError = errorFromGoAway(code, reason);
-    log('%s received GO_AWAY %s %s', this.role, WireErrorCode[code] ?? code, reason);
+    if (log.enabled) log('%s received GO_AWAY %s %s', this.role, WireErrorCode[code] ?? code, reason);
     this.emit('goaway', code, reason);
     this.maybeFinishClose();
   }
@@ -590,6 +594,7 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
   sendReset(stream: MuxStream, code: WireErrorCode, reason: string): void {
     if (stream.id === 0 || this.streams.get(stream.id) !== stream || this.state === 'closed') return;
     if (stream.pendingMeta) return; // its OPEN never left: nothing to reset
+    if (log.enabled) log('%s resetting stream %d: %s %s', this.role, stream.id, WireErrorCode[code] ?? code, reason);
     this.queueControl(encodeFrame(FrameType.RESET, 0, stream.id, encodeCodeAndReason(code, reason)));
   }
 
@@ -705,7 +710,7 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
   idleTimedOut(): void {
     this.idleTimer = null;
     if (this.state !== 'ready' || this.localGoAway || this.streams.size > 0) return;
-    log('%s closing idle connection', this.role);
+    if (log.enabled) log('%s closing idle connection', this.role);
     this.goAway(WireErrorCode.IDLE_TIMEOUT, `no stream for ${this.limits.idleTimeout} ms`);
   }
 
@@ -725,7 +730,7 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
 
   private failProtocol(err: unknown): void {
     const error = err instanceof MuxError ? err : new MuxError('ERR_PROTOCOL', String(err), { cause: err });
-    log('%s protocol failure: %s', this.role, error.message);
+    if (log.enabled) log('%s protocol failure: %s %s', this.role, error.code, error.message);
     // Tell a muxer peer why, unless it never spoke our protocol at all.
     if (this.state === 'ready' || isProtocolError(error)) {
       if (this.state === 'handshake' && this.role === 'server') {
@@ -776,7 +781,7 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
   /** @internal */
   onTransportError(err: Error): void {
     if (!this.transportError) this.transportError = err;
-    log('%s transport error: %s', this.role, err.message);
+    if (log.enabled) log('%s transport error: %s', this.role, err.message);
     if (this.transport && !this.transport.destroyed) this.transport.destroy();
     this.teardown(this.closeError());
   }
@@ -823,6 +828,7 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
 
   /** Sends GO_AWAY with `code`, refuses what waits, and closes once open streams finish. */
   private goAway(code: WireErrorCode, reason: string): void {
+    if (log.enabled) log('%s sending GO_AWAY %s %s', this.role, WireErrorCode[code] ?? code, reason);
     this.localGoAway = true;
     this.queueControl(this.goAwayFrame(new MuxError('ERR_GOING_AWAY', reason, { wireCode: code })));
     this.admission.refuseAll(WireErrorCode.GOING_AWAY, 'connection is closing');
@@ -901,7 +907,7 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
     this.liveness.stop(streamErr);
 
     const reportErr = this.appDestroyed ? null : err;
-    log('%s connection closed%s', this.role, reportErr ? `: ${reportErr.message}` : '');
+    if (log.enabled) log('%s connection closed%s', this.role, reportErr ? `: ${reportErr.code} ${reportErr.message}` : '');
     this.onClosed(reportErr, wasHandshaking);
     for (const callback of this.closeCallbacks.splice(0)) callback();
     this.emit('close', reportErr !== null);

@@ -40,17 +40,22 @@ export interface ConnectionStats {
   streamsOpenRemote: number;
   /** Streams the peer opened that wait for a `stream` listener. */
   pendingStreams: number;
-  /** Bytes received and sent on the transport. */
+  /** Bytes received on the transport: frame headers, payloads and the handshake preface. */
   bytesIn: number;
+  /** Bytes sent on the transport (or handed to it), counted as {@link bytesIn}. */
   bytesOut: number;
-  /** Frames received and sent. */
+  /** Frames received, of every type (HELLO, DATA, PING, WINDOW_UPDATE, ...). */
   framesIn: number;
+  /** Frames sent, of every type. */
   framesOut: number;
-  /** Received stream bytes not yet read by the application. */
+  /**
+   * Received stream bytes not yet read by the application: the part of `memoryBudget` in
+   * use. Above the budget the connection stops reading from its transport.
+   */
   bufferedIn: number;
   /** Bytes waiting to be written to the transport. */
   bufferedOut: number;
-  /** `maxBufferedBytes` of this connection. */
+  /** The memory budget: `maxBufferedBytes` of this connection, in bytes. */
   memoryBudget: number;
   /** Last measured ping round trip in milliseconds, or null before the first. */
   lastRtt: number | null;
