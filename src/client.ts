@@ -5,6 +5,7 @@ import { MuxConnection, type ConnectionOptions } from './session/session';
 
 /** Options of a {@link MuxClient}: every connection option, plus where to connect. */
 export interface MuxClientOptions extends Omit<ConnectionOptions, 'role' | 'authenticate'> {
+  /** TCP port of the server (when not given as the first constructor argument). */
   port?: number;
   /** Default `'localhost'`, as with `net.connect`. */
   host?: string;
@@ -20,7 +21,8 @@ export interface MuxClientOptions extends Omit<ConnectionOptions, 'role' | 'auth
   tls?: tls.ConnectionOptions;
 }
 
-type OnConnected = (this: MuxClient) => void;
+/** Called once the client's handshake is done, with the client as `this`. */
+export type OnConnected = (this: MuxClient) => void;
 
 /**
  * Connects to a {@link MuxServer}. The client is itself the connection: it has a

@@ -32,7 +32,9 @@ export type MuxErrorCode =
   | 'ERR_FILE_REJECTED'
   | 'ERR_ABORTED';
 
+/** Options of the {@link MuxError} constructor. */
 export interface MuxErrorOptions {
+  /** The underlying error, as `Error`'s own `cause`. */
   cause?: unknown;
   /** The code this error puts on the wire when it closes a stream or connection. */
   wireCode?: WireErrorCode;
@@ -40,6 +42,7 @@ export interface MuxErrorOptions {
 
 /** The one error class of this library: a message plus a stable string {@link MuxError.code}. */
 export class MuxError extends Error {
+  /** Stable identifier of what went wrong, for `switch`: see the README's error codes. */
   readonly code: MuxErrorCode;
   /** Code sent to the peer in RESET / REFUSE / GO_AWAY when this error ends something. */
   readonly wireCode: WireErrorCode;

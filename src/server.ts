@@ -165,6 +165,7 @@ export class MuxServer extends EventEmitter implements HandshakeHooks {
     return this;
   }
 
+  /** Undoes {@link unref}: the server keeps the process alive again, as `net.Server#ref()`. */
   ref(): this {
     this.server.ref();
     return this;

@@ -2,7 +2,10 @@ import type { Duplex } from 'node:stream';
 import { MuxConnection, type ConnectionOptions, type Role } from './session/session';
 
 /** Options of {@link wrap}: every connection option, with the role required. */
-export type WrapOptions = ConnectionOptions & { role: Role };
+export interface WrapOptions extends ConnectionOptions {
+  /** Which end this is: one side of the duplex must be `'client'`, the other `'server'`. */
+  role: Role;
+}
 
 /**
  * Runs a muxer connection over a `Duplex` you already have: a TLS socket, a Unix domain

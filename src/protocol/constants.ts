@@ -34,6 +34,7 @@ export const WINDOW_UPDATE_PAYLOAD_LENGTH = 4;
 /** Largest payload of a RESET, REFUSE or GO_AWAY frame: a u32 code plus a UTF-8 reason. */
 export const MAX_CONTROL_PAYLOAD = 4 + 1024;
 
+/** Frame types on the wire (PROTOCOL.md, section 4). */
 export enum FrameType {
   /** Stream bytes. Counts against the receiver's window. With FIN, the sender's last bytes. */
   DATA = 0x0,
@@ -55,6 +56,7 @@ export enum FrameType {
   HELLO = 0x8,
 }
 
+/** Frame flags on the wire (PROTOCOL.md, section 5). */
 export enum Flag {
   /** On DATA: the sender half-closes; no more DATA follows from it on this stream. */
   FIN = 0x1,

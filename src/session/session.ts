@@ -49,8 +49,10 @@ type Transport = Duplex & { [kSession]?: MuxConnection };
 export class MuxConnection extends EventEmitter implements StreamHost, FrameSink, StreamOpener, SchedulerHost, LivenessHost, AdmissionHost<MuxConnection> {
   /** The seed library's name for the stream opener; see {@link StreamPool}. */
   readonly StreamPool: StreamPool;
+  /** Which end of the connection this is. */
   readonly role: Role;
   /** @internal */ readonly limits: SessionLimits;
+  /** The options the connection was made with. */
   protected readonly options: ConnectionOptions;
 
   /** @internal */ state: SessionState = 'idle';
@@ -120,10 +122,12 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
     return this.StreamPool;
   }
 
+  /** The peer's address when the transport is a socket. */
   get remoteAddress(): string | undefined {
     return (this.transport as { remoteAddress?: string } | null)?.remoteAddress;
   }
 
+  /** The peer's port when the transport is a TCP socket. */
   get remotePort(): number | undefined {
     return (this.transport as { remotePort?: number } | null)?.remotePort;
   }

@@ -31,8 +31,9 @@ export interface StreamHost {
 
 /** Figures from {@link MuxStream.stats}. */
 export interface StreamStats {
-  /** Payload bytes sent to and received from the peer. */
+  /** Payload bytes handed to the connection for the peer. */
   bytesSent: number;
+  /** Payload bytes received from the peer. */
   bytesReceived: number;
   /** Bytes this side may still send before the peer grants more window. */
   sendWindow: number;
@@ -148,16 +149,19 @@ export class MuxStream extends Duplex {
 
   // ---- writable side -------------------------------------------------------------------
 
+  /** @internal Duplex implementation. */
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
     this.enqueue(chunk);
     this.afterEnqueue(callback);
   }
 
+  /** @internal Duplex implementation. */
   override _writev(chunks: { chunk: Buffer }[], callback: (err?: Error | null) => void): void {
     for (const { chunk } of chunks) this.enqueue(chunk);
     this.afterEnqueue(callback);
   }
 
+  /** @internal Duplex implementation. */
   override _final(callback: (err?: Error | null) => void): void {
     if (this.closedOnWire) return callback();
     this.finPending = true;
@@ -231,6 +235,7 @@ export class MuxStream extends Duplex {
 
   // ---- readable side -------------------------------------------------------------------
 
+  /** @internal Duplex implementation. */
   override _read(): void {
     this.readerWaiting = true;
     const queue = this.inQueue;
@@ -326,6 +331,7 @@ export class MuxStream extends Duplex {
     destroyQuietly(this, err);
   }
 
+  /** @internal Duplex implementation. */
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
     if (!this.closedOnWire) {
       const code = err instanceof MuxError ? err.wireCode : err ? WireErrorCode.INTERNAL_ERROR : WireErrorCode.CANCEL;

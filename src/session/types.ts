@@ -7,7 +7,9 @@ export type Role = 'client' | 'server';
 
 /** What `authenticate` learns about the connecting client. */
 export interface ClientInfo {
+  /** The client's address as the server's socket sees it (undefined over a non-TCP duplex). */
   remoteAddress: string | undefined;
+  /** The client's port (undefined over a non-TCP duplex). */
   remotePort: number | undefined;
 }
 
@@ -26,9 +28,11 @@ export interface ConnectionOptions extends Partial<SessionLimits> {
   acceptStream?: (meta: JsonValue, connection: MuxConnection) => unknown;
 }
 
-/** @internal Hooks a MuxServer uses to learn about a connection's handshake. */
+/** Hooks a MuxServer uses to learn about a connection's handshake (not for applications). */
 export interface HandshakeHooks {
+  /** The connection finished its handshake. */
   onReady(connection: MuxConnection): void;
+  /** The handshake failed with `err` (the connection is closing). */
   onHandshakeFailed(connection: MuxConnection, err: MuxError): void;
 }
 

@@ -14,6 +14,7 @@ const FILE_HEADER_LENGTH = FILE_MAGIC.length + 1 + 8;
 const DIGEST_LENGTH = 32;
 const MAX_STATUS_BYTES = 64 * 1024;
 
+/** What a finished transfer moved, as both sides report it. */
 export interface FileTransferResult {
   /** Bytes of file content moved. */
   size: number;
@@ -21,6 +22,7 @@ export interface FileTransferResult {
   sha256: string;
 }
 
+/** Options of {@link sendFile} (and, extended, of {@link receiveFile}). */
 export interface SendFileOptions {
   /** Aborts the transfer: the stream is reset and the promise rejects with `ERR_ABORTED`. */
   signal?: AbortSignal;
@@ -28,6 +30,7 @@ export interface SendFileOptions {
   onProgress?: (bytes: number, total: number) => void;
 }
 
+/** Options of {@link receiveFile}. */
 export interface ReceiveFileOptions extends SendFileOptions {
   /**
    * Replace an existing `filename` (default `true`). With `false` the verified file is
@@ -37,7 +40,9 @@ export interface ReceiveFileOptions extends SendFileOptions {
   overwrite?: boolean;
 }
 
-type Callback = (err: Error | null, result?: FileTransferResult) => void;
+/** The optional node-style callback of {@link sendFile} and {@link receiveFile}. */
+export type FileTransferCallback = (err: Error | null, result?: FileTransferResult) => void;
+type Callback = FileTransferCallback;
 
 /**
  * Sends the file `filename` over `stream` (the peer runs {@link receiveFile}). Resolves once

@@ -1,2 +1,2 @@
-export { sendFile, receiveFile, type SendFileOptions, type ReceiveFileOptions, type FileTransferResult } from './file-transfer';
-export { sendFileOver, type SendFileOverOptions, type StreamOpenerLike } from './send-file-over';
+export { sendFile, receiveFile, type SendFileOptions, type ReceiveFileOptions, type FileTransferResult, type FileTransferCallback } from './file-transfer';
+export { sendFileOver, type SendFileOverOptions, type StreamOpenerLike, type StreamCreator, type StreamPoolHolder } from './send-file-over';

@@ -5,8 +5,20 @@ import { MuxError } from '../errors';
 import type { MuxStream } from '../session/stream';
 import { sendFile, type FileTransferResult, type SendFileOptions } from './file-transfer';
 
-/** What {@link sendFileOver} opens its stream on: a `StreamPool`, or a connection that has one. */
-export type StreamOpenerLike = { createStream(meta?: JsonValue): Promise<MuxStream> } | { StreamPool: { createStream(meta?: JsonValue): Promise<MuxStream> } };
+/** Anything that opens streams: a {@link StreamPool}. */
+export interface StreamCreator {
+  /** Opens a stream carrying `meta`; resolves once the peer accepts it. */
+  createStream(meta?: JsonValue): Promise<MuxStream>;
+}
+
+/** Where {@link sendFileOver} opens its stream: a `StreamPool`, or a connection or client that has one. */
+export type StreamOpenerLike = StreamCreator | StreamPoolHolder;
+
+/** A connection or client: it has a `StreamPool`. */
+export interface StreamPoolHolder {
+  /** The connection's stream opener. */
+  StreamPool: StreamCreator;
+}
 
 export interface SendFileOverOptions extends SendFileOptions {
   /** The name the receiver sees in `meta.name` (a relative POSIX path). Default: the file's base name. */
