@@ -104,11 +104,14 @@ async function main(): Promise<void> {
 
   const seconds = (Date.now() - started) / 1000;
   console.log(`soak: ${clients.length} clients x ${values['in-flight']} streams in flight for ${seconds.toFixed(0)} s`);
-  console.log(`streams: ${streams} (${(streams / seconds).toFixed(0)}/s), bytes moved: ${mib(bytes)} (${(bytes / 1e6 / seconds).toFixed(1)} MB/s)`);
+  console.log(
+    `streams: ${streams} (${(streams / seconds).toFixed(0)}/s), bytes moved: ${mib(bytes)} (${(bytes / 1e6 / seconds).toFixed(1)} MB/s)`,
+  );
   console.log(`errors: ${errors.length}`);
   for (const error of errors) console.log(`  ${error}`);
   console.log('heap (heapUsed + external):');
-  for (const s of samples) console.log(`  ${s.minute.toFixed(1).padStart(5)} min  client ${mib(s.client).padStart(10)}  server ${mib(s.server).padStart(10)}`);
+  for (const s of samples)
+    console.log(`  ${s.minute.toFixed(1).padStart(5)} min  client ${mib(s.client).padStart(10)}  server ${mib(s.server).padStart(10)}`);
   const first = samples[0];
   const last = samples[samples.length - 1];
   console.log(`heap change: client ${mib(last.client - first.client)}, server ${mib(last.server - first.server)}`);

@@ -77,10 +77,11 @@ async function connectMux(port: number): Promise<Connection> {
   client.on('error', () => {});
   return {
     open: (mode) => client.StreamPool.createStream({ mode }),
-    close: () => new Promise((resolve) => {
-      client.destroy();
-      resolve();
-    }),
+    close: () =>
+      new Promise((resolve) => {
+        client.destroy();
+        resolve();
+      }),
   };
 }
 
@@ -119,9 +120,10 @@ async function connectHttp2(port: number): Promise<Connection> {
       request.on('error', () => {});
       return request;
     },
-    close: () => new Promise((resolve) => {
-      session.destroy();
-      resolve();
-    }),
+    close: () =>
+      new Promise((resolve) => {
+        session.destroy();
+        resolve();
+      }),
   };
 }

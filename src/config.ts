@@ -109,10 +109,7 @@ export function verifyLimits(limits: SessionLimits): void {
   for (const [key, [min, max]] of Object.entries(RANGES) as [keyof SessionLimits, [number, number]][]) {
     const value = limits[key];
     if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-      throw new MuxError(
-        'ERR_INVALID_CONFIG',
-        `option ${key} must be an integer from ${min} to ${max}, got ${String(value)}`,
-      );
+      throw new MuxError('ERR_INVALID_CONFIG', `option ${key} must be an integer from ${min} to ${max}, got ${String(value)}`);
     }
   }
   if (limits.maxWindow < limits.initialWindow) {

@@ -4,7 +4,14 @@
  */
 export { MuxServer, type MuxServerOptions } from './server';
 export { MuxClient, type MuxClientOptions, type OnConnected } from './client';
-export { MuxConnection, type ConnectionOptions, type ConnectionStats, type ClientInfo, type Role, type HandshakeHooks } from './session/session';
+export {
+  MuxConnection,
+  type ConnectionOptions,
+  type ConnectionStats,
+  type ClientInfo,
+  type Role,
+  type HandshakeHooks,
+} from './session/session';
 export { MuxStream, type StreamStats } from './session/stream';
 export { wrap, type WrapOptions } from './wrap';
 export { StreamPool } from './session/stream-pool';

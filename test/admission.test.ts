@@ -67,27 +67,31 @@ function watchedClient(t: TestContext, port: number, hello?: JsonValue) {
 }
 
 describe('authenticate', () => {
-  test("authenticate is called with the client's hello and info.remoteAddress, and the right secret, compared in constant time, is accepted", T, async (t) => {
-    const calls: [JsonValue, ClientInfo][] = [];
-    const { server, port, serverEvents } = await watchedServer(t, {
-      authenticate: (hello, info) => {
-        calls.push([hello, info]);
-        return checkToken(hello);
-      },
-    });
-    const connection = nextEvent(server, 'connection');
-    const { client, connected } = watchedClient(t, port, { token: SECRET, user: 'alice' });
-    await nextEvent(client, 'connect');
-    const [serverCon] = (await connection) as [MuxConnection];
-    assert.equal(calls.length, 1);
-    const [hello, info] = calls[0];
-    assert.deepEqual(hello, { token: SECRET, user: 'alice' });
-    assert.equal(info.remoteAddress, HOST);
-    assert.equal(typeof info.remotePort, 'number');
-    assert.equal(connected(), 1);
-    assert.deepEqual(serverCon.peerHello, { token: SECRET, user: 'alice' });
-    assert.deepEqual(serverEvents.names, ['connection']);
-  });
+  test(
+    "authenticate is called with the client's hello and info.remoteAddress, and the right secret, compared in constant time, is accepted",
+    T,
+    async (t) => {
+      const calls: [JsonValue, ClientInfo][] = [];
+      const { server, port, serverEvents } = await watchedServer(t, {
+        authenticate: (hello, info) => {
+          calls.push([hello, info]);
+          return checkToken(hello);
+        },
+      });
+      const connection = nextEvent(server, 'connection');
+      const { client, connected } = watchedClient(t, port, { token: SECRET, user: 'alice' });
+      await nextEvent(client, 'connect');
+      const [serverCon] = (await connection) as [MuxConnection];
+      assert.equal(calls.length, 1);
+      const [hello, info] = calls[0];
+      assert.deepEqual(hello, { token: SECRET, user: 'alice' });
+      assert.equal(info.remoteAddress, HOST);
+      assert.equal(typeof info.remotePort, 'number');
+      assert.equal(connected(), 1);
+      assert.deepEqual(serverCon.peerHello, { token: SECRET, user: 'alice' });
+      assert.deepEqual(serverEvents.names, ['connection']);
+    },
+  );
 
   test('authenticate gets null as hello when the client sent none', T, async (t) => {
     const seen: JsonValue[] = [];
@@ -129,64 +133,78 @@ describe('authenticate', () => {
     ['a sync false', () => false],
     ['an async false', async () => false],
     ['a falsy undefined', () => undefined],
-    ['a throw', () => {
-      throw new Error('user database unavailable');
-    }],
-    ['an async rejection', async () => {
-      await delay(10);
-      throw new Error('token service down');
-    }],
+    [
+      'a throw',
+      () => {
+        throw new Error('user database unavailable');
+      },
+    ],
+    [
+      'an async rejection',
+      async () => {
+        await delay(10);
+        throw new Error('token service down');
+      },
+    ],
   ];
   for (const [what, verdict] of rejecting) {
-    test(`${what} from authenticate rejects: the client emits error ERR_AUTH_FAILED and never calls onConnected, and the server emits clientError, never error or connection`, T, async (t) => {
-      const { server, port, serverEvents, clientErrors } = await watchedServer(t, { authenticate: verdict });
-      const { client, events, connected } = watchedClient(t, port, { token: 'wrong' });
-      await withTimeout(nextEvent(client, 'close'), 5000, 'the rejected client to close');
-      assert.deepEqual(events.names, ['error', 'close']);
-      const err = events.args.get('error');
-      assert.ok(err instanceof MuxError);
-      assert.equal(err.code, 'ERR_AUTH_FAILED');
-      assert.equal(connected(), 0);
-      await waitFor(() => clientErrors.length === 1, 2000, 'clientError');
-      assert.ok(clientErrors[0] instanceof MuxError);
-      assert.equal((clientErrors[0]).code, 'ERR_AUTH_FAILED');
-      await delay(50);
-      assert.deepEqual(serverEvents.names, [], 'neither connection nor error on the server');
-      assert.equal(server.connectionCount, 0);
-      await assert.rejects(client.StreamPool.createStream('after rejection'), { name: 'MuxError' });
-    });
+    test(
+      `${what} from authenticate rejects: the client emits error ERR_AUTH_FAILED and never calls onConnected, and the server emits clientError, never error or connection`,
+      T,
+      async (t) => {
+        const { server, port, serverEvents, clientErrors } = await watchedServer(t, { authenticate: verdict });
+        const { client, events, connected } = watchedClient(t, port, { token: 'wrong' });
+        await withTimeout(nextEvent(client, 'close'), 5000, 'the rejected client to close');
+        assert.deepEqual(events.names, ['error', 'close']);
+        const err = events.args.get('error');
+        assert.ok(err instanceof MuxError);
+        assert.equal(err.code, 'ERR_AUTH_FAILED');
+        assert.equal(connected(), 0);
+        await waitFor(() => clientErrors.length === 1, 2000, 'clientError');
+        assert.ok(clientErrors[0] instanceof MuxError);
+        assert.equal(clientErrors[0].code, 'ERR_AUTH_FAILED');
+        await delay(50);
+        assert.deepEqual(serverEvents.names, [], 'neither connection nor error on the server');
+        assert.equal(server.connectionCount, 0);
+        await assert.rejects(client.StreamPool.createStream('after rejection'), { name: 'MuxError' });
+      },
+    );
   }
 
-  test('no stream is looked at before authenticate accepts: an OPEN sent right behind the HELLO gets no answer until then, and arrives after connection', T, async (t) => {
-    let decide!: (verdict: boolean) => void;
-    const { server, port, serverEvents } = await watchedServer(t, {
-      authenticate: () => new Promise<boolean>((resolve) => (decide = resolve)),
-    });
-    const order: string[] = [];
-    const streams: MuxStream[] = [];
-    server.on('connection', (con: MuxConnection) => {
-      order.push('connection');
-      con.on('stream', (stream: MuxStream) => {
-        order.push('stream');
-        streams.push(stream);
+  test(
+    'no stream is looked at before authenticate accepts: an OPEN sent right behind the HELLO gets no answer until then, and arrives after connection',
+    T,
+    async (t) => {
+      let decide!: (verdict: boolean) => void;
+      const { server, port, serverEvents } = await watchedServer(t, {
+        authenticate: () => new Promise<boolean>((resolve) => (decide = resolve)),
       });
-    });
-    const peer = await connectWirePeer(port);
-    t.after(() => peer.socket.destroy());
-    peer.open(1, 'eager');
-    peer.data(1, 'sent before being let in', true);
-    await waitFor(() => decide !== undefined, 5000, 'authenticate to be called');
-    await delay(100);
-    assert.equal(peer.frames.length, 0, 'the server says nothing while it decides');
-    assert.deepEqual(order, []);
+      const order: string[] = [];
+      const streams: MuxStream[] = [];
+      server.on('connection', (con: MuxConnection) => {
+        order.push('connection');
+        con.on('stream', (stream: MuxStream) => {
+          order.push('stream');
+          streams.push(stream);
+        });
+      });
+      const peer = await connectWirePeer(port);
+      t.after(() => peer.socket.destroy());
+      peer.open(1, 'eager');
+      peer.data(1, 'sent before being let in', true);
+      await waitFor(() => decide !== undefined, 5000, 'authenticate to be called');
+      await delay(100);
+      assert.equal(peer.frames.length, 0, 'the server says nothing while it decides');
+      assert.deepEqual(order, []);
 
-    decide(true);
-    await peer.frameOf(FrameType.ACCEPT, 1);
-    assert.equal(peer.frames[0].type, FrameType.HELLO, 'the HELLO comes first');
-    assert.deepEqual(order, ['connection', 'stream']);
-    assert.equal((await collect(streams[0])).toString(), 'sent before being let in');
-    assert.deepEqual(serverEvents.names, ['connection']);
-  });
+      decide(true);
+      await peer.frameOf(FrameType.ACCEPT, 1);
+      assert.equal(peer.frames[0].type, FrameType.HELLO, 'the HELLO comes first');
+      assert.deepEqual(order, ['connection', 'stream']);
+      assert.equal((await collect(streams[0])).toString(), 'sent before being let in');
+      assert.deepEqual(serverEvents.names, ['connection']);
+    },
+  );
 
   test('a client rejected by authenticate never had its OPEN looked at: it gets only the magic and GO_AWAY AUTH_FAILED', T, async (t) => {
     let decide!: (verdict: boolean) => void;
@@ -286,37 +304,52 @@ describe('acceptStream', () => {
   const refusing: [string, () => unknown, RegExp | null][] = [
     ['false', () => false, null],
     ['a string', () => 'quota exceeded for this user', /quota exceeded for this user/],
-    ['a throw', () => {
-      throw new Error('route not found');
-    }, /route not found/],
+    [
+      'a throw',
+      () => {
+        throw new Error('route not found');
+      },
+      /route not found/,
+    ],
     ['an async false', async () => false, null],
     ['an async string', async () => 'try again later', /try again later/],
-    ['an async rejection', async () => {
-      await delay(10);
-      throw new Error('lookup failed');
-    }, /lookup failed/],
+    [
+      'an async rejection',
+      async () => {
+        await delay(10);
+        throw new Error('lookup failed');
+      },
+      /lookup failed/,
+    ],
   ];
   for (const [what, verdict, reason] of refusing) {
     const outcome = reason ? 'with that reason in its message' : '';
-    test(`acceptStream returning ${what} refuses: the opener gets ERR_STREAM_REFUSED ${outcome}, the stream never reaches the application, and the connection carries on`.replace(/ +/g, ' '), T, async (t) => {
-      const setup = await startTcp({ server: { acceptStream: (meta) => (meta === 'judged' ? verdict() : true) } });
-      t.after(() => setup.cleanup());
-      const delivered: JsonValue[] = [];
-      setup.serverCon.on('stream', (stream: MuxStream) => delivered.push(stream.meta));
-      await assert.rejects(withTimeout(setup.client.StreamPool.createStream('judged'), 5000, 'the verdict'), (err: unknown) => {
-        assert.ok(err instanceof MuxError);
-        assert.equal(err.code, 'ERR_STREAM_REFUSED');
-        if (reason) assert.match(err.message, reason);
-        return true;
-      });
-      const withAck = setup.client.StreamPool.createStream('judged', () => assert.fail('never accepted'));
-      const [ackErr] = await nextEvent(withAck, 'error');
-      assert.equal((ackErr as MuxError).code, 'ERR_STREAM_REFUSED');
-      const { local, remote } = await openPair(setup.client, setup.serverCon, 'fine');
-      local.end('still works');
-      assert.equal((await collect(remote)).toString(), 'still works');
-      assert.deepEqual(delivered, ['fine']);
-      assert.equal(setup.serverCon.stats().streamsOpenRemote, 1);
-    });
+    test(
+      `acceptStream returning ${what} refuses: the opener gets ERR_STREAM_REFUSED ${outcome}, the stream never reaches the application, and the connection carries on`.replace(
+        / +/g,
+        ' ',
+      ),
+      T,
+      async (t) => {
+        const setup = await startTcp({ server: { acceptStream: (meta) => (meta === 'judged' ? verdict() : true) } });
+        t.after(() => setup.cleanup());
+        const delivered: JsonValue[] = [];
+        setup.serverCon.on('stream', (stream: MuxStream) => delivered.push(stream.meta));
+        await assert.rejects(withTimeout(setup.client.StreamPool.createStream('judged'), 5000, 'the verdict'), (err: unknown) => {
+          assert.ok(err instanceof MuxError);
+          assert.equal(err.code, 'ERR_STREAM_REFUSED');
+          if (reason) assert.match(err.message, reason);
+          return true;
+        });
+        const withAck = setup.client.StreamPool.createStream('judged', () => assert.fail('never accepted'));
+        const [ackErr] = await nextEvent(withAck, 'error');
+        assert.equal((ackErr as MuxError).code, 'ERR_STREAM_REFUSED');
+        const { local, remote } = await openPair(setup.client, setup.serverCon, 'fine');
+        local.end('still works');
+        assert.equal((await collect(remote)).toString(), 'still works');
+        assert.deepEqual(delivered, ['fine']);
+        assert.equal(setup.serverCon.stats().streamsOpenRemote, 1);
+      },
+    );
   }
 });

@@ -62,7 +62,11 @@ test('serve on a port in use: a clear message and exit code 1', async (t) => {
 
 test('--version prints the package version; the bin is executable with a node shebang', async (t) => {
   const result = await runCli(t, ['--version']);
-  const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string; bin: Record<string, string>; scripts: Record<string, string> };
+  const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+    version: string;
+    bin: Record<string, string>;
+    scripts: Record<string, string>;
+  };
   assert.equal(result.stdout.trim(), pkg.version);
   assert.equal(path.resolve(ROOT, pkg.bin.tsmux), CLI);
   assert.ok(readFileSync(CLI, 'utf8').startsWith('#!/usr/bin/env node\n'));
@@ -81,6 +85,13 @@ test('demo: files and a chat stream at once, every hash verified, exit 0', async
 });
 
 test('the library core does not load the CLI dependency (cli-progress)', () => {
-  const loaded = execFileSync(process.execPath, ['-e', "require('./dist/cjs/index.js'); process.stdout.write(String(Object.keys(require.cache).filter((k) => /cli-progress|[\\\\/]cli[\\\\/]/.test(k)).length))"], { cwd: ROOT, encoding: 'utf8' });
+  const loaded = execFileSync(
+    process.execPath,
+    [
+      '-e',
+      "require('./dist/cjs/index.js'); process.stdout.write(String(Object.keys(require.cache).filter((k) => /cli-progress|[\\\\/]cli[\\\\/]/.test(k)).length))",
+    ],
+    { cwd: ROOT, encoding: 'utf8' },
+  );
   assert.equal(loaded, '0');
 });

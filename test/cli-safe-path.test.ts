@@ -18,10 +18,36 @@ test('checkName accepts plain relative POSIX paths', () => {
 
 test('checkName refuses traversal, absolute, empty, odd and over-long names', () => {
   const refused: unknown[] = [
-    '', '..', '.', '../x', 'a/../../x', 'a/..', './x', 'a/./x', '/etc/passwd', '//x', 'a//b', 'a/', '/',
-    'a\\b', '..\\x', 'C:\\x', 'C:/x', 'x\0y', 'x\ny', 'x\ry', '\x1b[31m', 'x\x7f',
-    'x'.repeat(MAX_SEGMENT_BYTES + 1), `${'a/'.repeat(600)}x`, 'é'.repeat(101),
-    null, undefined, 42, ['a'], { name: 'a' },
+    '',
+    '..',
+    '.',
+    '../x',
+    'a/../../x',
+    'a/..',
+    './x',
+    'a/./x',
+    '/etc/passwd',
+    '//x',
+    'a//b',
+    'a/',
+    '/',
+    'a\\b',
+    '..\\x',
+    'C:\\x',
+    'C:/x',
+    'x\0y',
+    'x\ny',
+    'x\ry',
+    '\x1b[31m',
+    'x\x7f',
+    'x'.repeat(MAX_SEGMENT_BYTES + 1),
+    `${'a/'.repeat(600)}x`,
+    'é'.repeat(101),
+    null,
+    undefined,
+    42,
+    ['a'],
+    { name: 'a' },
   ];
   for (const name of refused) assert.notEqual(checkName(name), null, JSON.stringify(name));
 });
@@ -30,15 +56,18 @@ const segmentChar = fc.constantFrom('a', 'b', '.', '-', '_', ' ', 'é', '/', '\\
 
 test('property: an accepted name is normalized, relative, and joins to a path inside any root', () => {
   fc.assert(
-    fc.property(fc.array(segmentChar, { maxLength: 40 }).map((chars) => chars.join('')), (name) => {
-      if (checkName(name) !== null) return;
-      assert.equal(path.posix.normalize(name), name);
-      assert.ok(!path.posix.isAbsolute(name));
-      assert.ok(!name.split('/').includes('..'));
-      const root = '/srv/inbox';
-      assert.ok(isInside(root, path.resolve(root, name)), name);
-      assert.notEqual(path.resolve(root, name), root);
-    }),
+    fc.property(
+      fc.array(segmentChar, { maxLength: 40 }).map((chars) => chars.join('')),
+      (name) => {
+        if (checkName(name) !== null) return;
+        assert.equal(path.posix.normalize(name), name);
+        assert.ok(!path.posix.isAbsolute(name));
+        assert.ok(!name.split('/').includes('..'));
+        const root = '/srv/inbox';
+        assert.ok(isInside(root, path.resolve(root, name)), name);
+        assert.notEqual(path.resolve(root, name), root);
+      },
+    ),
     { numRuns: 2000 },
   );
 });

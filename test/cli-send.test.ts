@@ -111,8 +111,29 @@ test('send: cannot connect → a clear message and exit code 1', async (t) => {
 
 test('send and serve over TLS (--tls-cert/--tls-key, --tls-ca)', { skip: !existsSync('/usr/bin/openssl') && 'no openssl' }, async (t) => {
   const work = await tempDir(t, 'tls');
-  execFileSync('/usr/bin/openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'key.pem', '-out', 'cert.pem',
-    '-days', '2', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'], { cwd: work, stdio: 'ignore' });
+  execFileSync(
+    '/usr/bin/openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      'key.pem',
+      '-out',
+      'cert.pem',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1,DNS:localhost',
+    ],
+    { cwd: work, stdio: 'ignore' },
+  );
   writeFileSync(path.join(work, 'over-tls.bin'), randomBytes(100_000));
   const inbox = path.join(work, 'inbox');
   const { port } = await startServeCli(t, ['--dir', inbox, '--tls-cert', 'cert.pem', '--tls-key', 'key.pem'], { cwd: work });

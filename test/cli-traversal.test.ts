@@ -78,10 +78,16 @@ test('serve refuses an unknown stream type and a forward not on --allow-forward'
   const { port } = await startServeCli(t, ['--dir', path.join(work, 'inbox')]);
   const client = await connectTo(port);
   t.after(() => client.destroy());
-  await assert.rejects(client.StreamPool.createStream({ type: 'shell', cmd: 'rm -rf /' }), { code: 'ERR_STREAM_REFUSED', message: /unknown stream type "shell"/ });
+  await assert.rejects(client.StreamPool.createStream({ type: 'shell', cmd: 'rm -rf /' }), {
+    code: 'ERR_STREAM_REFUSED',
+    message: /unknown stream type "shell"/,
+  });
   await assert.rejects(client.StreamPool.createStream({ type: 'forward', to: '127.0.0.1:22' }), {
     code: 'ERR_STREAM_REFUSED',
     message: /forwarding to 127\.0\.0\.1:22 is not allowed/,
   });
-  await assert.rejects(client.StreamPool.createStream({ type: 'file', name: 'x', size: -1 }), { code: 'ERR_STREAM_REFUSED', message: /size/ });
+  await assert.rejects(client.StreamPool.createStream({ type: 'file', name: 'x', size: -1 }), {
+    code: 'ERR_STREAM_REFUSED',
+    message: /size/,
+  });
 });

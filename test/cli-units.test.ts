@@ -43,9 +43,20 @@ test('formatBytes, formatDuration, formatRate', () => {
 });
 
 test('formatSummary: counts, throughput, failures, interruption', () => {
-  assert.equal(formatSummary({ verb: 'sent', files: 1, bytes: 2048, seconds: 2, failures: [] }), '1 file sent, 2.0 KiB in 2.0 s (1.0 KiB/s), 0 failed\n');
   assert.equal(
-    formatSummary({ verb: 'sent', files: 3, bytes: 0, seconds: 1, failures: [{ name: 'a', reason: 'nope' }], notStarted: 4, interrupted: 'interrupted by SIGINT' }),
+    formatSummary({ verb: 'sent', files: 1, bytes: 2048, seconds: 2, failures: [] }),
+    '1 file sent, 2.0 KiB in 2.0 s (1.0 KiB/s), 0 failed\n',
+  );
+  assert.equal(
+    formatSummary({
+      verb: 'sent',
+      files: 3,
+      bytes: 0,
+      seconds: 1,
+      failures: [{ name: 'a', reason: 'nope' }],
+      notStarted: 4,
+      interrupted: 'interrupted by SIGINT',
+    }),
     '3 files sent, 0 B in 1.0 s (0 B/s), 1 failed, 4 not started (interrupted by SIGINT)\nfailed: a: nope\n',
   );
 });
@@ -70,7 +81,14 @@ test('Progress in plain mode writes one line per file and no ANSI escapes', () =
 });
 
 test('Progress in bars mode draws through cli-progress onto a TTY-like stream', () => {
-  const out = Object.assign(new PassThrough(), { isTTY: true, columns: 100, cursorTo: () => true, clearLine: () => true, moveCursor: () => true, clearScreenDown: () => true });
+  const out = Object.assign(new PassThrough(), {
+    isTTY: true,
+    columns: 100,
+    cursorTo: () => true,
+    clearLine: () => true,
+    moveCursor: () => true,
+    clearScreenDown: () => true,
+  });
   let text = '';
   out.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
   const progress = new Progress({ out: out, verb: 'sent', totalBytes: 100, totalFiles: 1 });

@@ -5,14 +5,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { FrameDecoder, type DecoderLimits, type FrameSink } from '../src/codec/decoder';
-import {
-  decodeCodeAndReason,
-  encodeCodeAndReason,
-  encodeFrame,
-  encodeHeader,
-  encodeWindowUpdate,
-  writeHeader,
-} from '../src/codec/encode';
+import { decodeCodeAndReason, encodeCodeAndReason, encodeFrame, encodeHeader, encodeWindowUpdate, writeHeader } from '../src/codec/encode';
 import { MuxError } from '../src/errors';
 import { Flag, FrameType, MAGIC, WireErrorCode } from '../src/protocol/constants';
 import { encodeSettings, type PeerSettings } from '../src/protocol/hello';
@@ -52,7 +45,10 @@ function oneOfEach(): Sample[] {
     control(FrameType.ACCEPT, 0, 1),
     data(1, Buffer.from('hello, stream one')),
     data(1, Buffer.alloc(0), true),
-    { bytes: encodeWindowUpdate(3, 131072), expected: { kind: 'frame', type: FrameType.WINDOW_UPDATE, flags: 0, streamId: 3, payload: Buffer.from([0, 2, 0, 0]) } },
+    {
+      bytes: encodeWindowUpdate(3, 131072),
+      expected: { kind: 'frame', type: FrameType.WINDOW_UPDATE, flags: 0, streamId: 3, payload: Buffer.from([0, 2, 0, 0]) },
+    },
     control(FrameType.PING, 0, 0, Buffer.from('0102030405060708', 'hex')),
     control(FrameType.PING, Flag.ACK, 0, Buffer.from('0102030405060708', 'hex')),
     control(FrameType.REFUSE, 0, 5, encodeCodeAndReason(WireErrorCode.STREAM_LIMIT, 'too many')),
@@ -72,24 +68,31 @@ const validFrame: fc.Arbitrary<Sample> = fc.oneof(
   fc.tuple(streamId, fc.integer({ min: 1, max: 0xffffffff })).map(([id, increment]) => {
     const payload = Buffer.alloc(4);
     payload.writeUInt32BE(increment);
-    return { bytes: encodeWindowUpdate(id, increment), expected: { kind: 'frame' as const, type: FrameType.WINDOW_UPDATE, flags: 0, streamId: id, payload } };
+    return {
+      bytes: encodeWindowUpdate(id, increment),
+      expected: { kind: 'frame' as const, type: FrameType.WINDOW_UPDATE, flags: 0, streamId: id, payload },
+    };
   }),
-  fc.tuple(fc.boolean(), fc.uint8Array({ minLength: 8, maxLength: 8 })).map(([ack, opaque]) =>
-    control(FrameType.PING, ack ? Flag.ACK : 0, 0, Buffer.from(opaque)),
-  ),
+  fc
+    .tuple(fc.boolean(), fc.uint8Array({ minLength: 8, maxLength: 8 }))
+    .map(([ack, opaque]) => control(FrameType.PING, ack ? Flag.ACK : 0, 0, Buffer.from(opaque))),
   fc.tuple(wireCode, reason).map(([code, text]) => control(FrameType.GO_AWAY, 0, 0, encodeCodeAndReason(code, text))),
-  fc.tuple(streamId, fc.jsonValue({ maxDepth: 2 })).map(([id, meta]) => control(FrameType.OPEN, 0, id, Buffer.from(JSON.stringify(meta) ?? 'null'))),
+  fc
+    .tuple(streamId, fc.jsonValue({ maxDepth: 2 }))
+    .map(([id, meta]) => control(FrameType.OPEN, 0, id, Buffer.from(JSON.stringify(meta) ?? 'null'))),
   streamId.map((id) => control(FrameType.ACCEPT, 0, id)),
-  fc.tuple(fc.constantFrom(FrameType.REFUSE, FrameType.RESET), streamId, wireCode, reason).map(([type, id, code, text]) =>
-    control(type, 0, id, encodeCodeAndReason(code, text)),
-  ),
+  fc
+    .tuple(fc.constantFrom(FrameType.REFUSE, FrameType.RESET), streamId, wireCode, reason)
+    .map(([type, id, code, text]) => control(type, 0, id, encodeCodeAndReason(code, text))),
   uint8(200).map((payload) => control(FrameType.HELLO, 0, 0, payload)),
 );
 
 /** Split points for a buffer of `length` bytes, sorted and unique. */
 function cuts(length: number): fc.Arbitrary<number[]> {
   if (length < 2) return fc.constant([]);
-  return fc.uniqueArray(fc.integer({ min: 1, max: length - 1 }), { maxLength: Math.min(length - 1, 40) }).map((a) => a.sort((x, y) => x - y));
+  return fc
+    .uniqueArray(fc.integer({ min: 1, max: length - 1 }), { maxLength: Math.min(length - 1, 40) })
+    .map((a) => a.sort((x, y) => x - y));
 }
 
 function label(sample: Sample): string {
@@ -127,7 +130,9 @@ function assertRejects(bytes: Buffer, code: string, message: RegExp, limits: Dec
 }
 
 const header = (type: number, flags: number, stream: number, length: number, version?: number): Buffer =>
-  wire().header({ type, flags, stream, length, ...(version === undefined ? {} : { version }) }).bytes();
+  wire()
+    .header({ type, flags, stream, length, ...(version === undefined ? {} : { version }) })
+    .bytes();
 
 // ---- encoder ---------------------------------------------------------------------------
 
@@ -155,7 +160,10 @@ describe('encoder', () => {
   });
 
   test('encodeWindowUpdate writes a 4-byte increment', () => {
-    assert.deepEqual(encodeWindowUpdate(0x7fffffff, 0xffffffff), wire().header({ type: FrameType.WINDOW_UPDATE, stream: 0x7fffffff }).u32(0xffffffff).bytes());
+    assert.deepEqual(
+      encodeWindowUpdate(0x7fffffff, 0xffffffff),
+      wire().header({ type: FrameType.WINDOW_UPDATE, stream: 0x7fffffff }).u32(0xffffffff).bytes(),
+    );
   });
 
   test('code and reason round trip through encodeCodeAndReason and decodeCodeAndReason', () => {
@@ -171,7 +179,12 @@ describe('encoder', () => {
   });
 
   test('a reason longer than 1024 bytes is cut at a character boundary', () => {
-    for (const [unit, count] of [['a', 2000], ['é', 600], ['€', 400], ['😀', 300]] as const) {
+    for (const [unit, count] of [
+      ['a', 2000],
+      ['é', 600],
+      ['€', 400],
+      ['😀', 300],
+    ] as const) {
       for (let shift = 0; shift < 4; shift++) {
         const text = 'x'.repeat(shift) + unit.repeat(count);
         const payload = encodeCodeAndReason(WireErrorCode.PROTOCOL_ERROR, text);
@@ -216,7 +229,10 @@ describe('decoder round trips', () => {
       control(FrameType.HELLO, 0, 0, Buffer.alloc(3000, 0x20)),
       control(FrameType.GO_AWAY, 0, 0, encodeCodeAndReason(1, 'r'.repeat(1024))),
     ];
-    const frames = decodeOk(samples.map((s) => s.bytes), limits);
+    const frames = decodeOk(
+      samples.map((s) => s.bytes),
+      limits,
+    );
     assert.equal(frames.length, 4);
     assert.ok(frames[0].kind === 'frame' && frames[0].payload.equals(big));
     assert.deepEqual(frames.slice(1), expectedOf(samples.slice(1)));
@@ -269,7 +285,9 @@ describe('decoder round trips', () => {
   test('decodes random frame sequences cut at random points, each piece pushed separately', () => {
     fc.assert(
       fc.property(
-        fc.array(validFrame, { minLength: 1, maxLength: 8 }).chain((samples) => fc.tuple(fc.constant(samples), cuts(concat(samples).length))),
+        fc
+          .array(validFrame, { minLength: 1, maxLength: 8 })
+          .chain((samples) => fc.tuple(fc.constant(samples), cuts(concat(samples).length))),
         ([samples, offsets]) => {
           const chunks = splitAt(concat(samples), offsets);
           assert.equal(chunks.length, offsets.length + 1);
@@ -284,7 +302,15 @@ describe('decoder round trips', () => {
     const make = [
       (i: number, id: number) => data(id, Buffer.from(`frame ${i}`), i % 10 === 0),
       (i: number, id: number) => control(FrameType.OPEN, 0, id, Buffer.from(`{"n":${i}}`)),
-      (i: number, id: number) => control(FrameType.WINDOW_UPDATE, 0, id, wire().u32(i + 1).bytes()),
+      (i: number, id: number) =>
+        control(
+          FrameType.WINDOW_UPDATE,
+          0,
+          id,
+          wire()
+            .u32(i + 1)
+            .bytes(),
+        ),
       (i: number) => control(FrameType.PING, Flag.ACK, 0, wire().u64(BigInt(i)).bytes()),
       (i: number, id: number) => control(FrameType.RESET, 0, id, encodeCodeAndReason(i, `r${i}`)),
     ];
@@ -305,7 +331,10 @@ describe('decoder round trips', () => {
           const outcome = decodeChunks(splitAt(data(5, payload, true).bytes, offsets));
           assert.equal(outcome.error, null);
           const pieces = outcome.sink.pieceLengths;
-          assert.equal(pieces.reduce((a, b) => a + b, 0), payload.length);
+          assert.equal(
+            pieces.reduce((a, b) => a + b, 0),
+            payload.length,
+          );
           assert.ok(pieces.length <= offsets.length + 1);
           assert.deepEqual(outcome.frames, [data(5, payload, true).expected]);
         },
@@ -349,10 +378,7 @@ const hostileFrame = fc
     type: fc.oneof({ weight: 12, arbitrary: fc.integer({ min: 0, max: 8 }) }, { weight: 1, arbitrary: fc.integer({ min: 9, max: 255 }) }),
     flags: fc.oneof({ weight: 8, arbitrary: fc.constantFrom(0, 1, 2, 3) }, { weight: 1, arbitrary: fc.integer({ min: 0, max: 0xffff }) }),
     stream: fc.constantFrom(0, 0, 1, 2, 0x7fffffff, 0x80000000, 0xffffffff),
-    length: fc.oneof(
-      fc.constantFrom(0, 1, 3, 4, 5, 7, 8, 9, 16, 17, 64, 65, 1024, 1025, 1028, 1029),
-      fc.integer({ min: 0, max: 1100 }),
-    ),
+    length: fc.oneof(fc.constantFrom(0, 1, 3, 4, 5, 7, 8, 9, 16, 17, 64, 65, 1024, 1025, 1028, 1029), fc.integer({ min: 0, max: 1100 })),
   })
   .map((h) => Buffer.concat([header(h.type, h.flags, h.stream, h.length, h.version), Buffer.alloc(h.length, 0x61)]));
 
@@ -401,13 +427,18 @@ describe('decoder matches the DataView reference decoder', () => {
   test('any byte sequence either decodes or throws a MuxError, never another error', () => {
     const prefixes = [Buffer.alloc(0), MAGIC, Buffer.from('TSMX\x01', 'latin1'), Buffer.from([1])];
     fc.assert(
-      fc.property(fc.constantFrom(...prefixes.keys()), fc.uint8Array({ maxLength: 300 }), fc.integer({ min: 1, max: 40 }), (p, random, step) => {
-        const whole = Buffer.concat([prefixes[p], random]);
-        const expectMagic = p === 0 || p === 1 || p === 2;
-        const offsets = Array.from({ length: Math.floor(whole.length / step) }, (_, i) => (i + 1) * step);
-        // decodeChunks rethrows anything that is not a MuxError, failing the property.
-        assertSameAsReference(splitAt(whole, offsets), whole, SMALL_LIMITS, expectMagic);
-      }),
+      fc.property(
+        fc.constantFrom(...prefixes.keys()),
+        fc.uint8Array({ maxLength: 300 }),
+        fc.integer({ min: 1, max: 40 }),
+        (p, random, step) => {
+          const whole = Buffer.concat([prefixes[p], random]);
+          const expectMagic = p === 0 || p === 1 || p === 2;
+          const offsets = Array.from({ length: Math.floor(whole.length / step) }, (_, i) => (i + 1) * step);
+          // decodeChunks rethrows anything that is not a MuxError, failing the property.
+          assertSameAsReference(splitAt(whole, offsets), whole, SMALL_LIMITS, expectMagic);
+        },
+      ),
       { ...FC, numRuns: 500 },
     );
   });
@@ -431,18 +462,24 @@ describe('decoder rejects protocol violations', () => {
 
   test('a header version other than 1 is a version mismatch', () => {
     for (const version of [0, 2, 255]) {
-      const err = assertRejects(header(FrameType.PING, 0, 0, 8, version), 'ERR_VERSION_MISMATCH', new RegExp(`version ${version}; this side speaks version 1`));
+      const err = assertRejects(
+        header(FrameType.PING, 0, 0, 8, version),
+        'ERR_VERSION_MISMATCH',
+        new RegExp(`version ${version}; this side speaks version 1`),
+      );
       assert.equal(err.wireCode, WireErrorCode.PROTOCOL_ERROR);
     }
   });
 
   test('an unknown frame type is a protocol error', () => {
-    for (const type of [9, 0x7f, 0xff]) assertRejects(header(type, 0, 1, 0), 'ERR_PROTOCOL', new RegExp(`unknown frame type 0x${type.toString(16)}`));
+    for (const type of [9, 0x7f, 0xff])
+      assertRejects(header(type, 0, 1, 0), 'ERR_PROTOCOL', new RegExp(`unknown frame type 0x${type.toString(16)}`));
   });
 
   test('an unknown flag bit is a protocol error on every frame type', () => {
     for (let type = 0; type <= 8; type++) {
-      for (const flags of [0x4, 0x8000, 0xffff]) assertRejects(header(type, flags, type === 2 || type === 3 || type === 8 ? 0 : 1, 0), 'ERR_PROTOCOL', /unknown flags/);
+      for (const flags of [0x4, 0x8000, 0xffff])
+        assertRejects(header(type, flags, type === 2 || type === 3 || type === 8 ? 0 : 1, 0), 'ERR_PROTOCOL', /unknown flags/);
     }
   });
 
@@ -450,16 +487,23 @@ describe('decoder rejects protocol violations', () => {
     assertRejects(header(FrameType.DATA, Flag.ACK, 1, 0), 'ERR_PROTOCOL', /DATA frame with the ACK flag/);
     assertRejects(header(FrameType.PING, Flag.FIN, 0, 8), 'ERR_PROTOCOL', /PING frame with the FIN flag/);
     const plain: [FrameType, number][] = [
-      [FrameType.WINDOW_UPDATE, 1], [FrameType.GO_AWAY, 0], [FrameType.OPEN, 1], [FrameType.ACCEPT, 1],
-      [FrameType.REFUSE, 1], [FrameType.RESET, 1], [FrameType.HELLO, 0],
+      [FrameType.WINDOW_UPDATE, 1],
+      [FrameType.GO_AWAY, 0],
+      [FrameType.OPEN, 1],
+      [FrameType.ACCEPT, 1],
+      [FrameType.REFUSE, 1],
+      [FrameType.RESET, 1],
+      [FrameType.HELLO, 0],
     ];
     for (const [type, stream] of plain) {
-      for (const flag of [Flag.FIN, Flag.ACK]) assertRejects(header(type, flag, stream, 4), 'ERR_PROTOCOL', new RegExp(`${FrameType[type]} frame with flags 0x${flag}`));
+      for (const flag of [Flag.FIN, Flag.ACK])
+        assertRejects(header(type, flag, stream, 4), 'ERR_PROTOCOL', new RegExp(`${FrameType[type]} frame with flags 0x${flag}`));
     }
   });
 
   test('a stream id with the reserved top bit is a protocol error', () => {
-    for (const stream of [0x80000000, 0x80000001, 0xffffffff]) assertRejects(header(FrameType.DATA, 0, stream, 0), 'ERR_PROTOCOL', /reserved top bit/);
+    for (const stream of [0x80000000, 0x80000001, 0xffffffff])
+      assertRejects(header(FrameType.DATA, 0, stream, 0), 'ERR_PROTOCOL', /reserved top bit/);
   });
 
   test('stream frames on stream 0 are protocol errors', () => {
@@ -475,7 +519,12 @@ describe('decoder rejects protocol violations', () => {
   });
 
   test('DATA above maxFrameSize is too large, checked before any payload arrives', () => {
-    const err = assertRejects(header(FrameType.DATA, 0, 1, 1025), 'ERR_FRAME_TOO_LARGE', /DATA frame of 1025 bytes exceeds maxFrameSize 1024/, SMALL_LIMITS);
+    const err = assertRejects(
+      header(FrameType.DATA, 0, 1, 1025),
+      'ERR_FRAME_TOO_LARGE',
+      /DATA frame of 1025 bytes exceeds maxFrameSize 1024/,
+      SMALL_LIMITS,
+    );
     assert.equal(err.wireCode, WireErrorCode.FRAME_TOO_LARGE);
     assertRejects(header(FrameType.DATA, 0, 1, 0xffffffff), 'ERR_FRAME_TOO_LARGE', /4294967295 bytes/, SMALL_LIMITS);
   });
@@ -505,14 +554,20 @@ describe('decoder rejects protocol violations', () => {
     const decoder = new FrameDecoder(sink, TEST_LIMITS, { expectMagic: false });
     const bad = Buffer.concat([control(FrameType.ACCEPT, 0, 1).bytes, header(0x42, 0, 1, 0), control(FrameType.ACCEPT, 0, 3).bytes]);
     let first: unknown;
-    assert.throws(() => decoder.push(bad), (err) => {
-      first = err;
-      return err instanceof MuxError && err.code === 'ERR_PROTOCOL';
-    });
+    assert.throws(
+      () => decoder.push(bad),
+      (err) => {
+        first = err;
+        return err instanceof MuxError && err.code === 'ERR_PROTOCOL';
+      },
+    );
     assert.equal(sink.frames.length, 1);
     assert.equal(decoder.bufferedBytes, 0);
     for (const more of [control(FrameType.ACCEPT, 0, 5).bytes, Buffer.alloc(0), Buffer.from([1])]) {
-      assert.throws(() => decoder.push(more), (err) => err === first);
+      assert.throws(
+        () => decoder.push(more),
+        (err) => err === first,
+      );
     }
     decoder.resume();
     assert.equal(sink.frames.length, 1);
@@ -521,21 +576,49 @@ describe('decoder rejects protocol violations', () => {
   test('an error thrown by the sink kills the decoder; a non-MuxError is wrapped as ERR_PROTOCOL', () => {
     const boom = new TypeError('sink bug');
     const decoder = new FrameDecoder(
-      { onData() {}, onControl() { throw boom; }, onOversizeOpen() {} },
+      {
+        onData() {},
+        onControl() {
+          throw boom;
+        },
+        onOversizeOpen() {},
+      },
       TEST_LIMITS,
       { expectMagic: false },
     );
     let first: unknown;
-    assert.throws(() => decoder.push(control(FrameType.ACCEPT, 0, 1).bytes), (err) => {
-      first = err;
-      return err instanceof MuxError && err.code === 'ERR_PROTOCOL' && err.cause === boom && /sink bug/.test(err.message);
-    });
-    assert.throws(() => decoder.push(control(FrameType.ACCEPT, 0, 3).bytes), (err) => err === first);
+    assert.throws(
+      () => decoder.push(control(FrameType.ACCEPT, 0, 1).bytes),
+      (err) => {
+        first = err;
+        return err instanceof MuxError && err.code === 'ERR_PROTOCOL' && err.cause === boom && /sink bug/.test(err.message);
+      },
+    );
+    assert.throws(
+      () => decoder.push(control(FrameType.ACCEPT, 0, 3).bytes),
+      (err) => err === first,
+    );
 
     const own = new MuxError('ERR_FLOW_CONTROL', 'too much');
-    const decoder2 = new FrameDecoder({ onData() { throw own; }, onControl() {}, onOversizeOpen() {} }, TEST_LIMITS, { expectMagic: false });
-    assert.throws(() => decoder2.push(data(1, Buffer.from('x')).bytes), (err) => err === own);
-    assert.throws(() => decoder2.push(data(1, Buffer.from('y')).bytes), (err) => err === own);
+    const decoder2 = new FrameDecoder(
+      {
+        onData() {
+          throw own;
+        },
+        onControl() {},
+        onOversizeOpen() {},
+      },
+      TEST_LIMITS,
+      { expectMagic: false },
+    );
+    assert.throws(
+      () => decoder2.push(data(1, Buffer.from('x')).bytes),
+      (err) => err === own,
+    );
+    assert.throws(
+      () => decoder2.push(data(1, Buffer.from('y')).bytes),
+      (err) => err === own,
+    );
   });
 });
 
@@ -675,12 +758,18 @@ describe('decoder pause and resume', () => {
     decoder.pause();
     decoder.push(Buffer.concat([control(FrameType.ACCEPT, 0, 1).bytes, header(FrameType.PING, 0, 5, 8), Buffer.alloc(8)]));
     let first: unknown;
-    assert.throws(() => decoder.resume(), (err) => {
-      first = err;
-      return err instanceof MuxError && err.code === 'ERR_PROTOCOL' && /PING frame on stream 5/.test(err.message);
-    });
+    assert.throws(
+      () => decoder.resume(),
+      (err) => {
+        first = err;
+        return err instanceof MuxError && err.code === 'ERR_PROTOCOL' && /PING frame on stream 5/.test(err.message);
+      },
+    );
     assert.equal(sink.frames.length, 1);
-    assert.throws(() => decoder.push(control(FrameType.ACCEPT, 0, 3).bytes), (err) => err === first);
+    assert.throws(
+      () => decoder.push(control(FrameType.ACCEPT, 0, 3).bytes),
+      (err) => err === first,
+    );
   });
 
   test('a push from inside a callback is decoded after that callback returns', () => {

@@ -54,46 +54,62 @@ async function exchange(con: MuxConnection, side: string, n: number, replies: Ma
 
 for (const transport of transports) {
   describe(`many concurrent streams over ${transport.name}`, () => {
-    test(`${STREAMS_PER_SIDE} streams from each side at once carry random data both ways, every byte verified by SHA-256, with no id collision`, { timeout: 30_000 }, async (t) => {
-      const pair = await transport.connect();
-      t.after(() => pair.cleanup());
-      const { client, server } = pair;
-      const replies = new Map<string, string>();
-      const atServer = { count: 0, ids: [] as number[], failures: [] as string[] };
-      const atClient = { count: 0, ids: [] as number[], failures: [] as string[] };
-      serve(server, replies, atServer);
-      serve(client, replies, atClient);
+    test(
+      `${STREAMS_PER_SIDE} streams from each side at once carry random data both ways, every byte verified by SHA-256, with no id collision`,
+      { timeout: 30_000 },
+      async (t) => {
+        const pair = await transport.connect();
+        t.after(() => pair.cleanup());
+        const { client, server } = pair;
+        const replies = new Map<string, string>();
+        const atServer = { count: 0, ids: [] as number[], failures: [] as string[] };
+        const atClient = { count: 0, ids: [] as number[], failures: [] as string[] };
+        serve(server, replies, atServer);
+        serve(client, replies, atClient);
 
-      const all: Promise<number>[] = [];
-      for (let n = 0; n < STREAMS_PER_SIDE; n++) {
-        all.push(exchange(client, 'client', n, replies));
-        all.push(exchange(server, 'server', n, replies));
-      }
-      // Every stream is open at once before any finishes.
-      assert.equal(client.stats().streamsOpenLocal, STREAMS_PER_SIDE);
-      assert.equal(server.stats().streamsOpenLocal, STREAMS_PER_SIDE);
+        const all: Promise<number>[] = [];
+        for (let n = 0; n < STREAMS_PER_SIDE; n++) {
+          all.push(exchange(client, 'client', n, replies));
+          all.push(exchange(server, 'server', n, replies));
+        }
+        // Every stream is open at once before any finishes.
+        assert.equal(client.stats().streamsOpenLocal, STREAMS_PER_SIDE);
+        assert.equal(server.stats().streamsOpenLocal, STREAMS_PER_SIDE);
 
-      const ids = await withTimeout(Promise.all(all), 25_000, 'all exchanges');
-      const clientOpened = ids.filter((_, i) => i % 2 === 0);
-      const serverOpened = ids.filter((_, i) => i % 2 === 1);
-      assert.equal(new Set(clientOpened).size, STREAMS_PER_SIDE, 'client-opened ids are distinct');
-      assert.equal(new Set(serverOpened).size, STREAMS_PER_SIDE, 'server-opened ids are distinct');
-      assert.ok(clientOpened.every((id) => id % 2 === 1), 'client-opened ids are odd');
-      assert.ok(serverOpened.every((id) => id % 2 === 0), 'server-opened ids are even');
-      // The acceptors saw exactly the ids the openers got.
-      assert.deepEqual([...atServer.ids].sort((a, b) => a - b), [...clientOpened].sort((a, b) => a - b));
-      assert.deepEqual([...atClient.ids].sort((a, b) => a - b), [...serverOpened].sort((a, b) => a - b));
+        const ids = await withTimeout(Promise.all(all), 25_000, 'all exchanges');
+        const clientOpened = ids.filter((_, i) => i % 2 === 0);
+        const serverOpened = ids.filter((_, i) => i % 2 === 1);
+        assert.equal(new Set(clientOpened).size, STREAMS_PER_SIDE, 'client-opened ids are distinct');
+        assert.equal(new Set(serverOpened).size, STREAMS_PER_SIDE, 'server-opened ids are distinct');
+        assert.ok(
+          clientOpened.every((id) => id % 2 === 1),
+          'client-opened ids are odd',
+        );
+        assert.ok(
+          serverOpened.every((id) => id % 2 === 0),
+          'server-opened ids are even',
+        );
+        // The acceptors saw exactly the ids the openers got.
+        assert.deepEqual(
+          [...atServer.ids].sort((a, b) => a - b),
+          [...clientOpened].sort((a, b) => a - b),
+        );
+        assert.deepEqual(
+          [...atClient.ids].sort((a, b) => a - b),
+          [...serverOpened].sort((a, b) => a - b),
+        );
 
-      await waitFor(
-        () => atServer.count + atClient.count + atServer.failures.length + atClient.failures.length >= 2 * STREAMS_PER_SIDE,
-        10_000,
-        'the acceptors to verify every request',
-      );
-      assert.deepEqual([...atServer.failures, ...atClient.failures], []);
-      assert.equal(atServer.count, STREAMS_PER_SIDE);
-      assert.equal(atClient.count, STREAMS_PER_SIDE);
-      // Every stream finished cleanly: nothing is left open on either side.
-      await waitFor(() => client.StreamPool.size + server.StreamPool.size === 0, 5000, 'every stream to close');
-    });
+        await waitFor(
+          () => atServer.count + atClient.count + atServer.failures.length + atClient.failures.length >= 2 * STREAMS_PER_SIDE,
+          10_000,
+          'the acceptors to verify every request',
+        );
+        assert.deepEqual([...atServer.failures, ...atClient.failures], []);
+        assert.equal(atServer.count, STREAMS_PER_SIDE);
+        assert.equal(atClient.count, STREAMS_PER_SIDE);
+        // Every stream finished cleanly: nothing is left open on either side.
+        await waitFor(() => client.StreamPool.size + server.StreamPool.size === 0, 5000, 'every stream to close');
+      },
+    );
   });
 }

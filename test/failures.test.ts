@@ -121,35 +121,38 @@ describe('a connection dropped over TCP by the server side', () => {
     assert.equal((await collect(remote)).toString(), 'hello again');
   });
 
-  test('streams that attach no error listener, like the seed examples and an echo pipe, survive the drop without throwing', { timeout: 10_000 }, async (t) => {
-    const setup = await startTcp();
-    t.after(() => setup.cleanup());
-    const serverStreams: MuxStream[] = [];
-    setup.serverCon.on('stream', (stream: MuxStream) => {
-      serverStreams.push(stream);
-      if (stream.meta === 'echo') stream.pipe(stream);
-      else stream.on('data', () => {});
-    });
-    const echo = await setup.client.StreamPool.createStream('echo');
-    const plain = await setup.client.StreamPool.createStream('plain');
-    echo.write(randomBytes(1000));
-    plain.write(randomBytes(1000));
-    await waitFor(() => serverStreams.length === 2, 5000, 'both streams at the server');
-    await delay(50);
-    const serverClosed = nextEvent(setup.serverCon, 'close');
-    (setup.client.transportSocket as net.Socket).destroy();
-    await serverClosed;
-    await waitFor(() => serverStreams.every((s) => s.closed), 5000, 'the server streams to close');
-    for (const stream of serverStreams) {
-      assert.ok(stream.errored instanceof MuxError, `${JSON.stringify(stream.meta)}: errored is set`);
-      assert.equal((stream.errored).code, 'ERR_CONNECTION_CLOSED');
-    }
-    // A client stream without error listeners was cut too, quietly.
-    await waitFor(() => echo.closed && plain.closed, 5000, 'the client streams to close');
-    assert.equal((echo.errored as MuxError).code, 'ERR_CONNECTION_CLOSED');
-  });
+  test(
+    'streams that attach no error listener, like the seed examples and an echo pipe, survive the drop without throwing',
+    { timeout: 10_000 },
+    async (t) => {
+      const setup = await startTcp();
+      t.after(() => setup.cleanup());
+      const serverStreams: MuxStream[] = [];
+      setup.serverCon.on('stream', (stream: MuxStream) => {
+        serverStreams.push(stream);
+        if (stream.meta === 'echo') stream.pipe(stream);
+        else stream.on('data', () => {});
+      });
+      const echo = await setup.client.StreamPool.createStream('echo');
+      const plain = await setup.client.StreamPool.createStream('plain');
+      echo.write(randomBytes(1000));
+      plain.write(randomBytes(1000));
+      await waitFor(() => serverStreams.length === 2, 5000, 'both streams at the server');
+      await delay(50);
+      const serverClosed = nextEvent(setup.serverCon, 'close');
+      (setup.client.transportSocket as net.Socket).destroy();
+      await serverClosed;
+      await waitFor(() => serverStreams.every((s) => s.closed), 5000, 'the server streams to close');
+      for (const stream of serverStreams) {
+        assert.ok(stream.errored instanceof MuxError, `${JSON.stringify(stream.meta)}: errored is set`);
+        assert.equal(stream.errored.code, 'ERR_CONNECTION_CLOSED');
+      }
+      // A client stream without error listeners was cut too, quietly.
+      await waitFor(() => echo.closed && plain.closed, 5000, 'the client streams to close');
+      assert.equal((echo.errored as MuxError).code, 'ERR_CONNECTION_CLOSED');
+    },
+  );
 });
-
 
 describe('peers that do not speak the protocol', () => {
   /** A server whose `error` event fails the test, and whose `clientError`s are recorded. */
@@ -180,22 +183,26 @@ describe('peers that do not speak the protocol', () => {
     ['a TLS ClientHello-like record', Buffer.from('16030100a5010000a10303', 'hex')],
   ];
   for (const [what, bytes] of garbage) {
-    test(`${what} sent to the server port gives clientError (never error), closes that socket, and the server keeps serving`, { timeout: 10_000 }, async (t) => {
-      const { server, port, serverErrors, clientErrors } = await watchedServer(t);
-      const socket = await rawSocket(port);
-      const closed = closedWithBytes(socket);
-      socket.write(bytes);
-      await closed;
-      await waitFor(() => clientErrors.length === 1, 2000, 'clientError');
-      const [{ err, socket: reported }] = clientErrors as [{ err: unknown; socket: unknown }];
-      assert.ok(err instanceof MuxError);
-      assert.equal(err.code, 'ERR_HANDSHAKE_FAILED');
-      assert.match(err.message, /not a tcp-stream-muxer/);
-      assert.ok(reported instanceof net.Socket, 'clientError names the socket');
-      assert.equal(server.connectionCount, 0, 'no connection event for it');
-      await expectStillServing(t, server, port);
-      assert.deepEqual(serverErrors, []);
-    });
+    test(
+      `${what} sent to the server port gives clientError (never error), closes that socket, and the server keeps serving`,
+      { timeout: 10_000 },
+      async (t) => {
+        const { server, port, serverErrors, clientErrors } = await watchedServer(t);
+        const socket = await rawSocket(port);
+        const closed = closedWithBytes(socket);
+        socket.write(bytes);
+        await closed;
+        await waitFor(() => clientErrors.length === 1, 2000, 'clientError');
+        const [{ err, socket: reported }] = clientErrors as [{ err: unknown; socket: unknown }];
+        assert.ok(err instanceof MuxError);
+        assert.equal(err.code, 'ERR_HANDSHAKE_FAILED');
+        assert.match(err.message, /not a tcp-stream-muxer/);
+        assert.ok(reported instanceof net.Socket, 'clientError names the socket');
+        assert.equal(server.connectionCount, 0, 'no connection event for it');
+        await expectStillServing(t, server, port);
+        assert.deepEqual(serverErrors, []);
+      },
+    );
   }
 
   test('a peer that connects and leaves without a word is a clientError, not an error', { timeout: 10_000 }, async (t) => {
@@ -229,25 +236,29 @@ describe('peers that do not speak the protocol', () => {
     ['a frame of an unknown type', () => encodeFrame(0x7e as FrameType, 0, 0)],
   ];
   for (const [what, frame] of violations) {
-    test(`a handshaken peer sending ${what} is cut off, throws nothing in a server without listeners, and the server keeps serving`, { timeout: 10_000 }, async (t) => {
-      const { server, port, serverErrors } = await watchedServer(t);
-      // Like the seed: the connection handler attaches no error listener.
-      const cons: MuxConnection[] = [];
-      server.on('connection', (con: MuxConnection) => cons.push(con));
-      const socket = await handshakenRawPeer(port);
-      await waitFor(() => cons.length === 1, 2000, 'the connection event');
-      const conClosed = nextEvent(cons[0], 'close');
-      const socketClosed = closedWithBytes(socket);
-      socket.write(frame());
-      await conClosed;
-      const answer = await socketClosed;
-      // The server said why before closing: a GO_AWAY frame (type 3).
-      assert.ok(answer.length >= 12, `got ${answer.length} bytes back`);
-      assert.equal(answer[1], FrameType.GO_AWAY);
-      assert.equal(server.connectionCount, 0);
-      await expectStillServing(t, server, port);
-      assert.deepEqual(serverErrors, []);
-    });
+    test(
+      `a handshaken peer sending ${what} is cut off, throws nothing in a server without listeners, and the server keeps serving`,
+      { timeout: 10_000 },
+      async (t) => {
+        const { server, port, serverErrors } = await watchedServer(t);
+        // Like the seed: the connection handler attaches no error listener.
+        const cons: MuxConnection[] = [];
+        server.on('connection', (con: MuxConnection) => cons.push(con));
+        const socket = await handshakenRawPeer(port);
+        await waitFor(() => cons.length === 1, 2000, 'the connection event');
+        const conClosed = nextEvent(cons[0], 'close');
+        const socketClosed = closedWithBytes(socket);
+        socket.write(frame());
+        await conClosed;
+        const answer = await socketClosed;
+        // The server said why before closing: a GO_AWAY frame (type 3).
+        assert.ok(answer.length >= 12, `got ${answer.length} bytes back`);
+        assert.equal(answer[1], FrameType.GO_AWAY);
+        assert.equal(server.connectionCount, 0);
+        await expectStillServing(t, server, port);
+        assert.deepEqual(serverErrors, []);
+      },
+    );
   }
 });
 
@@ -289,31 +300,35 @@ describe('a client that cannot connect', () => {
     await assert.rejects(withTimeout(early, 5000, 'the early stream'), { name: 'MuxError', code: 'ERR_CONNECTION_CLOSED' });
   });
 
-  test('a server that is not a muxer makes the client emit error ERR_HANDSHAKE_FAILED, never onConnected', { timeout: 10_000 }, async (t) => {
-    const sockets = new Set<net.Socket>();
-    const http = net.createServer((socket) => {
-      sockets.add(socket);
-      socket.on('error', () => {});
-      socket.resume(); // read and ignore whatever the client says
-      socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
-    });
-    await new Promise<void>((resolve) => http.listen(0, HOST, resolve));
-    t.after(() => {
-      http.close();
-      for (const socket of sockets) socket.destroy();
-    });
-    const onConnected = t.mock.fn();
-    const client = new MuxClient((http.address() as net.AddressInfo).port, HOST, onConnected);
-    t.after(() => client.destroy());
-    const events = recordEvents(client, ['error', 'close', 'connect']);
-    await waitFor(() => events.names.includes('close'), 5000, 'the client to close');
-    assert.deepEqual(events.names, ['error', 'close']);
-    const err = events.args.get('error');
-    assert.ok(err instanceof MuxError);
-    assert.equal(err.code, 'ERR_HANDSHAKE_FAILED');
-    assert.match(err.message, /not a tcp-stream-muxer/);
-    assert.equal(onConnected.mock.callCount(), 0);
-  });
+  test(
+    'a server that is not a muxer makes the client emit error ERR_HANDSHAKE_FAILED, never onConnected',
+    { timeout: 10_000 },
+    async (t) => {
+      const sockets = new Set<net.Socket>();
+      const http = net.createServer((socket) => {
+        sockets.add(socket);
+        socket.on('error', () => {});
+        socket.resume(); // read and ignore whatever the client says
+        socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+      });
+      await new Promise<void>((resolve) => http.listen(0, HOST, resolve));
+      t.after(() => {
+        http.close();
+        for (const socket of sockets) socket.destroy();
+      });
+      const onConnected = t.mock.fn();
+      const client = new MuxClient((http.address() as net.AddressInfo).port, HOST, onConnected);
+      t.after(() => client.destroy());
+      const events = recordEvents(client, ['error', 'close', 'connect']);
+      await waitFor(() => events.names.includes('close'), 5000, 'the client to close');
+      assert.deepEqual(events.names, ['error', 'close']);
+      const err = events.args.get('error');
+      assert.ok(err instanceof MuxError);
+      assert.equal(err.code, 'ERR_HANDSHAKE_FAILED');
+      assert.match(err.message, /not a tcp-stream-muxer/);
+      assert.equal(onConnected.mock.callCount(), 0);
+    },
+  );
 
   test('with no error listener, the error is thrown, as with net.connect', { timeout: 15_000 }, async () => {
     const port = await closedPort();
@@ -329,49 +344,53 @@ describe('a client that cannot connect', () => {
 });
 
 describe('closing and destroying a server', () => {
-  test('server.close(cb) lets an open stream finish, then closes the connection, emits close and runs cb', { timeout: 15_000 }, async (t) => {
-    const setup = await startTcp();
-    t.after(() => setup.cleanup());
-    const { server, client, serverCon, port } = setup;
-    const order: string[] = [];
-    const { local, remote } = await openPair(client, serverCon, 'in flight');
-    const upload = randomBytes(2 * 1024 * 1024);
-    local.write(upload.subarray(0, 1024 * 1024));
-    const uploaded = collect(remote, 10_000).then((bytes) => {
-      order.push('server got the whole upload');
-      remote.end('thanks');
-      return bytes;
-    });
-    const reply = collect(local, 10_000).then((bytes) => {
-      order.push('client got the reply');
-      return bytes;
-    });
-    server.on('close', () => order.push('server close event'));
-    client.on('close', () => order.push('client close event'));
-    const closedCb = new Promise<void>((resolve) => server.close(() => (order.push('close callback'), resolve())));
+  test(
+    'server.close(cb) lets an open stream finish, then closes the connection, emits close and runs cb',
+    { timeout: 15_000 },
+    async (t) => {
+      const setup = await startTcp();
+      t.after(() => setup.cleanup());
+      const { server, client, serverCon, port } = setup;
+      const order: string[] = [];
+      const { local, remote } = await openPair(client, serverCon, 'in flight');
+      const upload = randomBytes(2 * 1024 * 1024);
+      local.write(upload.subarray(0, 1024 * 1024));
+      const uploaded = collect(remote, 10_000).then((bytes) => {
+        order.push('server got the whole upload');
+        remote.end('thanks');
+        return bytes;
+      });
+      const reply = collect(local, 10_000).then((bytes) => {
+        order.push('client got the reply');
+        return bytes;
+      });
+      server.on('close', () => order.push('server close event'));
+      client.on('close', () => order.push('client close event'));
+      const closedCb = new Promise<void>((resolve) => server.close(() => (order.push('close callback'), resolve())));
 
-    // New connections are no longer accepted.
-    await delay(50);
-    const late = new MuxClient(port, HOST);
-    t.after(() => late.destroy());
-    const [lateErr] = await nextEvent(late, 'error');
-    assert.equal((lateErr as MuxError).code, 'ERR_CONNECT_FAILED');
-    // The closing connection opens no new streams.
-    await assert.rejects(client.StreamPool.createStream('new after close'), { code: 'ERR_GOING_AWAY' });
+      // New connections are no longer accepted.
+      await delay(50);
+      const late = new MuxClient(port, HOST);
+      t.after(() => late.destroy());
+      const [lateErr] = await nextEvent(late, 'error');
+      assert.equal((lateErr as MuxError).code, 'ERR_CONNECT_FAILED');
+      // The closing connection opens no new streams.
+      await assert.rejects(client.StreamPool.createStream('new after close'), { code: 'ERR_GOING_AWAY' });
 
-    // The stream in flight still finishes both ways.
-    local.end(upload.subarray(1024 * 1024));
-    assert.equal(sha256(await uploaded), sha256(upload));
-    assert.equal((await reply).toString(), 'thanks');
-    await withTimeout(closedCb, 5000, 'the close callback');
-    await waitFor(() => order.includes('client close event'), 5000, 'the client to close');
-    assert.equal(order[0], 'server got the whole upload');
-    assert.ok(order.indexOf('close callback') > order.indexOf('client got the reply'));
-    assert.ok(order.includes('server close event'));
-    assert.equal(serverCon.closing, true);
-    assert.equal(server.listening, false);
-    assert.equal(local.errored, null, 'the stream ended cleanly');
-  });
+      // The stream in flight still finishes both ways.
+      local.end(upload.subarray(1024 * 1024));
+      assert.equal(sha256(await uploaded), sha256(upload));
+      assert.equal((await reply).toString(), 'thanks');
+      await withTimeout(closedCb, 5000, 'the close callback');
+      await waitFor(() => order.includes('client close event'), 5000, 'the client to close');
+      assert.equal(order[0], 'server got the whole upload');
+      assert.ok(order.indexOf('close callback') > order.indexOf('client got the reply'));
+      assert.ok(order.includes('server close event'));
+      assert.equal(serverCon.closing, true);
+      assert.equal(server.listening, false);
+      assert.equal(local.errored, null, 'the stream ended cleanly');
+    },
+  );
 
   test('server.close(cb) with no connections runs cb and emits close', { timeout: 5000 }, async () => {
     const { server } = await startServer();
@@ -380,21 +399,25 @@ describe('closing and destroying a server', () => {
     assert.deepEqual(events.names, ['close']);
   });
 
-  test('server.destroy() cuts every connection at once: streams on both sides error and close, and close is emitted', { timeout: 15_000 }, async (t) => {
-    const setup = await startTcp();
-    t.after(() => setup.cleanup());
-    const pair: ConnectedPair = { client: setup.client, server: setup.serverCon, cut: () => {}, cleanup: setup.cleanup };
-    const watched = await busyStreams(pair, 3);
-    const serverEvents = recordEvents(setup.server, ['close', 'error']);
-    const clientClosed = nextEvent(setup.client, 'close');
-    await delay(50);
-    setup.server.destroy();
-    await expectAllCut(watched);
-    await clientClosed;
-    await waitFor(() => serverEvents.names.includes('close'), 5000, 'the server close event');
-    assert.deepEqual(serverEvents.names, ['close']);
-    assert.equal(setup.server.connectionCount, 0);
-  });
+  test(
+    'server.destroy() cuts every connection at once: streams on both sides error and close, and close is emitted',
+    { timeout: 15_000 },
+    async (t) => {
+      const setup = await startTcp();
+      t.after(() => setup.cleanup());
+      const pair: ConnectedPair = { client: setup.client, server: setup.serverCon, cut: () => {}, cleanup: setup.cleanup };
+      const watched = await busyStreams(pair, 3);
+      const serverEvents = recordEvents(setup.server, ['close', 'error']);
+      const clientClosed = nextEvent(setup.client, 'close');
+      await delay(50);
+      setup.server.destroy();
+      await expectAllCut(watched);
+      await clientClosed;
+      await waitFor(() => serverEvents.names.includes('close'), 5000, 'the server close event');
+      assert.deepEqual(serverEvents.names, ['close']);
+      assert.equal(setup.server.connectionCount, 0);
+    },
+  );
 
   for (const how of ['close', 'destroy'] as const) {
     test(`after server.${how}(), with a client still connected, nothing keeps the process alive`, { timeout: 15_000 }, async () => {

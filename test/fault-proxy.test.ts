@@ -43,13 +43,19 @@ class ErrorLog {
   summary(): string {
     if (this.entries.length === 0) return 'no errors';
     return this.entries
-      .map(({ where, err }) => `${where}: ${err instanceof MuxError ? err.code : 'untyped'} ${err instanceof Error ? err.message : String(err)}`)
+      .map(
+        ({ where, err }) =>
+          `${where}: ${err instanceof MuxError ? err.code : 'untyped'} ${err instanceof Error ? err.message : String(err)}`,
+      )
       .join('; ');
   }
   /** Every error is a MuxError with a code: never a plain untyped failure. */
   assertTyped(label: string): void {
     for (const { where, err } of this.entries) {
-      assert.ok(err instanceof MuxError, `${label}: ${where} failed with a MuxError, got ${err instanceof Error ? err.stack : String(err)}`);
+      assert.ok(
+        err instanceof MuxError,
+        `${label}: ${where} failed with a MuxError, got ${err instanceof Error ? err.stack : String(err)}`,
+      );
       assert.match(err.code, /^ERR_[A-Z_]+$/, `${label}: ${where} has a code`);
     }
   }
@@ -211,7 +217,13 @@ async function streamsScenario(t: TestContext, c: Case): Promise<Outcome> {
   assert.deepEqual(mismatches, [], `${label}: no transfer ever delivers altered bytes as if they were good`);
   r.errors.assertTyped(label);
   if (!client) assert.ok(r.errors.entries.length > 0, `${label}: a client that never connects reports why`);
-  checkExpectation(label, expect, allOk, transfers.some((x) => !x.ok), r.errors);
+  checkExpectation(
+    label,
+    expect,
+    allOk,
+    transfers.some((x) => !x.ok),
+    r.errors,
+  );
   return { transfers, report: r.proxy.connections[0], errors: r.errors };
 }
 
@@ -316,7 +328,7 @@ const CASES: Case[] = [
     fires: 'up',
   },
   {
-    name: "the connection cut inside a frame header, server to client",
+    name: 'the connection cut inside a frame header, server to client',
     specs: [{ fault: { kind: 'cut', at: { frame: 8, byte: 5 } }, directions: ['down'] }],
     streams: 'fail',
     file: 'either',
@@ -350,17 +362,15 @@ const CASES: Case[] = [
     file: 'fail',
     fires: 'up',
   },
-  ...[0, 1, 7, 11].map(
-    (byte): Case => ({
-      name: `a flipped header byte ${byte} of a frame mid-transfer, client to server`,
-      // Frame 6 comes after the HELLO and the OPEN, within the first window of DATA, so it
-      // exists however the transfer is framed (a 384 KiB file can take as few as 11 frames).
-      specs: [{ fault: { kind: 'flip', at: { frame: 6, byte } }, directions: ['up'] }],
-      streams: 'fail',
-      file: 'fail',
-      fires: 'up',
-    }),
-  ),
+  ...[0, 1, 7, 11].map((byte): Case => ({
+    name: `a flipped header byte ${byte} of a frame mid-transfer, client to server`,
+    // Frame 6 comes after the HELLO and the OPEN, within the first window of DATA, so it
+    // exists however the transfer is framed (a 384 KiB file can take as few as 11 frames).
+    specs: [{ fault: { kind: 'flip', at: { frame: 6, byte } }, directions: ['up'] }],
+    streams: 'fail',
+    file: 'fail',
+    fires: 'up',
+  })),
   {
     name: 'a flipped header byte of a frame mid-transfer, server to client',
     specs: [{ fault: { kind: 'flip', at: { frame: 12, byte: 0 } }, directions: ['down'] }],
@@ -384,10 +394,7 @@ describe('transfers through a fault-injecting proxy', () => {
   for (const c of CASES) {
     test(`${c.name}: every transfer completes verified or fails with a MuxError, and nothing hangs`, { timeout: 40_000 }, async (t) => {
       const runStreams = !(c.streams === 'either' && c.specs.some((s) => s.fault.kind === 'flip'));
-      const [outcome, fileReport] = await Promise.all([
-        runStreams ? streamsScenario(t, c) : Promise.resolve(null),
-        fileScenario(t, c),
-      ]);
+      const [outcome, fileReport] = await Promise.all([runStreams ? streamsScenario(t, c) : Promise.resolve(null), fileScenario(t, c)]);
       // A fault that never fired proves nothing: where a failure is expected, it did fire.
       for (const [what, report, expect] of [
         ['streams', outcome?.report, runStreams ? c.streams : 'either'],

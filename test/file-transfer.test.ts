@@ -111,7 +111,11 @@ describe('sendFile and receiveFile round trips', () => {
     const sentViaCallback = new Promise<[Error | null, Result | undefined]>((resolve) => {
       util.sendFile(file, stream, (err, result) => resolve([err, result])).catch(() => {}); // the callback has the outcome
     });
-    const [[sendErr, sent], [receiveErr, received]] = await withTimeout(Promise.all([sentViaCallback, receivedViaCallback]), 8000, 'both callbacks');
+    const [[sendErr, sent], [receiveErr, received]] = await withTimeout(
+      Promise.all([sentViaCallback, receivedViaCallback]),
+      8000,
+      'both callbacks',
+    );
     assert.equal(sendErr, null);
     assert.equal(receiveErr, null);
     assert.deepEqual(sent, { size: content.length, sha256: sha256(content) });
@@ -168,35 +172,39 @@ describe('sendFile and receiveFile round trips', () => {
 
 for (const transport of transports) {
   describe(`a file transfer that breaks over ${transport.name}`, () => {
-    test('receiveFile over a connection cut midway rejects and leaves neither the file nor a temporary file', { timeout: 15_000 }, async (t) => {
-      const [from, to] = [await tempDir(t, 'from'), await tempDir(t, 'to')];
-      const pair = await connectPair(t, transport);
-      const { file } = await randomFile(from, 'big.bin', 8 * 1024 * 1024);
-      let cutAt = -1;
-      const received = new Promise<Result>((resolve, reject) => {
-        pair.server.once('stream', (stream: MuxStream) => {
-          util
-            .receiveFile(path.join(to, 'big.bin'), stream, {
-              onProgress: (bytes) => {
-                if (cutAt < 0 && bytes >= 1024 * 1024) {
-                  cutAt = bytes;
-                  pair.cut();
-                }
-              },
-            })
-            .then(resolve, reject);
+    test(
+      'receiveFile over a connection cut midway rejects and leaves neither the file nor a temporary file',
+      { timeout: 15_000 },
+      async (t) => {
+        const [from, to] = [await tempDir(t, 'from'), await tempDir(t, 'to')];
+        const pair = await connectPair(t, transport);
+        const { file } = await randomFile(from, 'big.bin', 8 * 1024 * 1024);
+        let cutAt = -1;
+        const received = new Promise<Result>((resolve, reject) => {
+          pair.server.once('stream', (stream: MuxStream) => {
+            util
+              .receiveFile(path.join(to, 'big.bin'), stream, {
+                onProgress: (bytes) => {
+                  if (cutAt < 0 && bytes >= 1024 * 1024) {
+                    cutAt = bytes;
+                    pair.cut();
+                  }
+                },
+              })
+              .then(resolve, reject);
+          });
         });
-      });
-      const stream = await pair.client.StreamPool.createStream({ name: 'big.bin' });
-      const sent = util.sendFile(file, stream);
-      const [receiveOutcome, sendOutcome] = await withTimeout(Promise.allSettled([received, sent]), 10_000, 'both sides to settle');
-      assert.equal(receiveOutcome.status, 'rejected', 'receiveFile must fail');
-      assert.equal(sendOutcome.status, 'rejected', 'sendFile must fail');
-      expectCode('ERR_CONNECTION_CLOSED')(receiveOutcome.reason);
-      expectCode('ERR_CONNECTION_CLOSED')(sendOutcome.reason);
-      assert.ok(cutAt > 0 && cutAt < 8 * 1024 * 1024, 'the cut happened midway');
-      assert.deepEqual(await readdir(to), [], 'nothing is left in the target directory');
-    });
+        const stream = await pair.client.StreamPool.createStream({ name: 'big.bin' });
+        const sent = util.sendFile(file, stream);
+        const [receiveOutcome, sendOutcome] = await withTimeout(Promise.allSettled([received, sent]), 10_000, 'both sides to settle');
+        assert.equal(receiveOutcome.status, 'rejected', 'receiveFile must fail');
+        assert.equal(sendOutcome.status, 'rejected', 'sendFile must fail');
+        expectCode('ERR_CONNECTION_CLOSED')(receiveOutcome.reason);
+        expectCode('ERR_CONNECTION_CLOSED')(sendOutcome.reason);
+        assert.ok(cutAt > 0 && cutAt < 8 * 1024 * 1024, 'the cut happened midway');
+        assert.deepEqual(await readdir(to), [], 'nothing is left in the target directory');
+      },
+    );
 
     test('a sender that resets the stream midway makes receiveFile reject with nothing left behind', { timeout: 10_000 }, async (t) => {
       const to = await tempDir(t, 'to');
@@ -216,7 +224,10 @@ for (const transport of transports) {
 
 describe('corrupted or refused transfers', () => {
   /** Sends `bytes` by hand as a file transfer; returns the receiver's status line and its outcome. */
-  async function handSender(t: TestContext, bytes: Buffer[]): Promise<{ status: Record<string, unknown>; outcome: Promise<Result>; dir: string }> {
+  async function handSender(
+    t: TestContext,
+    bytes: Buffer[],
+  ): Promise<{ status: Record<string, unknown>; outcome: Promise<Result>; dir: string }> {
     const dir = await tempDir(t, 'to');
     const { client, server } = await connectPair(t);
     const outcome = receiveInto(server, dir);

@@ -66,40 +66,44 @@ async function transferBothWays(pair: ConnectedPair, size: number): Promise<void
 
 for (const transport of transports) {
   describe(`flow control over ${transport.name}`, () => {
-    test('a reader that never reads makes write() return false, memory stays within the window, and another stream keeps flowing', { timeout: 20_000 }, async (t) => {
-      const pair = await connect(t, transport);
-      const window = DEFAULTS.initialWindow;
-      const { local: stuck, remote: neverRead } = await openPair(pair.client, pair.server, 'never read');
-      const writer = greedyWriter(stuck);
+    test(
+      'a reader that never reads makes write() return false, memory stays within the window, and another stream keeps flowing',
+      { timeout: 20_000 },
+      async (t) => {
+        const pair = await connect(t, transport);
+        const window = DEFAULTS.initialWindow;
+        const { local: stuck, remote: neverRead } = await openPair(pair.client, pair.server, 'never read');
+        const writer = greedyWriter(stuck);
 
-      await delay(300);
-      assert.equal(writer.state.sawFalse, true, 'write() returned false');
-      const checkBounds = (when: string): void => {
-        const received = pair.server.stats().bufferedIn + neverRead.readableLength;
-        assert.ok(received <= window, `${when}: the receiver holds ${received} bytes, more than the ${window}-byte window`);
-        assert.ok(pair.server.stats().bufferedIn <= window, `${when}: bufferedIn ${pair.server.stats().bufferedIn}`);
-        assert.ok(stuck.queuedBytes <= window + CHUNK, `${when}: the writer queued ${stuck.queuedBytes} bytes`);
-        assert.ok(stuck.writableLength <= window + CHUNK, `${when}: the writer buffers ${stuck.writableLength} bytes`);
-        // Sent to the peer (at most one window) + queued + buffered: a fixed bound, however long we wait.
-        assert.ok(writer.state.written <= 3 * window + 2 * CHUNK, `${when}: ${writer.state.written} bytes accepted from the writer`);
-      };
-      checkBounds('after 300 ms');
-      assert.ok(pair.server.stats().bufferedIn > 0, 'the receiver did get data (the window was used)');
-      const writtenBefore = writer.state.written;
+        await delay(300);
+        assert.equal(writer.state.sawFalse, true, 'write() returned false');
+        const checkBounds = (when: string): void => {
+          const received = pair.server.stats().bufferedIn + neverRead.readableLength;
+          assert.ok(received <= window, `${when}: the receiver holds ${received} bytes, more than the ${window}-byte window`);
+          assert.ok(pair.server.stats().bufferedIn <= window, `${when}: bufferedIn ${pair.server.stats().bufferedIn}`);
+          assert.ok(stuck.queuedBytes <= window + CHUNK, `${when}: the writer queued ${stuck.queuedBytes} bytes`);
+          assert.ok(stuck.writableLength <= window + CHUNK, `${when}: the writer buffers ${stuck.writableLength} bytes`);
+          // Sent to the peer (at most one window) + queued + buffered: a fixed bound, however long we wait.
+          assert.ok(writer.state.written <= 3 * window + 2 * CHUNK, `${when}: ${writer.state.written} bytes accepted from the writer`);
+        };
+        checkBounds('after 300 ms');
+        assert.ok(pair.server.stats().bufferedIn > 0, 'the receiver did get data (the window was used)');
+        const writtenBefore = writer.state.written;
 
-      // Meanwhile another stream on the same connection moves a few MB both ways.
-      await transferBothWays(pair, 3 * 1024 * 1024);
-      checkBounds('after the other stream moved 6 MB');
-      assert.equal(writer.state.written, writtenBefore, 'the stuck writer was not let through meanwhile');
+        // Meanwhile another stream on the same connection moves a few MB both ways.
+        await transferBothWays(pair, 3 * 1024 * 1024);
+        checkBounds('after the other stream moved 6 MB');
+        assert.equal(writer.state.written, writtenBefore, 'the stuck writer was not let through meanwhile');
 
-      // Once the reader reads, everything written arrives intact.
-      const received = collect(neverRead, 15_000);
-      await delay(50);
-      const expected = writer.finish();
-      const bytes = await received;
-      assert.equal(bytes.length, writer.state.written);
-      assert.equal(sha256(bytes), expected);
-    });
+        // Once the reader reads, everything written arrives intact.
+        const received = collect(neverRead, 15_000);
+        await delay(50);
+        const expected = writer.finish();
+        const bytes = await received;
+        assert.equal(bytes.length, writer.state.written);
+        assert.equal(sha256(bytes), expected);
+      },
+    );
 
     test('a smaller configured window bounds the receiver to that window', { timeout: 10_000 }, async (t) => {
       const window = 32 * 1024;

@@ -101,7 +101,10 @@ class RawPeer {
   readonly closed: Promise<void>;
   private readonly decoder = new FrameDecoder(this.sink, { maxFrameSize: 1 << 24, maxMetaBytes: 1 << 24, maxHelloBytes: 1 << 20 });
 
-  constructor(readonly socket: net.Socket, read = true) {
+  constructor(
+    readonly socket: net.Socket,
+    read = true,
+  ) {
     socket.on('error', () => {}); // resets are expected here
     if (read) {
       socket.on('data', (chunk: Buffer) => {
@@ -256,7 +259,10 @@ function serveEcho(stream: MuxStream, w: Watch, kind: Kind): void {
 
 function assertTyped(errors: { where: string; err: unknown }[], context: string): void {
   for (const { where, err } of errors) {
-    assert.ok(err instanceof MuxError, `${context}: ${where} failed with a MuxError, got ${err instanceof Error ? err.stack : String(err)}`);
+    assert.ok(
+      err instanceof MuxError,
+      `${context}: ${where} failed with a MuxError, got ${err instanceof Error ? err.stack : String(err)}`,
+    );
     assert.ok(where !== 'server error event (never expected)', `${context}: the server emitted error: ${String(err)}`);
   }
 }
@@ -268,7 +274,7 @@ function sampleStats(con: MuxConnection): { max: ConnectionStats; stop(): void }
     const s = con.stats();
     for (const key of Object.keys(s) as (keyof ConnectionStats)[]) {
       const value = s[key];
-      if (typeof value === 'number' && value > ((max[key]) ?? 0)) (max as Record<string, unknown>)[key] = value;
+      if (typeof value === 'number' && value > (max[key] ?? 0)) (max as Record<string, unknown>)[key] = value;
     }
   };
   // Added after the connection's own `data` listener: runs once each chunk is processed.
@@ -310,69 +316,81 @@ describe('a flood of 100,000 OPEN frames on one connection', () => {
     return { w, peer, con, stats, flooding };
   }
 
-  test('with no stream listener, at most maxPendingStreams wait, every other open is refused, and the connection lives on', { timeout: 30_000 }, async (t) => {
-    const { w, peer, con, stats, flooding } = await flood(t, 'quiet', true);
-    await withTimeout(flooding, 20_000, 'the flood to be written');
-    const refusedAll = (): boolean => peer.sink.count(FrameType.REFUSE) >= TOTAL - maxPendingStreams;
-    await waitFor(refusedAll, 20_000, 'a REFUSE for every open past the backlog');
-    stats.stop();
-    assert.equal(peer.decodeError, null, 'everything the server sent decodes');
-    assert.equal(peer.sink.count(FrameType.REFUSE), TOTAL - maxPendingStreams);
-    assert.equal(peer.sink.count(FrameType.ACCEPT), 0);
-    assert.deepEqual([...peer.sink.refuseCodes.keys()], [WireErrorCode.STREAM_LIMIT], 'refused as over a limit');
-    t.diagnostic(`peaks: ${JSON.stringify(stats.max)}`);
-    assert.ok(stats.max.pendingStreams <= maxPendingStreams, `pending streams peaked at ${stats.max.pendingStreams}`);
-    assert.ok(stats.max.streamsOpenRemote <= maxPendingStreams, `open streams peaked at ${stats.max.streamsOpenRemote}`);
-    assert.equal(con.stats().pendingStreams, maxPendingStreams);
-    assert.ok(stats.max.bufferedIn === 0, 'no data was buffered');
-    assert.ok(stats.max.bufferedOut < OUTPUT_BOUND, `queued output peaked at ${stats.max.bufferedOut} bytes`);
-    assert.equal(con.ready, true, 'a flood within the rules is no reason to close the connection');
-    assert.equal(peer.isClosed, false);
-    assertTyped(w.errors, 'quiet flood');
-    assert.deepEqual(w.errors, []);
-  });
+  test(
+    'with no stream listener, at most maxPendingStreams wait, every other open is refused, and the connection lives on',
+    { timeout: 30_000 },
+    async (t) => {
+      const { w, peer, con, stats, flooding } = await flood(t, 'quiet', true);
+      await withTimeout(flooding, 20_000, 'the flood to be written');
+      const refusedAll = (): boolean => peer.sink.count(FrameType.REFUSE) >= TOTAL - maxPendingStreams;
+      await waitFor(refusedAll, 20_000, 'a REFUSE for every open past the backlog');
+      stats.stop();
+      assert.equal(peer.decodeError, null, 'everything the server sent decodes');
+      assert.equal(peer.sink.count(FrameType.REFUSE), TOTAL - maxPendingStreams);
+      assert.equal(peer.sink.count(FrameType.ACCEPT), 0);
+      assert.deepEqual([...peer.sink.refuseCodes.keys()], [WireErrorCode.STREAM_LIMIT], 'refused as over a limit');
+      t.diagnostic(`peaks: ${JSON.stringify(stats.max)}`);
+      assert.ok(stats.max.pendingStreams <= maxPendingStreams, `pending streams peaked at ${stats.max.pendingStreams}`);
+      assert.ok(stats.max.streamsOpenRemote <= maxPendingStreams, `open streams peaked at ${stats.max.streamsOpenRemote}`);
+      assert.equal(con.stats().pendingStreams, maxPendingStreams);
+      assert.ok(stats.max.bufferedIn === 0, 'no data was buffered');
+      assert.ok(stats.max.bufferedOut < OUTPUT_BOUND, `queued output peaked at ${stats.max.bufferedOut} bytes`);
+      assert.equal(con.ready, true, 'a flood within the rules is no reason to close the connection');
+      assert.equal(peer.isClosed, false);
+      assertTyped(w.errors, 'quiet flood');
+      assert.deepEqual(w.errors, []);
+    },
+  );
 
-  test('with a listener that takes every stream and never reads, at most maxStreams are open and the rest are refused', { timeout: 30_000 }, async (t) => {
-    const { w, peer, con, stats, flooding } = await flood(t, 'hold', true);
-    await withTimeout(flooding, 20_000, 'the flood to be written');
-    await waitFor(() => peer.sink.count(FrameType.REFUSE) >= TOTAL - maxStreams, 20_000, 'a REFUSE for every open past maxStreams');
-    stats.stop();
-    assert.equal(peer.decodeError, null);
-    assert.equal(peer.sink.count(FrameType.ACCEPT), maxStreams);
-    assert.equal(peer.sink.count(FrameType.REFUSE), TOTAL - maxStreams);
-    assert.deepEqual([...peer.sink.refuseCodes.keys()], [WireErrorCode.STREAM_LIMIT]);
-    t.diagnostic(`peaks: ${JSON.stringify(stats.max)}`);
-    assert.ok(stats.max.streamsOpenRemote <= maxStreams, `open streams peaked at ${stats.max.streamsOpenRemote}`);
-    assert.ok(stats.max.pendingStreams <= maxPendingStreams, `pending streams peaked at ${stats.max.pendingStreams}`);
-    assert.equal(con.stats().streamsOpenRemote, maxStreams);
-    assert.ok(stats.max.bufferedOut < OUTPUT_BOUND, `queued output peaked at ${stats.max.bufferedOut} bytes`);
-    assert.equal(con.ready, true);
-    assert.deepEqual(w.errors, []);
-  });
+  test(
+    'with a listener that takes every stream and never reads, at most maxStreams are open and the rest are refused',
+    { timeout: 30_000 },
+    async (t) => {
+      const { w, peer, con, stats, flooding } = await flood(t, 'hold', true);
+      await withTimeout(flooding, 20_000, 'the flood to be written');
+      await waitFor(() => peer.sink.count(FrameType.REFUSE) >= TOTAL - maxStreams, 20_000, 'a REFUSE for every open past maxStreams');
+      stats.stop();
+      assert.equal(peer.decodeError, null);
+      assert.equal(peer.sink.count(FrameType.ACCEPT), maxStreams);
+      assert.equal(peer.sink.count(FrameType.REFUSE), TOTAL - maxStreams);
+      assert.deepEqual([...peer.sink.refuseCodes.keys()], [WireErrorCode.STREAM_LIMIT]);
+      t.diagnostic(`peaks: ${JSON.stringify(stats.max)}`);
+      assert.ok(stats.max.streamsOpenRemote <= maxStreams, `open streams peaked at ${stats.max.streamsOpenRemote}`);
+      assert.ok(stats.max.pendingStreams <= maxPendingStreams, `pending streams peaked at ${stats.max.pendingStreams}`);
+      assert.equal(con.stats().streamsOpenRemote, maxStreams);
+      assert.ok(stats.max.bufferedOut < OUTPUT_BOUND, `queued output peaked at ${stats.max.bufferedOut} bytes`);
+      assert.equal(con.ready, true);
+      assert.deepEqual(w.errors, []);
+    },
+  );
 
-  test('from a peer that never reads the refusals, the queued output stays bounded while the server stops reading', { timeout: 30_000 }, async (t) => {
-    const { w, peer, con, stats, flooding } = await flood(t, 'quiet', false);
-    void flooding;
-    // The server stops reading once its unread answers pile up, so the flood may never be
-    // taken in whole: wait until everything was read, or until reading has stopped.
-    let last = -1;
-    let still = 0;
-    while (con.stats().framesIn < TOTAL + 1 && still < 3) {
-      const framesIn = con.stats().framesIn;
-      still = framesIn === last ? still + 1 : 0;
-      last = framesIn;
-      await delay(100);
-    }
-    stats.stop();
-    t.diagnostic(`the server read ${con.stats().framesIn - 1} of ${TOTAL} opens; queued output peaked at ${stats.max.bufferedOut} bytes`);
-    assert.ok(stats.max.bufferedOut < OUTPUT_BOUND, `queued output peaked at ${stats.max.bufferedOut} bytes`);
-    assert.ok(stats.max.pendingStreams <= maxPendingStreams);
-    assert.ok(stats.max.streamsOpenRemote <= maxPendingStreams);
-    assert.equal(con.ready, true);
-    assertTyped(w.errors, 'non-reading flood');
-    peer.destroy();
-    await waitFor(() => w.server.connectionCount === 0, 5000, 'the server to drop the flooder');
-  });
+  test(
+    'from a peer that never reads the refusals, the queued output stays bounded while the server stops reading',
+    { timeout: 30_000 },
+    async (t) => {
+      const { w, peer, con, stats, flooding } = await flood(t, 'quiet', false);
+      void flooding;
+      // The server stops reading once its unread answers pile up, so the flood may never be
+      // taken in whole: wait until everything was read, or until reading has stopped.
+      let last = -1;
+      let still = 0;
+      while (con.stats().framesIn < TOTAL + 1 && still < 3) {
+        const framesIn = con.stats().framesIn;
+        still = framesIn === last ? still + 1 : 0;
+        last = framesIn;
+        await delay(100);
+      }
+      stats.stop();
+      t.diagnostic(`the server read ${con.stats().framesIn - 1} of ${TOTAL} opens; queued output peaked at ${stats.max.bufferedOut} bytes`);
+      assert.ok(stats.max.bufferedOut < OUTPUT_BOUND, `queued output peaked at ${stats.max.bufferedOut} bytes`);
+      assert.ok(stats.max.pendingStreams <= maxPendingStreams);
+      assert.ok(stats.max.streamsOpenRemote <= maxPendingStreams);
+      assert.equal(con.ready, true);
+      assertTyped(w.errors, 'non-reading flood');
+      peer.destroy();
+      await waitFor(() => w.server.connectionCount === 0, 5000, 'the server to drop the flooder');
+    },
+  );
 });
 
 // ---- the fuzz ------------------------------------------------------------------------------
@@ -403,7 +421,9 @@ function validSequence(rng: Rng): Buffer[] {
         break;
       }
       case 'window':
-        frames.push(encodeFrame(FrameType.WINDOW_UPDATE, 0, rng.pick(open), Buffer.from([0, rng.int(0, 255), rng.int(0, 255), rng.int(1, 255)])));
+        frames.push(
+          encodeFrame(FrameType.WINDOW_UPDATE, 0, rng.pick(open), Buffer.from([0, rng.int(0, 255), rng.int(0, 255), rng.int(1, 255)])),
+        );
         break;
       case 'ping':
         frames.push(encodeFrame(FrameType.PING, rng.chance(0.3) ? Flag.ACK : 0, 0, rng.bytes(8)));
@@ -454,7 +474,10 @@ function mutate(rng: Rng, input: Buffer[]): { bytes: Buffer; applied: string[] }
         f[0] = rng.int(0, 255);
         break;
       case 'truncate':
-        truncateAt = rng.int(0, frames.reduce((sum, x) => sum + x.length, 0));
+        truncateAt = rng.int(
+          0,
+          frames.reduce((sum, x) => sum + x.length, 0),
+        );
         break;
       case 'duplicate':
         frames.splice(i, 0, Buffer.from(f));
@@ -670,122 +693,144 @@ describe('memory held per stream', () => {
     return [new WeakRef(local), new WeakRef(remote)];
   }
 
-  test('a finished stream and the data its listeners hold are released at once, not kept until its open deadline', { timeout: 15_000 }, async (t) => {
-    const gc = collectGarbage();
-    if (!gc) {
-      t.skip('no way to force a garbage collection here');
-      return;
-    }
-    const w = await watchedServer(t, { openTimeout: 30_000 });
-    const accepted = new Promise<MuxConnection>((resolve) => w.server.once('connection', resolve));
-    const client = new MuxClient(w.port, HOST, { hello: { kind: 'hold' }, openTimeout: 30_000 });
-    t.after(() => client.destroy());
-    const server = await withTimeout(accepted, 5000, 'the server to accept');
-    const refs: WeakRef<MuxStream>[] = [];
-    for (let k = 0; k < 3; k++) refs.push(...(await finishedStreams(client, server)));
-    for (let k = 0; k < 5 && refs.some((r) => r.deref() !== undefined); k++) {
-      await delay(20);
-      gc();
-    }
-    assert.deepEqual(
-      refs.map((r) => r.deref() === undefined),
-      refs.map(() => true),
-      'every finished stream was collected while the connection stays open',
-    );
-    assert.equal(client.ready, true);
-  });
+  test(
+    'a finished stream and the data its listeners hold are released at once, not kept until its open deadline',
+    { timeout: 15_000 },
+    async (t) => {
+      const gc = collectGarbage();
+      if (!gc) {
+        t.skip('no way to force a garbage collection here');
+        return;
+      }
+      const w = await watchedServer(t, { openTimeout: 30_000 });
+      const accepted = new Promise<MuxConnection>((resolve) => w.server.once('connection', resolve));
+      const client = new MuxClient(w.port, HOST, { hello: { kind: 'hold' }, openTimeout: 30_000 });
+      t.after(() => client.destroy());
+      const server = await withTimeout(accepted, 5000, 'the server to accept');
+      const refs: WeakRef<MuxStream>[] = [];
+      for (let k = 0; k < 3; k++) refs.push(...(await finishedStreams(client, server)));
+      for (let k = 0; k < 5 && refs.some((r) => r.deref() !== undefined); k++) {
+        await delay(20);
+        gc();
+      }
+      assert.deepEqual(
+        refs.map((r) => r.deref() === undefined),
+        refs.map(() => true),
+        'every finished stream was collected while the connection stays open',
+      );
+      assert.equal(client.ready, true);
+    },
+  );
 });
 
 const FUZZ_MS = 6000;
 const MiB = 1024 * 1024;
 
 describe('fuzzing a live server', () => {
-  test('random, mutated and flooding clients never take the server down, and a good client keeps passing its hash checks', { timeout: 45_000 }, async (t) => {
-    const context = `seed ${SEED} (replay with FUZZ_SEED=${SEED})`;
-    const escaped = installProcessWatch(t);
-    const w = await watchedServer(t);
-    const failures: string[] = [];
-    let stopGood = false;
-    let sessions = 0;
-    const passedAt: number[] = []; // how many fuzz sessions had run at each passed check
+  test(
+    'random, mutated and flooding clients never take the server down, and a good client keeps passing its hash checks',
+    { timeout: 45_000 },
+    async (t) => {
+      const context = `seed ${SEED} (replay with FUZZ_SEED=${SEED})`;
+      const escaped = installProcessWatch(t);
+      const w = await watchedServer(t);
+      const failures: string[] = [];
+      let stopGood = false;
+      let sessions = 0;
+      const passedAt: number[] = []; // how many fuzz sessions had run at each passed check
 
-    const client = await goodClient(w.port, failures);
-    t.after(() => client.destroy());
-    await waitFor(() => w.good !== null, 5000, 'the server to see the good client');
-    const goodCon = w.good!;
+      const client = await goodClient(w.port, failures);
+      t.after(() => client.destroy());
+      await waitFor(() => w.good !== null, 5000, 'the server to see the good client');
+      const goodCon = w.good!;
 
-    // Warm up, then take the heap baseline.
-    for (let k = 0; k < 20; k++) await checkOnce(client, 64 * 1024);
-    const gc = collectGarbage();
-    const baseline = await settledMemory(gc);
+      // Warm up, then take the heap baseline.
+      for (let k = 0; k < 20; k++) await checkOnce(client, 64 * 1024);
+      const gc = collectGarbage();
+      const baseline = await settledMemory(gc);
 
-    const goodLoop = async (): Promise<void> => {
-      while (!stopGood) {
-        try {
-          await withTimeout(checkOnce(client, 1024 + Math.floor(Math.random() * 127 * 1024)), 10_000, 'an echo check');
-          passedAt.push(sessions);
-        } catch (err) {
-          failures.push(`check failed: ${err instanceof Error ? err.message : String(err)}`);
-          return;
+      const goodLoop = async (): Promise<void> => {
+        while (!stopGood) {
+          try {
+            await withTimeout(checkOnce(client, 1024 + Math.floor(Math.random() * 127 * 1024)), 10_000, 'an echo check');
+            passedAt.push(sessions);
+          } catch (err) {
+            failures.push(`check failed: ${err instanceof Error ? err.message : String(err)}`);
+            return;
+          }
         }
-      }
-    };
-    const good = Promise.all([goodLoop(), goodLoop(), goodLoop(), goodLoop()]);
+      };
+      const good = Promise.all([goodLoop(), goodLoop(), goodLoop(), goodLoop()]);
 
-    const deadline = Date.now() + FUZZ_MS;
-    const names = Object.keys(SESSIONS);
-    const worker = async (index: number): Promise<void> => {
-      const local = new Rng(SEED + 7919 * (index + 1));
-      while (Date.now() < deadline) {
-        const name = local.pick(names);
-        try {
-          const complaint = await withTimeout(SESSIONS[name](local, w.port), 10_000, `fuzz session ${name}`);
-          if (complaint) failures.push(`${name}: ${complaint} (${context})`);
-        } catch (err) {
-          failures.push(`fuzz session ${name} itself failed (${context}): ${err instanceof Error ? err.message : String(err)}`);
+      const deadline = Date.now() + FUZZ_MS;
+      const names = Object.keys(SESSIONS);
+      const worker = async (index: number): Promise<void> => {
+        const local = new Rng(SEED + 7919 * (index + 1));
+        while (Date.now() < deadline) {
+          const name = local.pick(names);
+          try {
+            const complaint = await withTimeout(SESSIONS[name](local, w.port), 10_000, `fuzz session ${name}`);
+            if (complaint) failures.push(`${name}: ${complaint} (${context})`);
+          } catch (err) {
+            failures.push(`fuzz session ${name} itself failed (${context}): ${err instanceof Error ? err.message : String(err)}`);
+          }
+          sessions++;
         }
-        sessions++;
-      }
-    };
-    const flooder = async (): Promise<void> => {
-      // Two floods during the run: 100,000 OPENs on an echo connection, read and on a quiet one.
-      for (const kind of ['echo', 'quiet'] as const) {
-        const peer = await RawPeer.connect(w.port);
-        await peer.write(helloBytes(kind === 'quiet' ? null : { kind }));
-        await openFlood(peer, 100_000);
-        await Promise.race([peer.closed, waitFor(() => peer.sink.count(FrameType.REFUSE) >= 100_000 - 32, 10_000, 'refusals').catch(() => {})]);
-        if (peer.decodeError) failures.push(`the server's answer to a flood did not decode: ${peer.decodeError instanceof Error ? peer.decodeError.message : 'not an Error'}`);
-        peer.destroy();
-        sessions++;
-      }
-    };
-    await Promise.all([...Array.from({ length: 6 }, (_, i) => worker(i)), flooder()]);
-    const totalSessions = sessions;
-    stopGood = true;
-    await withTimeout(good, 15_000, 'the good client to finish its last checks');
+      };
+      const flooder = async (): Promise<void> => {
+        // Two floods during the run: 100,000 OPENs on an echo connection, read and on a quiet one.
+        for (const kind of ['echo', 'quiet'] as const) {
+          const peer = await RawPeer.connect(w.port);
+          await peer.write(helloBytes(kind === 'quiet' ? null : { kind }));
+          await openFlood(peer, 100_000);
+          await Promise.race([
+            peer.closed,
+            waitFor(() => peer.sink.count(FrameType.REFUSE) >= 100_000 - 32, 10_000, 'refusals').catch(() => {}),
+          ]);
+          if (peer.decodeError)
+            failures.push(
+              `the server's answer to a flood did not decode: ${peer.decodeError instanceof Error ? peer.decodeError.message : 'not an Error'}`,
+            );
+          peer.destroy();
+          sessions++;
+        }
+      };
+      await Promise.all([...Array.from({ length: 6 }, (_, i) => worker(i)), flooder()]);
+      const totalSessions = sessions;
+      stopGood = true;
+      await withTimeout(good, 15_000, 'the good client to finish its last checks');
 
-    // Every bad connection goes; the good one stays.
-    await waitFor(() => w.server.connectionCount === 1, 10_000, `only the good client to remain (${w.server.connectionCount} left)`);
-    assert.equal(goodCon.ready, true, 'the good connection is still up');
-    assert.equal(client.ready, true);
-    for (let k = 0; k < 5; k++) await checkOnce(client, 100 * 1024); // and still works
+      // Every bad connection goes; the good one stays.
+      await waitFor(() => w.server.connectionCount === 1, 10_000, `only the good client to remain (${w.server.connectionCount} left)`);
+      assert.equal(goodCon.ready, true, 'the good connection is still up');
+      assert.equal(client.ready, true);
+      for (let k = 0; k < 5; k++) await checkOnce(client, 100 * 1024); // and still works
 
-    assert.deepEqual(escaped, [], `nothing escaped to the process (${context})`);
-    assert.deepEqual(failures, [], context);
-    assert.deepEqual(w.mismatches, [], `the server's echo never saw altered bytes on a checked stream (${context})`);
-    assertTyped(w.errors, context);
-    assert.ok(passedAt.length >= 10, `the good client passed ${passedAt.length} checks`);
-    // Throughout: checks passed early in the fuzz and late in it, not just around it.
-    assert.ok(totalSessions > 20, `the fuzz ran ${totalSessions} sessions`);
-    assert.ok(passedAt.some((n) => n > 0 && n < totalSessions / 3), `a check passed in the first third of the fuzz (${context})`);
-    assert.ok(passedAt.some((n) => n > (2 * totalSessions) / 3 && n <= totalSessions), `a check passed in the last third of the fuzz (${context})`);
+      assert.deepEqual(escaped, [], `nothing escaped to the process (${context})`);
+      assert.deepEqual(failures, [], context);
+      assert.deepEqual(w.mismatches, [], `the server's echo never saw altered bytes on a checked stream (${context})`);
+      assertTyped(w.errors, context);
+      assert.ok(passedAt.length >= 10, `the good client passed ${passedAt.length} checks`);
+      // Throughout: checks passed early in the fuzz and late in it, not just around it.
+      assert.ok(totalSessions > 20, `the fuzz ran ${totalSessions} sessions`);
+      assert.ok(
+        passedAt.some((n) => n > 0 && n < totalSessions / 3),
+        `a check passed in the first third of the fuzz (${context})`,
+      );
+      assert.ok(
+        passedAt.some((n) => n > (2 * totalSessions) / 3 && n <= totalSessions),
+        `a check passed in the last third of the fuzz (${context})`,
+      );
 
-    // The heap, and the Buffers outside it (stream data lives there), return near the baseline.
-    const after = await settledMemory(gc);
-    const mib = (n: number): string => `${(n / MiB).toFixed(1)} MiB`;
-    const memory = `heap ${mib(baseline.heap)} -> ${mib(after.heap)}, buffers ${mib(baseline.external)} -> ${mib(after.external)} (gc ${gc ? 'forced' : 'not available'})`;
-    assert.ok(after.heap < baseline.heap + 64 * MiB, `heap back near its baseline: ${memory}`);
-    assert.ok(after.external < baseline.external + 64 * MiB, `buffer memory back near its baseline: ${memory}`);
-    t.diagnostic(`${context}: ${totalSessions} fuzz sessions, ${passedAt.length} good checks, ${w.errors.length} typed server-side errors; ${memory}`);
-  });
+      // The heap, and the Buffers outside it (stream data lives there), return near the baseline.
+      const after = await settledMemory(gc);
+      const mib = (n: number): string => `${(n / MiB).toFixed(1)} MiB`;
+      const memory = `heap ${mib(baseline.heap)} -> ${mib(after.heap)}, buffers ${mib(baseline.external)} -> ${mib(after.external)} (gc ${gc ? 'forced' : 'not available'})`;
+      assert.ok(after.heap < baseline.heap + 64 * MiB, `heap back near its baseline: ${memory}`);
+      assert.ok(after.external < baseline.external + 64 * MiB, `buffer memory back near its baseline: ${memory}`);
+      t.diagnostic(
+        `${context}: ${totalSessions} fuzz sessions, ${passedAt.length} good checks, ${w.errors.length} typed server-side errors; ${memory}`,
+      );
+    },
+  );
 });

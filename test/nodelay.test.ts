@@ -49,13 +49,13 @@ test('with noDelay: false on both sides, neither socket gets setNoDelay(true)', 
   assert.equal(noDelayOn(clientSocket), false);
 });
 
-test("each side follows its own noDelay option: a client with noDelay: false against a default server", T, async (t) => {
+test('each side follows its own noDelay option: a client with noDelay: false against a default server', T, async (t) => {
   const { serverSocket, clientSocket, noDelayOn } = await connectSpied(t, { client: { noDelay: false } });
   assert.equal(noDelayOn(serverSocket), true, 'the server socket still gets it');
   assert.equal(noDelayOn(clientSocket), false);
 });
 
-test("each side follows its own noDelay option: a server with noDelay: false against a default client", T, async (t) => {
+test('each side follows its own noDelay option: a server with noDelay: false against a default client', T, async (t) => {
   const { serverSocket, clientSocket, noDelayOn } = await connectSpied(t, { server: { noDelay: false } });
   assert.equal(noDelayOn(serverSocket), false);
   assert.equal(noDelayOn(clientSocket), true, 'the client socket still gets it');

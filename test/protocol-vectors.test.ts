@@ -214,7 +214,8 @@ function checkVector(vector: Vector): string[] {
     const encoded = encodeDescribed(vector, d);
     if (encoded.toString('hex') !== vector.hex) problems.push(`encoder gives ${encoded.toString('hex')}`);
     const headerAt = d.preface ? MAGIC.length : 0;
-    if (encoded.length - headerAt - 12 !== d.length) problems.push(`payload is ${encoded.length - headerAt - 12} bytes, header line says ${d.length}`);
+    if (encoded.length - headerAt - 12 !== d.length)
+      problems.push(`payload is ${encoded.length - headerAt - 12} bytes, header line says ${d.length}`);
     // ...and so does building it byte by byte from the spec.
     const built = buildDescribed(vector, d);
     if (!built.equals(encoded)) problems.push(`byte builder gives ${built.toString('hex')}`);
@@ -248,7 +249,12 @@ describe('PROTOCOL.md test vectors', () => {
   test('the vectors cover every frame type and both flags', () => {
     const described = vectors.map(describeVector);
     const types = new Set(described.map((d) => FrameType[d.type]));
-    assert.deepEqual([...types].sort(), Object.keys(FrameType).filter((k) => Number.isNaN(Number(k))).sort());
+    assert.deepEqual(
+      [...types].sort(),
+      Object.keys(FrameType)
+        .filter((k) => Number.isNaN(Number(k)))
+        .sort(),
+    );
     assert.ok(described.some((d) => d.flags & Flag.FIN));
     assert.ok(described.some((d) => d.flags & Flag.ACK));
     assert.ok(described.some((d) => d.preface));

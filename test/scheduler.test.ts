@@ -392,7 +392,10 @@ describe('WriteScheduler: FIN', () => {
     a.end(pattern(8000, 3));
     await settled(h.transport);
     let frames = dataOf(h.frames(), 1);
-    assert.deepEqual(frames.map((f) => [f.payload.length, f.flags]), [[3000, 0]]);
+    assert.deepEqual(
+      frames.map((f) => [f.payload.length, f.flags]),
+      [[3000, 0]],
+    );
     assert.equal(a.finSent, false);
 
     a.onWindowUpdate(5000);

@@ -67,40 +67,44 @@ for (const loader of loaders) {
       assert.equal(client.ready, true);
     });
 
-    test("a stream the server opens in its connection handler reaches the client's listener added in onConnected, with meta and data", { timeout: 10_000 }, async (t) => {
-      const log = t.mock.method(console, 'log', () => {});
-      const Muxer = await loader.load();
+    test(
+      "a stream the server opens in its connection handler reaches the client's listener added in onConnected, with meta and data",
+      { timeout: 10_000 },
+      async (t) => {
+        const log = t.mock.method(console, 'log', () => {});
+        const Muxer = await loader.load();
 
-      // The server example.
-      const server = new Muxer.MuxServer(0, { host: HOST });
-      server.on('connection', function (con: Connection) {
-        //Here you can access the connection StreamPool and create Streams
-        con.StreamPool.createStream({ type: 'update', file: 'xy.js' }, function (stream) {
-          stream.write(new Buffer("console.log('Hello');"));
-        });
-      });
-      cleanupAfter(t, [server], []);
-      await nextEvent(server, 'listening');
-      const port = (server.address() as AddressInfo).port;
-
-      // The client that accepts this stream.
-      let onConnectedCalls = 0;
-      // eslint-disable-next-line no-var -- the seed README's own code, kept as written
-      var client = new Muxer.MuxClient(port, HOST, function () {
-        onConnectedCalls++;
-        client.on('stream', function (stream: Stream) {
-          console.log(stream.meta); //{type: "update", file: "xy.js"}
-          stream.on('data', function (data: Buffer) {
-            console.log(data.toString()); //console.log('Hello');
+        // The server example.
+        const server = new Muxer.MuxServer(0, { host: HOST });
+        server.on('connection', function (con: Connection) {
+          //Here you can access the connection StreamPool and create Streams
+          con.StreamPool.createStream({ type: 'update', file: 'xy.js' }, function (stream) {
+            stream.write(new Buffer("console.log('Hello');"));
           });
         });
-      });
-      cleanupAfter(t, [], [client]);
+        cleanupAfter(t, [server], []);
+        await nextEvent(server, 'listening');
+        const port = (server.address() as AddressInfo).port;
 
-      await waitFor(() => log.mock.callCount() >= 2, 5000, 'the client to log meta and data');
-      assert.equal(onConnectedCalls, 1);
-      assert.deepEqual(loggedLines(log), [META, HELLO]);
-    });
+        // The client that accepts this stream.
+        let onConnectedCalls = 0;
+        // eslint-disable-next-line no-var -- the seed README's own code, kept as written
+        var client = new Muxer.MuxClient(port, HOST, function () {
+          onConnectedCalls++;
+          client.on('stream', function (stream: Stream) {
+            console.log(stream.meta); //{type: "update", file: "xy.js"}
+            stream.on('data', function (data: Buffer) {
+              console.log(data.toString()); //console.log('Hello');
+            });
+          });
+        });
+        cleanupAfter(t, [], [client]);
+
+        await waitFor(() => log.mock.callCount() >= 2, 5000, 'the client to log meta and data');
+        assert.equal(onConnectedCalls, 1);
+        assert.deepEqual(loggedLines(log), [META, HELLO]);
+      },
+    );
 
     test("a stream the client opens in onConnected reaches the server's connection, with meta and data", { timeout: 10_000 }, async (t) => {
       const log = t.mock.method(console, 'log', () => {});
@@ -168,10 +172,7 @@ for (const loader of loaders) {
       cleanupAfter(t, [], [client]);
 
       await waitFor(() => seen.length >= 2, 5000, 'both sides to receive');
-      assert.deepEqual(seen.sort(), [
-        `client got ${JSON.stringify(META)} ${HELLO}`,
-        `server got ${JSON.stringify(META)} ${HELLO}`,
-      ]);
+      assert.deepEqual(seen.sort(), [`client got ${JSON.stringify(META)} ${HELLO}`, `server got ${JSON.stringify(META)} ${HELLO}`]);
     });
   });
 }
@@ -217,30 +218,34 @@ describe('require and import of tcp-stream-muxer', () => {
     const [err] = await nextEvent(client, 'error');
     assert.ok(err instanceof cjs.MuxError, 'instanceof the CommonJS class');
     assert.ok(err instanceof esm.MuxError, 'instanceof the ES-module class');
-    assert.equal((err).code, 'ERR_CONNECT_FAILED');
+    assert.equal(err.code, 'ERR_CONNECT_FAILED');
     assert.equal(onConnected.mock.callCount(), 0);
   });
 });
 
 describe('the defaults the seed README relies on', () => {
-  test('a server with no host and a client with no host reach each other, as MuxServer(port) and MuxClient(port) do', { timeout: 10_000 }, async (t) => {
-    const Muxer = requirePackage();
-    // No host: the server listens on every interface and the client dials localhost; the
-    // traffic stays on this machine's loopback.
-    const server = new Muxer.MuxServer(0);
-    cleanupAfter(t, [server], []);
-    await nextEvent(server, 'listening');
-    const address = server.address() as AddressInfo;
-    assert.ok(address.address === '::' || address.address === '0.0.0.0', `listens on all interfaces, got ${address.address}`);
-    const received = new Promise<unknown>((resolve) => {
-      server.on('connection', (con: Connection) => con.on('stream', (stream: Stream) => resolve(stream.meta)));
-    });
-    const connected = t.mock.fn();
-    const client = new Muxer.MuxClient(address.port, connected);
-    cleanupAfter(t, [], [client]);
-    await nextEvent(client, 'connect');
-    assert.equal(connected.mock.callCount(), 1);
-    await client.StreamPool.createStream({ type: 'update', file: 'xy.js' });
-    assert.deepEqual(await received, META);
-  });
+  test(
+    'a server with no host and a client with no host reach each other, as MuxServer(port) and MuxClient(port) do',
+    { timeout: 10_000 },
+    async (t) => {
+      const Muxer = requirePackage();
+      // No host: the server listens on every interface and the client dials localhost; the
+      // traffic stays on this machine's loopback.
+      const server = new Muxer.MuxServer(0);
+      cleanupAfter(t, [server], []);
+      await nextEvent(server, 'listening');
+      const address = server.address() as AddressInfo;
+      assert.ok(address.address === '::' || address.address === '0.0.0.0', `listens on all interfaces, got ${address.address}`);
+      const received = new Promise<unknown>((resolve) => {
+        server.on('connection', (con: Connection) => con.on('stream', (stream: Stream) => resolve(stream.meta)));
+      });
+      const connected = t.mock.fn();
+      const client = new Muxer.MuxClient(address.port, connected);
+      cleanupAfter(t, [], [client]);
+      await nextEvent(client, 'connect');
+      assert.equal(connected.mock.callCount(), 1);
+      await client.StreamPool.createStream({ type: 'update', file: 'xy.js' });
+      assert.deepEqual(await received, META);
+    },
+  );
 });

@@ -14,7 +14,10 @@ import { MuxError, util, type MuxStream } from '../src/index';
 import { memoryTransport, type ConnectedPair } from './helpers/mux';
 import { sha256, withTimeout } from './helpers/async';
 
-async function setup(t: TestContext, server: Parameters<typeof memoryTransport.connect>[0] = {}): Promise<{ pair: ConnectedPair; dir: string }> {
+async function setup(
+  t: TestContext,
+  server: Parameters<typeof memoryTransport.connect>[0] = {},
+): Promise<{ pair: ConnectedPair; dir: string }> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'tsm-over-'));
   const pair = await memoryTransport.connect(server);
   t.after(async () => {
@@ -63,7 +66,9 @@ test('sendFileOver takes a StreamPool and defaults the name to the base name', a
 });
 
 test('sendFileOver rejects with the refusal reason when the receiver refuses the stream', async (t) => {
-  const { pair, dir } = await setup(t, { server: { acceptStream: (meta) => ((meta as { name?: string }).name === 'ok' ? true : 'bad name') } });
+  const { pair, dir } = await setup(t, {
+    server: { acceptStream: (meta) => ((meta as { name?: string }).name === 'ok' ? true : 'bad name') },
+  });
   const source = path.join(dir, 'a.txt');
   await writeFile(source, 'a');
   await assert.rejects(util.sendFileOver(pair.client, source, { name: '../evil' }), (err: unknown) => {

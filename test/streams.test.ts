@@ -10,7 +10,17 @@ import { Duplex, PassThrough, Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Socket } from 'node:net';
 import { MuxClient, MuxError, MuxStream, type JsonValue, type MuxConnection } from '../src/index';
-import { HOST, startServer, startTcp, stopServer, tcpTransport, transports, type ConnectedPair, type PairOptions, type Transport } from './helpers/mux';
+import {
+  HOST,
+  startServer,
+  startTcp,
+  stopServer,
+  tcpTransport,
+  transports,
+  type ConnectedPair,
+  type PairOptions,
+  type Transport,
+} from './helpers/mux';
 import { delay, nextEvent, recordEvents, sha256, withTimeout } from './helpers/async';
 import { collect, nextStream, openPair } from './helpers/streams';
 
@@ -127,7 +137,11 @@ for (const transport of transports) {
       for (const id of clientIds) assert.equal(id % 2, 1, `client-opened id ${id} is odd`);
       for (const id of serverIds) assert.equal(id % 2, 0, `server-opened id ${id} is even`);
       for (const id of [...clientIds, ...serverIds]) assert.ok(id > 0);
-      assert.deepEqual(clientIds, [...clientIds].sort((x, y) => x - y), 'ids increase');
+      assert.deepEqual(
+        clientIds,
+        [...clientIds].sort((x, y) => x - y),
+        'ids increase',
+      );
       assert.equal(new Set([...clientIds, ...serverIds]).size, 10, 'no id is reused');
     });
 
@@ -286,7 +300,7 @@ for (const transport of transports) {
       local.destroy(new Error('reset on purpose'));
       await closed;
       assert.ok(remote.errored instanceof MuxError);
-      assert.equal((remote.errored).code, 'ERR_STREAM_RESET');
+      assert.equal(remote.errored.code, 'ERR_STREAM_RESET');
       assert.equal(remote.destroyed, true);
       // The connection carries on.
       const again = await openPair(client, server, 'after the reset');

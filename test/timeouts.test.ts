@@ -29,70 +29,78 @@ async function echoRoundTrip(client: MuxConnection, size = 100_000): Promise<voi
 }
 
 describe('handshakeTimeout', () => {
-  test('clients that connect and send nothing are dropped after handshakeTimeout and reported as clientError ERR_HANDSHAKE_TIMEOUT, while a connected client keeps working', T, async (t) => {
-    const { server, port } = await serve(t, { handshakeTimeout: 200 });
-    const serverErrors: unknown[] = [];
-    const clientErrors: unknown[] = [];
-    server.on('error', (err) => serverErrors.push(err));
-    server.on('clientError', (err) => clientErrors.push(err));
-    server.on('connection', (con: MuxConnection) => con.on('stream', (stream: MuxStream) => stream.pipe(stream)));
+  test(
+    'clients that connect and send nothing are dropped after handshakeTimeout and reported as clientError ERR_HANDSHAKE_TIMEOUT, while a connected client keeps working',
+    T,
+    async (t) => {
+      const { server, port } = await serve(t, { handshakeTimeout: 200 });
+      const serverErrors: unknown[] = [];
+      const clientErrors: unknown[] = [];
+      server.on('error', (err) => serverErrors.push(err));
+      server.on('clientError', (err) => clientErrors.push(err));
+      server.on('connection', (con: MuxConnection) => con.on('stream', (stream: MuxStream) => stream.pipe(stream)));
 
-    const good = await connectClient(server, port);
-    t.after(() => good.client.destroy());
-    const goodEvents = recordEvents(good.client, ['error', 'close']);
+      const good = await connectClient(server, port);
+      t.after(() => good.client.destroy());
+      const goodEvents = recordEvents(good.client, ['error', 'close']);
 
-    const silent = await Promise.all(Array.from({ length: 10 }, () => rawSocket(port)));
-    t.after(() => silent.forEach((s) => s.destroy()));
-    const answers = await Promise.all(silent.map((s) => closedWithBytes(s, 5000)));
-    // Dropped without a word: the peer never said it speaks the protocol.
-    assert.deepEqual(
-      answers.map((a) => a.length),
-      silent.map(() => 0),
-    );
-    await waitFor(() => clientErrors.length === 10, 2000, 'ten clientErrors');
-    for (const err of clientErrors) {
-      assert.ok(err instanceof MuxError);
-      assert.equal(err.code, 'ERR_HANDSHAKE_TIMEOUT');
-    }
+      const silent = await Promise.all(Array.from({ length: 10 }, () => rawSocket(port)));
+      t.after(() => silent.forEach((s) => s.destroy()));
+      const answers = await Promise.all(silent.map((s) => closedWithBytes(s, 5000)));
+      // Dropped without a word: the peer never said it speaks the protocol.
+      assert.deepEqual(
+        answers.map((a) => a.length),
+        silent.map(() => 0),
+      );
+      await waitFor(() => clientErrors.length === 10, 2000, 'ten clientErrors');
+      for (const err of clientErrors) {
+        assert.ok(err instanceof MuxError);
+        assert.equal(err.code, 'ERR_HANDSHAKE_TIMEOUT');
+      }
 
-    // The connected client, older than the timeout by now, is untouched and still moves data.
-    await echoRoundTrip(good.client);
-    assert.deepEqual(goodEvents.names, []);
-    assert.equal(server.connectionCount, 1);
-    assert.deepEqual(serverErrors, []);
-  });
+      // The connected client, older than the timeout by now, is untouched and still moves data.
+      await echoRoundTrip(good.client);
+      assert.deepEqual(goodEvents.names, []);
+      assert.equal(server.connectionCount, 1);
+      assert.deepEqual(serverErrors, []);
+    },
+  );
 });
 
 describe('openTimeout', () => {
-  test('a peer that never answers an OPEN makes the opener fail with ERR_OPEN_TIMEOUT, in both forms, and the peer is sent a RESET', T, async (t) => {
-    const { server, port } = await serve(t, { openTimeout: 200 });
-    const { peer, con } = await rawClient(t, server, port);
+  test(
+    'a peer that never answers an OPEN makes the opener fail with ERR_OPEN_TIMEOUT, in both forms, and the peer is sent a RESET',
+    T,
+    async (t) => {
+      const { server, port } = await serve(t, { openTimeout: 200 });
+      const { peer, con } = await rawClient(t, server, port);
 
-    const promised = con.StreamPool.createStream('never answered');
-    const ack = t.mock.fn();
-    const withAck = con.StreamPool.createStream('never answered either', ack);
-    const ackEvents = recordEvents(withAck, ['error', 'close']);
+      const promised = con.StreamPool.createStream('never answered');
+      const ack = t.mock.fn();
+      const withAck = con.StreamPool.createStream('never answered either', ack);
+      const ackEvents = recordEvents(withAck, ['error', 'close']);
 
-    await assert.rejects(withTimeout(promised, 5000, 'the open to time out'), (err: unknown) => {
-      assert.ok(err instanceof MuxError);
-      assert.equal(err.code, 'ERR_OPEN_TIMEOUT');
-      return true;
-    });
-    await waitFor(() => ackEvents.names.includes('close'), 5000, 'the ack-form stream to close');
-    assert.deepEqual(ackEvents.names, ['error', 'close']);
-    assert.equal((ackEvents.args.get('error') as MuxError).code, 'ERR_OPEN_TIMEOUT');
-    assert.equal(ack.mock.callCount(), 0);
+      await assert.rejects(withTimeout(promised, 5000, 'the open to time out'), (err: unknown) => {
+        assert.ok(err instanceof MuxError);
+        assert.equal(err.code, 'ERR_OPEN_TIMEOUT');
+        return true;
+      });
+      await waitFor(() => ackEvents.names.includes('close'), 5000, 'the ack-form stream to close');
+      assert.deepEqual(ackEvents.names, ['error', 'close']);
+      assert.equal((ackEvents.args.get('error') as MuxError).code, 'ERR_OPEN_TIMEOUT');
+      assert.equal(ack.mock.callCount(), 0);
 
-    // The peer is told to forget both ids.
-    for (const id of [2, 4]) {
-      const reset = await peer.frameOf(FrameType.RESET, id);
-      assert.equal(codeOf(reset).code, WireErrorCode.OPEN_TIMEOUT, `RESET code for stream ${id}`);
-    }
-    // Only the streams failed: the connection is fine.
-    assert.equal(con.stats().streamsOpenLocal, 0);
-    assert.equal(typeof (await withTimeout(con.ping(), 5000, 'a ping')), 'number');
-    assert.equal(con.closing, false);
-  });
+      // The peer is told to forget both ids.
+      for (const id of [2, 4]) {
+        const reset = await peer.frameOf(FrameType.RESET, id);
+        assert.equal(codeOf(reset).code, WireErrorCode.OPEN_TIMEOUT, `RESET code for stream ${id}`);
+      }
+      // Only the streams failed: the connection is fine.
+      assert.equal(con.stats().streamsOpenLocal, 0);
+      assert.equal(typeof (await withTimeout(con.ping(), 5000, 'a ping')), 'number');
+      assert.equal(con.closing, false);
+    },
+  );
 
   test('an ACCEPT that comes after the open timed out is ignored, and the connection lives on', T, async (t) => {
     const { server, port } = await serve(t, { openTimeout: 200 });
@@ -139,24 +147,30 @@ describe('openTimeout', () => {
 });
 
 describe('idleTimeout', () => {
-  test('a connection with no stream for idleTimeout is closed: both sides see close, and the peer gets a goaway with code IDLE_TIMEOUT', T, async (t) => {
-    const setup = await startTcp({ server: { idleTimeout: 200 } });
-    t.after(() => setup.cleanup());
-    const { client, serverCon } = setup;
-    const clientEvents = recordEvents(client, ['goaway', 'error', 'close']);
-    const serverEvents = recordEvents(serverCon, ['error', 'close']);
-    const goaway = new Promise<[number, string]>((resolve) => client.once('goaway', (code: number, reason: string) => resolve([code, reason])));
-    await withTimeout(Promise.all([nextEvent(client, 'close'), nextEvent(serverCon, 'close')]), 5000, 'both sides to close');
-    const [code] = await goaway;
-    assert.equal(code, WireErrorCode.IDLE_TIMEOUT);
-    assert.equal(clientEvents.names.at(-1), 'close');
-    assert.equal(serverEvents.names.at(-1), 'close');
-    assert.deepEqual(serverEvents.names, ['close'], 'the side that timed out reports no error');
-    // The client learns why, as ERR_IDLE_TIMEOUT, if it reports an error at all.
-    const clientError = clientEvents.args.get('error');
-    if (clientError !== undefined) assert.equal((clientError as MuxError).code, 'ERR_IDLE_TIMEOUT');
-    await assert.rejects(client.StreamPool.createStream('too late'), { name: 'MuxError' });
-  });
+  test(
+    'a connection with no stream for idleTimeout is closed: both sides see close, and the peer gets a goaway with code IDLE_TIMEOUT',
+    T,
+    async (t) => {
+      const setup = await startTcp({ server: { idleTimeout: 200 } });
+      t.after(() => setup.cleanup());
+      const { client, serverCon } = setup;
+      const clientEvents = recordEvents(client, ['goaway', 'error', 'close']);
+      const serverEvents = recordEvents(serverCon, ['error', 'close']);
+      const goaway = new Promise<[number, string]>((resolve) =>
+        client.once('goaway', (code: number, reason: string) => resolve([code, reason])),
+      );
+      await withTimeout(Promise.all([nextEvent(client, 'close'), nextEvent(serverCon, 'close')]), 5000, 'both sides to close');
+      const [code] = await goaway;
+      assert.equal(code, WireErrorCode.IDLE_TIMEOUT);
+      assert.equal(clientEvents.names.at(-1), 'close');
+      assert.equal(serverEvents.names.at(-1), 'close');
+      assert.deepEqual(serverEvents.names, ['close'], 'the side that timed out reports no error');
+      // The client learns why, as ERR_IDLE_TIMEOUT, if it reports an error at all.
+      const clientError = clientEvents.args.get('error');
+      if (clientError !== undefined) assert.equal((clientError as MuxError).code, 'ERR_IDLE_TIMEOUT');
+      await assert.rejects(client.StreamPool.createStream('too late'), { name: 'MuxError' });
+    },
+  );
 
   test('idleTimeout does not close a connection while a stream is open, and closes it once the last stream has ended', T, async (t) => {
     const setup = await startTcp({ server: { idleTimeout: 200 } });
@@ -176,60 +190,72 @@ describe('idleTimeout', () => {
 
     remote.end();
     await collect(local);
-    await withTimeout(Promise.all([nextEvent(serverCon, 'close'), nextEvent(client, 'close')]), 5000, 'the idle close after the stream ended');
+    await withTimeout(
+      Promise.all([nextEvent(serverCon, 'close'), nextEvent(client, 'close')]),
+      5000,
+      'the idle close after the stream ended',
+    );
   });
 });
 
 describe('keepalive', () => {
-  test('a raw peer that completes the handshake and then never answers PINGs makes the connection close with ERR_KEEPALIVE_TIMEOUT, and every open stream errors', T, async (t) => {
-    const { server, port } = await serve(t, { keepAliveInterval: 100, keepAliveTimeout: 200 });
-    const { peer, con } = await rawClient(t, server, port, { answerPings: false });
-    const conEvents = recordEvents(con, ['error', 'close']);
-    const streams: MuxStream[] = [];
-    con.on('stream', (stream: MuxStream) => streams.push(stream));
-    peer.open(1, 'opened by the peer');
-    peer.open(3, 'another');
-    const mine = con.StreamPool.createStream('opened by the server', () => {});
-    streams.push(mine);
-    await peer.frameOf(FrameType.OPEN, 2);
-    peer.accept(2);
-    await waitFor(() => streams.length === 3, 5000, 'three streams');
-    const streamEvents = streams.map((s) => recordEvents(s, ['error', 'close', 'end']));
+  test(
+    'a raw peer that completes the handshake and then never answers PINGs makes the connection close with ERR_KEEPALIVE_TIMEOUT, and every open stream errors',
+    T,
+    async (t) => {
+      const { server, port } = await serve(t, { keepAliveInterval: 100, keepAliveTimeout: 200 });
+      const { peer, con } = await rawClient(t, server, port, { answerPings: false });
+      const conEvents = recordEvents(con, ['error', 'close']);
+      const streams: MuxStream[] = [];
+      con.on('stream', (stream: MuxStream) => streams.push(stream));
+      peer.open(1, 'opened by the peer');
+      peer.open(3, 'another');
+      const mine = con.StreamPool.createStream('opened by the server', () => {});
+      streams.push(mine);
+      await peer.frameOf(FrameType.OPEN, 2);
+      peer.accept(2);
+      await waitFor(() => streams.length === 3, 5000, 'three streams');
+      const streamEvents = streams.map((s) => recordEvents(s, ['error', 'close', 'end']));
 
-    await withTimeout(nextEvent(con, 'close'), 5000, 'the keepalive to close the connection');
-    assert.deepEqual(conEvents.names, ['error', 'close']);
-    const err = conEvents.args.get('error');
-    assert.ok(err instanceof MuxError);
-    assert.equal(err.code, 'ERR_KEEPALIVE_TIMEOUT');
-    await waitFor(() => streamEvents.every((log) => log.names.includes('close')), 5000, 'every stream to close');
-    streamEvents.forEach((events, i) => {
-      assert.deepEqual(events.names, ['error', 'close'], `stream ${i}`);
-      const streamErr = events.args.get('error') as MuxError;
-      assert.equal(streamErr.code, 'ERR_CONNECTION_CLOSED');
-      assert.equal((streamErr.cause as MuxError).code, 'ERR_KEEPALIVE_TIMEOUT');
-    });
-    // The peer was told why.
-    await withTimeout(peer.closed, 5000, 'the raw socket to close');
-    const goAway = peer.framesOf(FrameType.GO_AWAY);
-    assert.equal(goAway.length, 1);
-    assert.equal(codeOf(goAway[0]).code, WireErrorCode.KEEPALIVE_TIMEOUT);
-  });
+      await withTimeout(nextEvent(con, 'close'), 5000, 'the keepalive to close the connection');
+      assert.deepEqual(conEvents.names, ['error', 'close']);
+      const err = conEvents.args.get('error');
+      assert.ok(err instanceof MuxError);
+      assert.equal(err.code, 'ERR_KEEPALIVE_TIMEOUT');
+      await waitFor(() => streamEvents.every((log) => log.names.includes('close')), 5000, 'every stream to close');
+      streamEvents.forEach((events, i) => {
+        assert.deepEqual(events.names, ['error', 'close'], `stream ${i}`);
+        const streamErr = events.args.get('error') as MuxError;
+        assert.equal(streamErr.code, 'ERR_CONNECTION_CLOSED');
+        assert.equal((streamErr.cause as MuxError).code, 'ERR_KEEPALIVE_TIMEOUT');
+      });
+      // The peer was told why.
+      await withTimeout(peer.closed, 5000, 'the raw socket to close');
+      const goAway = peer.framesOf(FrameType.GO_AWAY);
+      assert.equal(goAway.length, 1);
+      assert.equal(codeOf(goAway[0]).code, WireErrorCode.KEEPALIVE_TIMEOUT);
+    },
+  );
 
-  test('a client whose server stops reading (a half-open connection) closes with error ERR_KEEPALIVE_TIMEOUT, and its open stream errors', T, async (t) => {
-    const setup = await startTcp({ client: { keepAliveInterval: 100, keepAliveTimeout: 200 } });
-    t.after(() => setup.cleanup());
-    const { client, serverCon } = setup;
-    const { local } = await openPair(client, serverCon, 'open when the server goes silent');
-    const clientEvents = recordEvents(client, ['error', 'close']);
-    const streamEvents = recordEvents(local, ['error', 'close']);
-    (serverCon.transportSocket as Socket).pause(); // the server neither reads nor answers
-    await withTimeout(nextEvent(client, 'close'), 5000, 'the client to give up');
-    assert.deepEqual(clientEvents.names, ['error', 'close']);
-    assert.equal((clientEvents.args.get('error') as MuxError).code, 'ERR_KEEPALIVE_TIMEOUT');
-    await waitFor(() => streamEvents.names.includes('close'), 5000, 'the stream to close');
-    assert.deepEqual(streamEvents.names, ['error', 'close']);
-    assert.equal((streamEvents.args.get('error') as MuxError).code, 'ERR_CONNECTION_CLOSED');
-  });
+  test(
+    'a client whose server stops reading (a half-open connection) closes with error ERR_KEEPALIVE_TIMEOUT, and its open stream errors',
+    T,
+    async (t) => {
+      const setup = await startTcp({ client: { keepAliveInterval: 100, keepAliveTimeout: 200 } });
+      t.after(() => setup.cleanup());
+      const { client, serverCon } = setup;
+      const { local } = await openPair(client, serverCon, 'open when the server goes silent');
+      const clientEvents = recordEvents(client, ['error', 'close']);
+      const streamEvents = recordEvents(local, ['error', 'close']);
+      (serverCon.transportSocket as Socket).pause(); // the server neither reads nor answers
+      await withTimeout(nextEvent(client, 'close'), 5000, 'the client to give up');
+      assert.deepEqual(clientEvents.names, ['error', 'close']);
+      assert.equal((clientEvents.args.get('error') as MuxError).code, 'ERR_KEEPALIVE_TIMEOUT');
+      await waitFor(() => streamEvents.names.includes('close'), 5000, 'the stream to close');
+      assert.deepEqual(streamEvents.names, ['error', 'close']);
+      assert.equal((streamEvents.args.get('error') as MuxError).code, 'ERR_CONNECTION_CLOSED');
+    },
+  );
 
   test('a healthy connection with a short keepalive interval stays open across many intervals', T, async (t) => {
     const options = { keepAliveInterval: 100, keepAliveTimeout: 500 };
@@ -247,32 +273,36 @@ describe('keepalive', () => {
 });
 
 describe('keepalive while reading is paused by the memory budget', () => {
-  test('a receiver that stops reading for many keepalive timeouts keeps its connection: it sends heartbeats, and all data arrives once it reads', T, async (t) => {
-    const keepAlive = { keepAliveInterval: 100, keepAliveTimeout: 200 };
-    const { server, port } = await serve(t, { ...keepAlive, maxBufferedBytes: 64 * 1024, initialWindow: 64 * 1024 });
-    const accepted: MuxStream[] = [];
-    const connection = nextEvent(server, 'connection');
-    const { client } = await connectClient(server, port, keepAlive);
-    t.after(() => client.destroy());
-    const [serverCon] = (await connection) as [MuxConnection];
-    serverCon.on('stream', (stream: MuxStream) => accepted.push(stream)); // and never read, for now
-    const events = [recordEvents(client, ['error', 'close']), recordEvents(serverCon, ['error', 'close'])];
+  test(
+    'a receiver that stops reading for many keepalive timeouts keeps its connection: it sends heartbeats, and all data arrives once it reads',
+    T,
+    async (t) => {
+      const keepAlive = { keepAliveInterval: 100, keepAliveTimeout: 200 };
+      const { server, port } = await serve(t, { ...keepAlive, maxBufferedBytes: 64 * 1024, initialWindow: 64 * 1024 });
+      const accepted: MuxStream[] = [];
+      const connection = nextEvent(server, 'connection');
+      const { client } = await connectClient(server, port, keepAlive);
+      t.after(() => client.destroy());
+      const [serverCon] = (await connection) as [MuxConnection];
+      serverCon.on('stream', (stream: MuxStream) => accepted.push(stream)); // and never read, for now
+      const events = [recordEvents(client, ['error', 'close']), recordEvents(serverCon, ['error', 'close'])];
 
-    const payloads = Array.from({ length: 8 }, () => randomBytes(256 * 1024));
-    const streams = await Promise.all(payloads.map(() => client.StreamPool.createStream('upload')));
-    streams.forEach((stream, i) => stream.end(payloads[i]));
-    await waitFor(() => serverCon.stats().bufferedIn > 64 * 1024, 5000, 'the server to exceed its budget and stop reading');
+      const payloads = Array.from({ length: 8 }, () => randomBytes(256 * 1024));
+      const streams = await Promise.all(payloads.map(() => client.StreamPool.createStream('upload')));
+      streams.forEach((stream, i) => stream.end(payloads[i]));
+      await waitFor(() => serverCon.stats().bufferedIn > 64 * 1024, 5000, 'the server to exceed its budget and stop reading');
 
-    await delay(1500); // more than seven keepalive timeouts
-    assert.deepEqual(
-      events.map((e) => e.names),
-      [[], []],
-      'neither side took the other for dead',
-    );
-    const received = await Promise.all(accepted.map((stream) => collect(stream)));
-    const byMeta = received.map((bytes) => sha256(bytes)).sort();
-    assert.deepEqual(byMeta, payloads.map((p) => sha256(p)).sort());
-  });
+      await delay(1500); // more than seven keepalive timeouts
+      assert.deepEqual(
+        events.map((e) => e.names),
+        [[], []],
+        'neither side took the other for dead',
+      );
+      const received = await Promise.all(accepted.map((stream) => collect(stream)));
+      const byMeta = received.map((bytes) => sha256(bytes)).sort();
+      assert.deepEqual(byMeta, payloads.map((p) => sha256(p)).sort());
+    },
+  );
 });
 
 describe('ping', () => {
@@ -287,15 +317,19 @@ describe('ping', () => {
     }
   });
 
-  test('ping() on a closed connection rejects with ERR_CONNECTION_CLOSED, and a ping in flight when it closes rejects too', T, async (t) => {
-    const setup = await startTcp();
-    t.after(() => setup.cleanup());
-    (setup.serverCon.transportSocket as Socket).pause(); // the answer will never come
-    const inFlight = setup.client.ping();
-    setup.client.destroy();
-    await assert.rejects(withTimeout(inFlight, 5000, 'the ping in flight'), { name: 'MuxError', code: 'ERR_CONNECTION_CLOSED' });
-    await assert.rejects(setup.client.ping(), { name: 'MuxError', code: 'ERR_CONNECTION_CLOSED' });
-  });
+  test(
+    'ping() on a closed connection rejects with ERR_CONNECTION_CLOSED, and a ping in flight when it closes rejects too',
+    T,
+    async (t) => {
+      const setup = await startTcp();
+      t.after(() => setup.cleanup());
+      (setup.serverCon.transportSocket as Socket).pause(); // the answer will never come
+      const inFlight = setup.client.ping();
+      setup.client.destroy();
+      await assert.rejects(withTimeout(inFlight, 5000, 'the ping in flight'), { name: 'MuxError', code: 'ERR_CONNECTION_CLOSED' });
+      await assert.rejects(setup.client.ping(), { name: 'MuxError', code: 'ERR_CONNECTION_CLOSED' });
+    },
+  );
 
   test('a thousand pings leave no pending entry, listener or timer behind', { timeout: 20_000 }, async (t) => {
     const setup = await startTcp();
@@ -309,7 +343,8 @@ describe('ping', () => {
         ...EVENTS.map((e) => (con.transportSocket as Socket).listenerCount(e)),
         ...con.eventNames().map((e) => con.listenerCount(e)),
       ]);
-    const pending = (): number[] => cons.map((con) => (con as unknown as { liveness: { pending: Map<bigint, unknown> } }).liveness.pending.size);
+    const pending = (): number[] =>
+      cons.map((con) => (con as unknown as { liveness: { pending: Map<bigint, unknown> } }).liveness.pending.size);
     const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
     const before = { listeners: listenerCounts(), timers: timers(), stats: cons.map((c) => c.stats()) };
 

@@ -12,14 +12,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tls from 'node:tls';
-import {
-  MuxClient,
-  MuxError,
-  type MuxClientOptions,
-  type MuxConnection,
-  type MuxServer,
-  type MuxStream,
-} from '../src/index';
+import { MuxClient, MuxError, type MuxClientOptions, type MuxConnection, type MuxServer, type MuxStream } from '../src/index';
 import { HOST, startServer, stopServer } from './helpers/mux';
 import { nextEvent, recordEvents, sha256, waitFor, withTimeout, type EventLog } from './helpers/async';
 import { collect, nextStream } from './helpers/streams';
@@ -52,27 +45,75 @@ function makeCert(
     execFileSync(OPENSSL, args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
   };
   if (!issuer) {
-    run(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert,
-      '-days', '2', '-subj', subject, ...extensions.flatMap((e) => ['-addext', e])]);
+    run([
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '2',
+      '-subj',
+      subject,
+      ...extensions.flatMap((e) => ['-addext', e]),
+    ]);
     return { key, cert };
   }
   const csr = path.join(dir, `${name}.csr`);
   const ext = path.join(dir, `${name}.ext`);
   writeFileSync(ext, `${extensions.join('\n')}\n`);
-  run(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', csr, '-subj', subject]);
-  run(['x509', '-req', '-in', csr, '-CA', issuer.cert, '-CAkey', issuer.key, '-set_serial', `0x${randomBytes(8).toString('hex')}`,
-    '-out', cert, '-days', '2', '-extfile', ext]);
+  run([
+    'req',
+    '-new',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    key,
+    '-out',
+    csr,
+    '-subj',
+    subject,
+  ]);
+  run([
+    'x509',
+    '-req',
+    '-in',
+    csr,
+    '-CA',
+    issuer.cert,
+    '-CAkey',
+    issuer.key,
+    '-set_serial',
+    `0x${randomBytes(8).toString('hex')}`,
+    '-out',
+    cert,
+    '-days',
+    '2',
+    '-extfile',
+    ext,
+  ]);
   return { key, cert };
 }
 
 function makePki(dir: string): Pki {
   const caExt = ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign,cRLSign'];
   const ca = makeCert(dir, 'ca', '/CN=tcp-stream-muxer test CA', caExt);
-  const server = makeCert(dir, 'server', '/CN=localhost', [
-    'subjectAltName=IP:127.0.0.1,DNS:localhost',
-    'extendedKeyUsage=serverAuth',
-    'basicConstraints=CA:FALSE',
-  ], ca);
+  const server = makeCert(
+    dir,
+    'server',
+    '/CN=localhost',
+    ['subjectAltName=IP:127.0.0.1,DNS:localhost', 'extendedKeyUsage=serverAuth', 'basicConstraints=CA:FALSE'],
+    ca,
+  );
   const client = makeCert(dir, 'client', '/CN=test client', ['extendedKeyUsage=clientAuth', 'basicConstraints=CA:FALSE'], ca);
   const otherCa = makeCert(dir, 'other-ca', '/CN=untrusted CA', caExt);
   const otherClient = makeCert(dir, 'other-client', '/CN=stranger', ['extendedKeyUsage=clientAuth', 'basicConstraints=CA:FALSE'], otherCa);
@@ -241,33 +282,43 @@ async function stillServes(t: TestContext, s: WatchedServer): Promise<void> {
 }
 
 describe('TLS with a CA-signed server certificate', () => {
-  test('a TLS client that trusts the CA verifies the server and carries streams with hash-checked data both ways', { timeout: 20_000 }, async (t) => {
-    const s = await tlsServer(t);
-    const serverCon = nextEvent(s.server, 'connection', 5000);
-    const client = await connected(t, s.port, { tls: { ca: pki.ca } });
-    const [con] = (await serverCon) as [MuxConnection];
-    const socket = client.transportSocket;
-    assert.ok(socket instanceof tls.TLSSocket, 'the client runs over a TLS socket');
-    assert.equal(socket.authorized, true, 'the server certificate was verified against the CA');
-    assert.equal(socket.getPeerCertificate().subject.CN, 'localhost');
-    assert.equal(s.server.connectionCount, 1);
+  test(
+    'a TLS client that trusts the CA verifies the server and carries streams with hash-checked data both ways',
+    { timeout: 20_000 },
+    async (t) => {
+      const s = await tlsServer(t);
+      const serverCon = nextEvent(s.server, 'connection', 5000);
+      const client = await connected(t, s.port, { tls: { ca: pki.ca } });
+      const [con] = (await serverCon) as [MuxConnection];
+      const socket = client.transportSocket;
+      assert.ok(socket instanceof tls.TLSSocket, 'the client runs over a TLS socket');
+      assert.equal(socket.authorized, true, 'the server certificate was verified against the CA');
+      assert.equal(socket.getPeerCertificate().subject.CN, 'localhost');
+      assert.equal(s.server.connectionCount, 1);
 
-    // Several streams at once, each with data both ways.
-    const sizes: [number, number][] = [[0, 1], [1, 0], [300 * 1024, 200 * 1024], [64 * 1024 + 7, 1024 * 1024], [5, 5]];
-    await Promise.all(sizes.map(([size, reply]) => checkedExchange(client, size, reply)));
+      // Several streams at once, each with data both ways.
+      const sizes: [number, number][] = [
+        [0, 1],
+        [1, 0],
+        [300 * 1024, 200 * 1024],
+        [64 * 1024 + 7, 1024 * 1024],
+        [5, 5],
+      ];
+      await Promise.all(sizes.map(([size, reply]) => checkedExchange(client, size, reply)));
 
-    // The server can open streams toward the client too.
-    const incoming = nextStream(client);
-    const fromServer = await con.StreamPool.createStream({ from: 'server' });
-    const payload = randomBytes(128 * 1024);
-    fromServer.end(payload);
-    const received = await incoming;
-    assert.deepEqual(received.meta, { from: 'server' });
-    received.end();
-    assert.equal(sha256(await collect(received)), sha256(payload));
-    assert.deepEqual(s.events.names, ['connection']);
-    assert.deepEqual(s.clientErrors, []);
-  });
+      // The server can open streams toward the client too.
+      const incoming = nextStream(client);
+      const fromServer = await con.StreamPool.createStream({ from: 'server' });
+      const payload = randomBytes(128 * 1024);
+      fromServer.end(payload);
+      const received = await incoming;
+      assert.deepEqual(received.meta, { from: 'server' });
+      received.end();
+      assert.equal(sha256(await collect(received)), sha256(payload));
+      assert.deepEqual(s.events.names, ['connection']);
+      assert.deepEqual(s.clientErrors, []);
+    },
+  );
 
   test('the name localhost verifies too, through SNI and the DNS subjectAltName', { timeout: 15_000 }, async (t) => {
     const s = await tlsServer(t);
@@ -278,16 +329,20 @@ describe('TLS with a CA-signed server certificate', () => {
     await checkedExchange(client, 10_000, 10_000);
   });
 
-  test('certificate verification is on by default: a client without the CA gets ERR_TLS_HANDSHAKE and the server a clientError', { timeout: 15_000 }, async (t) => {
-    const s = await tlsServer(t);
-    const a = attempt(t, s.port, { tls: {} });
-    const err = await expectRefused(a, ['ERR_TLS_HANDSHAKE']);
-    assert.match(err.message, /certificate/i, 'the message says the certificate was not trusted');
-    await expectClientErrors(s, 1, ['ERR_TLS_HANDSHAKE']);
-    assert.deepEqual(s.events.names, [], 'the server emits neither error nor connection');
-    assert.equal(s.server.connectionCount, 0);
-    await stillServes(t, s);
-  });
+  test(
+    'certificate verification is on by default: a client without the CA gets ERR_TLS_HANDSHAKE and the server a clientError',
+    { timeout: 15_000 },
+    async (t) => {
+      const s = await tlsServer(t);
+      const a = attempt(t, s.port, { tls: {} });
+      const err = await expectRefused(a, ['ERR_TLS_HANDSHAKE']);
+      assert.match(err.message, /certificate/i, 'the message says the certificate was not trusted');
+      await expectClientErrors(s, 1, ['ERR_TLS_HANDSHAKE']);
+      assert.deepEqual(s.events.names, [], 'the server emits neither error nor connection');
+      assert.equal(s.server.connectionCount, 0);
+      await stillServes(t, s);
+    },
+  );
 
   test('verification can be turned off explicitly with rejectUnauthorized: false', { timeout: 15_000 }, async (t) => {
     const s = await tlsServer(t);
@@ -323,17 +378,24 @@ describe('mutual TLS', () => {
 
   for (const [label, options] of [
     ['without a certificate', (): tls.ConnectionOptions => ({ ca: pki.ca })],
-    ['with a certificate from an untrusted CA', (): tls.ConnectionOptions => ({ ca: pki.ca, cert: pki.otherClientCert, key: pki.otherClientKey })],
+    [
+      'with a certificate from an untrusted CA',
+      (): tls.ConnectionOptions => ({ ca: pki.ca, cert: pki.otherClientCert, key: pki.otherClientKey }),
+    ],
   ] as const) {
-    test(`a client ${label} is rejected: ERR_TLS_HANDSHAKE on the client, clientError on the server, never onConnected`, { timeout: 15_000 }, async (t) => {
-      const s = await tlsServer(t, mutual());
-      const a = attempt(t, s.port, { tls: options() });
-      await expectRefused(a, ['ERR_TLS_HANDSHAKE']);
-      await expectClientErrors(s, 1, ['ERR_TLS_HANDSHAKE']);
-      assert.deepEqual(s.events.names, [], 'no connection event and no server error');
-      assert.equal(s.server.connectionCount, 0);
-      await stillServes(t, s);
-    });
+    test(
+      `a client ${label} is rejected: ERR_TLS_HANDSHAKE on the client, clientError on the server, never onConnected`,
+      { timeout: 15_000 },
+      async (t) => {
+        const s = await tlsServer(t, mutual());
+        const a = attempt(t, s.port, { tls: options() });
+        await expectRefused(a, ['ERR_TLS_HANDSHAKE']);
+        await expectClientErrors(s, 1, ['ERR_TLS_HANDSHAKE']);
+        assert.deepEqual(s.events.names, [], 'no connection event and no server error');
+        assert.equal(s.server.connectionCount, 0);
+        await stillServes(t, s);
+      },
+    );
   }
 });
 

@@ -175,7 +175,15 @@ function scriptedHost(targets: number[] = []): ScriptedHost {
 
 /** An open stream with a `window`-byte receive window, read by a flowing reader that is waiting for data. */
 async function readingStream(host: StreamHost, window: number): Promise<{ stream: MuxStream; received: () => number }> {
-  const stream = new MuxStream({ id: 1, meta: null, host, recvWindow: window, sendWindow: 0, openState: OpenState.OPEN, highWaterMark: 64 * KiB });
+  const stream = new MuxStream({
+    id: 1,
+    meta: null,
+    host,
+    recvWindow: window,
+    sendWindow: 0,
+    openState: OpenState.OPEN,
+    highWaterMark: 64 * KiB,
+  });
   let received = 0;
   stream.on('data', (chunk: Buffer) => (received += chunk.length));
   await new Promise<void>((resolve) => setImmediate(resolve)); // flowing starts on a later tick
@@ -219,14 +227,26 @@ describe('MuxStream receive window', () => {
 
   test('bytes the reader has not read yet are not granted back', () => {
     const host = scriptedHost();
-    const stream = new MuxStream({ id: 1, meta: null, host, recvWindow: W, sendWindow: 0, openState: OpenState.OPEN, highWaterMark: 64 * KiB });
+    const stream = new MuxStream({
+      id: 1,
+      meta: null,
+      host,
+      recvWindow: W,
+      sendWindow: 0,
+      openState: OpenState.OPEN,
+      highWaterMark: 64 * KiB,
+    });
     arrive(stream, W);
     assert.deepEqual(host.updates, [], 'nobody read: no update');
     assert.equal(stream.stats().receiveWindow, 0);
     assert.equal(stream.stats().bufferedBytes, W);
     stream.resume();
     return new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
-      assert.equal(host.updates.reduce((a, b) => a + b, 0), W, 'once read, all of it is granted back');
+      assert.equal(
+        host.updates.reduce((a, b) => a + b, 0),
+        W,
+        'once read, all of it is granted back',
+      );
       assert.equal(stream.stats().receiveWindow, W);
     });
   });
@@ -291,7 +311,15 @@ describe('MuxStream receive window', () => {
 
   test('no WINDOW_UPDATE is sent after FIN was received, even for data read afterwards', async () => {
     const host = scriptedHost();
-    const stream = new MuxStream({ id: 1, meta: null, host, recvWindow: W, sendWindow: 0, openState: OpenState.OPEN, highWaterMark: 64 * KiB });
+    const stream = new MuxStream({
+      id: 1,
+      meta: null,
+      host,
+      recvWindow: W,
+      sendWindow: 0,
+      openState: OpenState.OPEN,
+      highWaterMark: 64 * KiB,
+    });
     arrive(stream, W); // buffered: nobody reads yet
     stream.onFin();
     let ended = false;
@@ -306,7 +334,15 @@ describe('MuxStream receive window', () => {
 
     // The same without FIN does send one: the assertion above is about FIN.
     const control = scriptedHost();
-    const other = new MuxStream({ id: 3, meta: null, host: control, recvWindow: W, sendWindow: 0, openState: OpenState.OPEN, highWaterMark: 64 * KiB });
+    const other = new MuxStream({
+      id: 3,
+      meta: null,
+      host: control,
+      recvWindow: W,
+      sendWindow: 0,
+      openState: OpenState.OPEN,
+      highWaterMark: 64 * KiB,
+    });
     arrive(other, W);
     other.resume();
     await new Promise<void>((resolve) => setImmediate(resolve));
@@ -369,7 +405,11 @@ async function delayedPair(t: TestContext, ms: number, options: Omit<ConnectionO
     async cleanup() {
       client.destroy();
       server.destroy();
-      await withTimeout(Promise.all([a, b, delayed].map((end) => (end.closed ? Promise.resolve() : nextEvent(end, 'close', 5000)))), 5000, 'the pipe to close');
+      await withTimeout(
+        Promise.all([a, b, delayed].map((end) => (end.closed ? Promise.resolve() : nextEvent(end, 'close', 5000)))),
+        5000,
+        'the pipe to close',
+      );
     },
   };
   t.after(() => pair.cleanup());
@@ -397,7 +437,7 @@ async function sampledTransfer(pair: ConnectedPair, total: number): Promise<Tran
   const chunk = Buffer.alloc(64 * KiB, 7);
   const report: TransferReport = { received: 0, samples: 0, maxWindow: 0, maxBuffered: 0, overWindow: [], windows: new Set() };
   const sample = (): void => {
-    const { receiveWindowSize, bufferedBytes } = (remote).stats();
+    const { receiveWindowSize, bufferedBytes } = remote.stats();
     const { bufferedIn } = pair.server.stats();
     report.samples++;
     report.windows.add(receiveWindowSize);
@@ -440,33 +480,41 @@ async function sampledTransfer(pair: ConnectedPair, total: number): Promise<Tran
 }
 
 describe('auto-tuning on a connection', () => {
-  test('an 8 MiB transfer keeps the receive window within maxWindow and buffered bytes within the window', { timeout: 20_000 }, async (t) => {
-    const pair = await memoryTransport.connect();
-    t.after(() => pair.cleanup());
-    const total = 8 * MiB;
-    const report = await sampledTransfer(pair, total);
+  test(
+    'an 8 MiB transfer keeps the receive window within maxWindow and buffered bytes within the window',
+    { timeout: 20_000 },
+    async (t) => {
+      const pair = await memoryTransport.connect();
+      t.after(() => pair.cleanup());
+      const total = 8 * MiB;
+      const report = await sampledTransfer(pair, total);
 
-    assert.equal(report.received, total);
-    assert.ok(report.samples > 100, `sampled ${report.samples} times`);
-    assert.ok(report.maxWindow <= DEFAULTS.maxWindow, `window reached ${report.maxWindow}`);
-    assert.deepEqual(report.overWindow, []);
-    assert.ok(report.maxBuffered > 0, 'the reader was behind at some point, so the bound was exercised');
-    assert.equal(pair.server.stats().bufferedIn, 0, 'everything read, nothing left buffered');
-  });
+      assert.equal(report.received, total);
+      assert.ok(report.samples > 100, `sampled ${report.samples} times`);
+      assert.ok(report.maxWindow <= DEFAULTS.maxWindow, `window reached ${report.maxWindow}`);
+      assert.deepEqual(report.overWindow, []);
+      assert.ok(report.maxBuffered > 0, 'the reader was behind at some point, so the bound was exercised');
+      assert.equal(pair.server.stats().bufferedIn, 0, 'everything read, nothing left buffered');
+    },
+  );
 
-  test('on a path with a few milliseconds of latency, windows stay within a small maxWindow and buffered bytes within the window', { timeout: 20_000 }, async (t) => {
-    const maxWindow = 1 * MiB;
-    const pair = await delayedPair(t, 3, { maxWindow });
-    // Two round-trip samples, so the receiver trusts its RTT from the start.
-    await pair.server.ping();
-    await pair.server.ping();
-    const total = 8 * MiB;
-    const report = await sampledTransfer(pair, total);
+  test(
+    'on a path with a few milliseconds of latency, windows stay within a small maxWindow and buffered bytes within the window',
+    { timeout: 20_000 },
+    async (t) => {
+      const maxWindow = 1 * MiB;
+      const pair = await delayedPair(t, 3, { maxWindow });
+      // Two round-trip samples, so the receiver trusts its RTT from the start.
+      await pair.server.ping();
+      await pair.server.ping();
+      const total = 8 * MiB;
+      const report = await sampledTransfer(pair, total);
 
-    assert.equal(report.received, total);
-    assert.ok(report.maxWindow <= maxWindow, `window reached ${report.maxWindow}`);
-    assert.deepEqual(report.overWindow, []);
-    assert.ok(report.maxBuffered > 0);
-    assert.equal(pair.server.stats().bufferedIn, 0);
-  });
+      assert.equal(report.received, total);
+      assert.ok(report.maxWindow <= maxWindow, `window reached ${report.maxWindow}`);
+      assert.deepEqual(report.overWindow, []);
+      assert.ok(report.maxBuffered > 0);
+      assert.equal(pair.server.stats().bufferedIn, 0);
+    },
+  );
 });

@@ -44,5 +44,9 @@ test('a large window is granted back in steps of at most WINDOW_UPDATE_STEP, not
   const updates = await consumeOnServer(t, window, bytes);
   assert.equal(updates.length, 3, 'half the window (4 MiB) was never consumed, yet credit came back');
   for (const increment of updates) assert.equal(increment, WINDOW_UPDATE_STEP);
-  assert.equal(updates.reduce((a, b) => a + b, 0), bytes, 'every consumed byte is credited back');
+  assert.equal(
+    updates.reduce((a, b) => a + b, 0),
+    bytes,
+    'every consumed byte is credited back',
+  );
 });

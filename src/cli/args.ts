@@ -53,7 +53,8 @@ export function formatHostPort({ host, port }: HostPort): string {
 /** A positive integer option, such as `--concurrency 8`. */
 export function parsePositiveInteger(text: string | undefined, what: string, fallback: number): number {
   if (text === undefined) return fallback;
-  if (!/^\d+$/.test(text) || Number(text) < 1 || !Number.isSafeInteger(Number(text))) throw new UsageError(`${what}: expected a positive integer, got "${text}"`);
+  if (!/^\d+$/.test(text) || Number(text) < 1 || !Number.isSafeInteger(Number(text)))
+    throw new UsageError(`${what}: expected a positive integer, got "${text}"`);
   return Number(text);
 }
 
@@ -61,11 +62,15 @@ export function parsePositiveInteger(text: string | undefined, what: string, fal
 export function parseSeconds(text: string | undefined, what: string, fallback: number): number {
   if (text === undefined) return fallback;
   const value = Number(text);
-  if (text.trim() === '' || !Number.isFinite(value) || value < 0) throw new UsageError(`${what}: expected a number of seconds, got "${text}"`);
+  if (text.trim() === '' || !Number.isFinite(value) || value < 0)
+    throw new UsageError(`${what}: expected a number of seconds, got "${text}"`);
   return value;
 }
 
 /** Comma-separated values of a repeatable option, flattened: `--x a,b --x c` → [a, b, c]. */
 export function splitList(values: string[] | undefined): string[] {
-  return (values ?? []).flatMap((value) => value.split(',')).map((value) => value.trim()).filter((value) => value.length > 0);
+  return (values ?? [])
+    .flatMap((value) => value.split(','))
+    .map((value) => value.trim())
+    .filter((value) => value.length > 0);
 }

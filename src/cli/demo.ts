@@ -48,7 +48,14 @@ const FILES: [string, number][] = [
   ['video.bin', 24 * MIB],
 ];
 
-const CHAT = ['hi, are you getting the photos?', 'the video is on its way too', 'tell me when dataset.bin lands', 'small messages do not wait for big files', 'one connection for all of it', 'bye!'];
+const CHAT = [
+  'hi, are you getting the photos?',
+  'the video is on its way too',
+  'tell me when dataset.bin lands',
+  'small messages do not wait for big files',
+  'one connection for all of it',
+  'bye!',
+];
 const CHAT_INTERVAL_MS = 200;
 
 export async function runDemo(argv: string[]): Promise<number> {
@@ -67,7 +74,8 @@ export async function runDemo(argv: string[]): Promise<number> {
   const rate = Number(values.rate ?? '40');
   if (!Number.isFinite(rate) || rate < 0) throw new UsageError('--rate: expected MiB per second (0 = unthrottled)');
   const mode = values.progress;
-  if (mode !== undefined && mode !== 'bars' && mode !== 'plain' && mode !== 'none') throw new UsageError('--progress: expected bars, plain or none');
+  if (mode !== undefined && mode !== 'bars' && mode !== 'plain' && mode !== 'none')
+    throw new UsageError('--progress: expected bars, plain or none');
 
   const work = await mkdtemp(path.join(tmpdir(), 'tsmux-demo-'));
   try {
@@ -87,7 +95,13 @@ async function demo(work: string, bytesPerSecond: number, mode: ProgressMode | u
   const serverLog = (line: string): void => {
     if (line.startsWith('failed') || line.startsWith('refused')) problems.push(`server: ${line}`);
   };
-  const handle = await startServe({ port: 0, host: '127.0.0.1', dir: path.join(work, 'inbox'), log: serverLog, extra: { type: 'chat', handle: chatServer } });
+  const handle = await startServe({
+    port: 0,
+    host: '127.0.0.1',
+    dir: path.join(work, 'inbox'),
+    log: serverLog,
+    extra: { type: 'chat', handle: chatServer },
+  });
   const link = await slowLink(handle.address.port, bytesPerSecond);
   process.stdout.write(
     `demo: server on 127.0.0.1:${handle.address.port}, client through a ${bytesPerSecond > 0 ? `${formatBytes(bytesPerSecond)}/s` : 'full-speed'} link on port ${link.port}\n`,
@@ -120,7 +134,9 @@ async function demo(work: string, bytesPerSecond: number, mode: ProgressMode | u
   }
   if (chat.replies !== CHAT.length) problems.push(`chat: ${chat.replies} of ${CHAT.length} replies`);
   process.stdout.write(formatSummary({ verb: 'sent', files: outcome.sent, bytes: outcome.bytes, seconds, failures: outcome.failures }));
-  process.stdout.write(`verified: ${verified} of ${files.length} files, SHA-256 identical; chat: ${chat.replies} of ${CHAT.length} messages answered during the transfer\n`);
+  process.stdout.write(
+    `verified: ${verified} of ${files.length} files, SHA-256 identical; chat: ${chat.replies} of ${CHAT.length} messages answered during the transfer\n`,
+  );
   for (const problem of problems) process.stdout.write(`problem: ${problem}\n`);
   return problems.length === 0 && outcome.failures.length === 0 && verified === files.length ? 0 : 1;
 }
@@ -186,7 +202,9 @@ async function slowLink(port: number, bytesPerSecond: number): Promise<{ port: n
       });
       s.on('close', () => sockets.delete(s));
     }
-    socket.pipe(bytesPerSecond > 0 ? new Pace(bytesPerSecond) : new Transform({ transform: (chunk, _, cb) => cb(null, chunk) })).pipe(upstream);
+    socket
+      .pipe(bytesPerSecond > 0 ? new Pace(bytesPerSecond) : new Transform({ transform: (chunk, _, cb) => cb(null, chunk) }))
+      .pipe(upstream);
     upstream.pipe(socket);
   });
   await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));

@@ -127,8 +127,7 @@ export class Progress {
       // to the terminal's width so no remnant of a bar stays visible behind a short line.
       const width = (this.out as { columns?: number }).columns ?? 80;
       this.bars.log(`${line.padEnd(width - 1)}\n`);
-    }
-    else this.out.write(`${line}\n`);
+    } else this.out.write(`${line}\n`);
   }
 
   /** Removes the bars (leaving the last frame on screen) and stops the timers. */
@@ -155,7 +154,10 @@ export class Progress {
     const rate = seconds > 0 ? moved / seconds : 0;
     const eta = rate > 0 ? formatDuration((this.totalBytes - moved) / rate) : '?';
     const files = `${this.finishedFiles}/${this.totalFiles} files${this.failedFiles > 0 ? `, ${this.failedFiles} failed` : ''}`;
-    return { label: 'total', detail: `${formatBytes(moved)}/${formatBytes(this.totalBytes)} ${formatRate(moved, seconds)} ETA ${eta} ${files}` };
+    return {
+      label: 'total',
+      detail: `${formatBytes(moved)}/${formatBytes(this.totalBytes)} ${formatRate(moved, seconds)} ETA ${eta} ${files}`,
+    };
   }
 
   private refreshTotal(): void {

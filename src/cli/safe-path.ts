@@ -73,7 +73,8 @@ export async function resolveTarget(root: string, name: unknown, options: Resolv
     // A link is followed only if it stays inside root; realpath tells where it goes.
     const real = await realpath(next);
     if (!isInside(root, real)) throw new UnsafePathError(`${name as string} leads outside the receiving directory`);
-    if (!(await lstat(real)).isDirectory()) throw new UnsafePathError(`${segments.slice(0, i + 1).join('/')} is not a directory on the receiver`);
+    if (!(await lstat(real)).isDirectory())
+      throw new UnsafePathError(`${segments.slice(0, i + 1).join('/')} is not a directory on the receiver`);
     current = real;
   }
   const target = path.join(current, last);

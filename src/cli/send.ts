@@ -111,7 +111,8 @@ export async function runSend(argv: string[]): Promise<number> {
   const target = parseHostPort(positionals[0], 'HOST:PORT');
   const concurrency = parsePositiveInteger(values.concurrency, '--concurrency', 8);
   const mode = values.progress;
-  if (mode !== undefined && mode !== 'bars' && mode !== 'plain' && mode !== 'none') throw new UsageError('--progress: expected bars, plain or none');
+  if (mode !== undefined && mode !== 'bars' && mode !== 'plain' && mode !== 'none')
+    throw new UsageError('--progress: expected bars, plain or none');
 
   const { files, problems, skipped } = await collectFiles(positionals.slice(1));
   for (const entry of skipped) process.stderr.write(`tsmux send: skipping ${entry.name}: ${entry.reason}\n`);
@@ -135,7 +136,11 @@ export async function runSend(argv: string[]): Promise<number> {
   try {
     let client: MuxClient;
     try {
-      client = await connect(target, { token: values.token ?? process.env.TSMUX_TOKEN, tlsCa: values['tls-ca'], signal: controller.signal });
+      client = await connect(target, {
+        token: values.token ?? process.env.TSMUX_TOKEN,
+        tlsCa: values['tls-ca'],
+        signal: controller.signal,
+      });
     } catch (err) {
       process.stderr.write(`tsmux send: ${describeError(err, target)}\n`);
       return stoppedBy ? signalExitCode(stoppedBy) : 1;

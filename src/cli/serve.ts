@@ -143,7 +143,10 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     const controller = new AbortController();
     const started = Date.now();
     const job = util.receiveFile(target, stream, { signal: controller.signal, overwrite }).then(
-      (result) => log(`received ${name} ${formatBytes(result.size)} in ${formatDuration((Date.now() - started) / 1000)} from ${con.remoteAddress ?? '?'}`),
+      (result) =>
+        log(
+          `received ${name} ${formatBytes(result.size)} in ${formatDuration((Date.now() - started) / 1000)} from ${con.remoteAddress ?? '?'}`,
+        ),
       (err: unknown) => log(`failed ${name}: ${describeError(err)}`),
     );
     const transfer: Transfer = { controller, job };
@@ -215,7 +218,8 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
 function tokenCheck(token: string): (hello: JsonValue) => boolean {
   const expected = createHash('sha256').update(token).digest();
   return (hello) => {
-    const given = typeof hello === 'object' && hello !== null && !Array.isArray(hello) && typeof hello.token === 'string' ? hello.token : '';
+    const given =
+      typeof hello === 'object' && hello !== null && !Array.isArray(hello) && typeof hello.token === 'string' ? hello.token : '';
     return timingSafeEqual(createHash('sha256').update(given).digest(), expected);
   };
 }
@@ -263,7 +267,8 @@ export async function runServe(argv: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
-  if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
+  if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined))
+    throw new UsageError('--tls-cert and --tls-key go together');
   const allowForward = splitList(values['allow-forward']);
   for (const entry of allowForward) parseHostPort(entry, '--allow-forward');
   const log = (line: string): void => {

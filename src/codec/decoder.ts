@@ -106,8 +106,7 @@ export class FrameDecoder {
     try {
       this.loop();
     } catch (err) {
-      this.failure =
-        err instanceof MuxError ? err : new MuxError('ERR_PROTOCOL', `frame handling failed: ${String(err)}`, { cause: err });
+      this.failure = err instanceof MuxError ? err : new MuxError('ERR_PROTOCOL', `frame handling failed: ${String(err)}`, { cause: err });
       this.queue.clear();
       throw this.failure;
     } finally {
@@ -175,10 +174,7 @@ export class FrameDecoder {
     const header = this.consume(HEADER_LENGTH);
     const version = header[0];
     if (version !== PROTOCOL_VERSION) {
-      throw new MuxError(
-        'ERR_VERSION_MISMATCH',
-        `peer speaks protocol version ${version}; this side speaks version ${PROTOCOL_VERSION}`,
-      );
+      throw new MuxError('ERR_VERSION_MISMATCH', `peer speaks protocol version ${version}; this side speaks version ${PROTOCOL_VERSION}`);
     }
     const type = header[1] as FrameType;
     const flags = header.readUInt16BE(2);
@@ -196,10 +192,7 @@ export class FrameDecoder {
         requireStream(type, streamId);
         if (flags & Flag.ACK) throw protocolError('DATA frame with the ACK flag');
         if (length > this.limits.maxFrameSize) {
-          throw new MuxError(
-            'ERR_FRAME_TOO_LARGE',
-            `DATA frame of ${length} bytes exceeds maxFrameSize ${this.limits.maxFrameSize}`,
-          );
+          throw new MuxError('ERR_FRAME_TOO_LARGE', `DATA frame of ${length} bytes exceeds maxFrameSize ${this.limits.maxFrameSize}`);
         }
         this.state = State.DATA_PAYLOAD;
         return;

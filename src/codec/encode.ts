@@ -1,14 +1,7 @@
 import { FrameType, HEADER_LENGTH, MAX_CONTROL_PAYLOAD, PROTOCOL_VERSION } from '../protocol/constants';
 
 /** Writes a frame header into `target` at `offset` (12 bytes, big-endian). */
-export function writeHeader(
-  target: Buffer,
-  offset: number,
-  type: FrameType,
-  flags: number,
-  streamId: number,
-  length: number,
-): void {
+export function writeHeader(target: Buffer, offset: number, type: FrameType, flags: number, streamId: number, length: number): void {
   target[offset] = PROTOCOL_VERSION;
   target[offset + 1] = type;
   target.writeUInt16BE(flags, offset + 2);

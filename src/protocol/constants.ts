@@ -16,8 +16,7 @@ const SIZE_OF_STREAM_ID = 4;
 const SIZE_OF_LENGTH = 4;
 
 /** Frame header size in bytes: version, type, flags, stream id, payload length. */
-export const HEADER_LENGTH =
-  SIZE_OF_VERSION + SIZE_OF_TYPE + SIZE_OF_FLAGS + SIZE_OF_STREAM_ID + SIZE_OF_LENGTH;
+export const HEADER_LENGTH = SIZE_OF_VERSION + SIZE_OF_TYPE + SIZE_OF_FLAGS + SIZE_OF_STREAM_ID + SIZE_OF_LENGTH;
 
 /** Largest stream id: the top bit of the 32-bit field is reserved and must be zero. */
 export const MAX_STREAM_ID = 0x7fffffff;

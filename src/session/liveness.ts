@@ -158,9 +158,7 @@ export class Liveness {
     this.deadline = null;
     // The peer sent something meanwhile (a heartbeat while it does not read): it is alive.
     if (this.heardSincePing) return;
-    this.host.onKeepAliveTimeout(
-      new MuxError('ERR_KEEPALIVE_TIMEOUT', `peer did not answer a keepalive ping within ${this.timeoutMs} ms`),
-    );
+    this.host.onKeepAliveTimeout(new MuxError('ERR_KEEPALIVE_TIMEOUT', `peer did not answer a keepalive ping within ${this.timeoutMs} ms`));
   }
 
   /** Stops the timers and fails every unanswered ping with `err`. */

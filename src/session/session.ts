@@ -46,7 +46,10 @@ type Transport = Duplex & { [kSession]?: MuxConnection };
  * Events: `connect` (handshake done), `stream` (the peer opened a stream), `goaway`
  * (code, reason), `error`, `close`.
  */
-export class MuxConnection extends EventEmitter implements StreamHost, FrameSink, StreamOpener, SchedulerHost, LivenessHost, AdmissionHost<MuxConnection> {
+export class MuxConnection
+  extends EventEmitter
+  implements StreamHost, FrameSink, StreamOpener, SchedulerHost, LivenessHost, AdmissionHost<MuxConnection>
+{
   /** The seed library's name for the stream opener; see {@link StreamPool}. */
   readonly StreamPool: StreamPool;
   /** Which end of the connection this is. */
@@ -483,7 +486,8 @@ export class MuxConnection extends EventEmitter implements StreamHost, FrameSink
   }
 
   private localStream(streamId: number, what: string): MuxStream | undefined {
-    if (!this.streams.isLocalId(streamId)) throw new MuxError('ERR_PROTOCOL', `${what} for stream ${streamId}, which the peer opened itself`);
+    if (!this.streams.isLocalId(streamId))
+      throw new MuxError('ERR_PROTOCOL', `${what} for stream ${streamId}, which the peer opened itself`);
     return this.knownStream(streamId, what);
   }
 
@@ -955,4 +959,3 @@ function onIdleTimeout(session: MuxConnection): void {
 function onCloseTimeout(session: MuxConnection): void {
   session.closeTimedOut();
 }
-

@@ -338,7 +338,11 @@ export class MuxStream extends Duplex {
       this.host.sendReset(this, code, err ? err.message : '');
       this.markClosedOnWire();
     }
-    this.failOpen(err instanceof MuxError ? err : new MuxError('ERR_STREAM_RESET', 'stream destroyed before it was accepted', { cause: err ?? undefined }));
+    this.failOpen(
+      err instanceof MuxError
+        ? err
+        : new MuxError('ERR_STREAM_RESET', 'stream destroyed before it was accepted', { cause: err ?? undefined }),
+    );
     if (this.inBytes > 0) {
       this.host.releaseReceived(this.inBytes);
       this.inBytes = 0;

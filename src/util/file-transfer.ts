@@ -49,7 +49,12 @@ type Callback = FileTransferCallback;
  * the receiver reports the file verified and stored; rejects if it reports a failure or the
  * stream breaks. A trailing callback `(err, result)` works too.
  */
-export function sendFile(filename: string, stream: Duplex, options?: SendFileOptions | Callback, callback?: Callback): Promise<FileTransferResult> {
+export function sendFile(
+  filename: string,
+  stream: Duplex,
+  options?: SendFileOptions | Callback,
+  callback?: Callback,
+): Promise<FileTransferResult> {
   if (typeof options === 'function') [callback, options] = [options, undefined];
   return withCallback(runSend(filename, stream, options ?? {}), callback);
 }
@@ -59,7 +64,12 @@ export function sendFile(filename: string, stream: Duplex, options?: SendFileOpt
  * a temporary file beside it, renamed into place only when length and SHA-256 match; on any
  * failure the promise rejects and neither `filename` nor the temporary file is left behind.
  */
-export function receiveFile(filename: string, stream: Duplex, options?: ReceiveFileOptions | Callback, callback?: Callback): Promise<FileTransferResult> {
+export function receiveFile(
+  filename: string,
+  stream: Duplex,
+  options?: ReceiveFileOptions | Callback,
+  callback?: Callback,
+): Promise<FileTransferResult> {
   if (typeof options === 'function') [callback, options] = [options, undefined];
   return withCallback(runReceive(filename, stream, options ?? {}), callback);
 }

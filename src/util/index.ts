@@ -1,2 +1,9 @@
-export { sendFile, receiveFile, type SendFileOptions, type ReceiveFileOptions, type FileTransferResult, type FileTransferCallback } from './file-transfer';
+export {
+  sendFile,
+  receiveFile,
+  type SendFileOptions,
+  type ReceiveFileOptions,
+  type FileTransferResult,
+  type FileTransferCallback,
+} from './file-transfer';
 export { sendFileOver, type SendFileOverOptions, type StreamOpenerLike, type StreamCreator, type StreamPoolHolder } from './send-file-over';

@@ -33,7 +33,11 @@ export interface SendFileOverOptions extends SendFileOptions {
  * (`ERR_STREAM_REFUSED` carries the receiver's reason) if the stream cannot be opened, or with
  * `ERR_ABORTED` if `signal` fires, even while the open is still waiting for the receiver.
  */
-export async function sendFileOver(pool: StreamOpenerLike, filename: string, options: SendFileOverOptions = {}): Promise<FileTransferResult> {
+export async function sendFileOver(
+  pool: StreamOpenerLike,
+  filename: string,
+  options: SendFileOverOptions = {},
+): Promise<FileTransferResult> {
   const { name = path.basename(filename), meta = {}, signal, ...sendOptions } = options;
   const opener = 'StreamPool' in pool ? pool.StreamPool : pool;
   const aborted = (): MuxError => new MuxError('ERR_ABORTED', 'file transfer aborted', { cause: signal?.reason });
@@ -52,7 +56,10 @@ export async function sendFileOver(pool: StreamOpenerLike, filename: string, opt
       stream = await Promise.race([opening, abort]);
     } catch (err) {
       // A stream accepted after the abort is reset at once, so the receiver stops waiting.
-      opening.then((late) => late.destroy(), () => {});
+      opening.then(
+        (late) => late.destroy(),
+        () => {},
+      );
       throw err;
     } finally {
       signal.removeEventListener('abort', onAbort!);

@@ -57,7 +57,10 @@ export function spawnCli(t: TestContext, args: string[], options: { cwd?: string
     return Promise.race([
       promise,
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}\nstdout: ${stdout}\nstderr: ${stderr}`)), ms);
+        timer = setTimeout(
+          () => reject(new Error(`timed out after ${ms} ms waiting for ${what}\nstdout: ${stdout}\nstderr: ${stderr}`)),
+          ms,
+        );
       }),
     ]).finally(() => clearTimeout(timer));
   };
@@ -75,7 +78,8 @@ export function spawnCli(t: TestContext, args: string[], options: { cwd?: string
         waiter = () => {
           const match = pattern.exec(stdout) ?? pattern.exec(stderr);
           if (match) resolve(match);
-          else if (child.exitCode !== null || child.signalCode !== null) reject(new Error(`tsmux exited before printing ${String(pattern)}\nstdout: ${stdout}\nstderr: ${stderr}`));
+          else if (child.exitCode !== null || child.signalCode !== null)
+            reject(new Error(`tsmux exited before printing ${String(pattern)}\nstdout: ${stdout}\nstderr: ${stderr}`));
         };
         waiters.add(waiter);
         child.once('exit', () => setImmediate(waiter!));
@@ -90,7 +94,11 @@ export function spawnCli(t: TestContext, args: string[], options: { cwd?: string
 }
 
 /** Runs `tsmux ...args` to completion. */
-export async function runCli(t: TestContext, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; ms?: number } = {}): Promise<Exit & { stdout: string; stderr: string }> {
+export async function runCli(
+  t: TestContext,
+  args: string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; ms?: number } = {},
+): Promise<Exit & { stdout: string; stderr: string }> {
   const proc = spawnCli(t, args, options);
   const exit = await proc.exited(options.ms ?? 20_000);
   // Let the last chunks of output arrive.
@@ -99,7 +107,11 @@ export async function runCli(t: TestContext, args: string[], options: { cwd?: st
 }
 
 /** `tsmux serve --port 0 ...` started and listening: its process and port. */
-export async function startServeCli(t: TestContext, args: string[], options: { cwd?: string } = {}): Promise<{ proc: CliProcess; port: number }> {
+export async function startServeCli(
+  t: TestContext,
+  args: string[],
+  options: { cwd?: string } = {},
+): Promise<{ proc: CliProcess; port: number }> {
   const proc = spawnCli(t, ['serve', '--port', '0', ...args], options);
   const match = await proc.waitFor(/listening on 127\.0\.0\.1:(\d+)/);
   return { proc, port: Number(match[1]) };

@@ -1,13 +1,6 @@
 import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import {
-  MuxClient,
-  MuxConnection,
-  MuxServer,
-  type ConnectionOptions,
-  type MuxClientOptions,
-  type MuxServerOptions,
-} from '../../src/index';
+import { MuxClient, MuxConnection, MuxServer, type ConnectionOptions, type MuxClientOptions, type MuxServerOptions } from '../../src/index';
 import { nextEvent, withTimeout } from './async';
 import { duplexPair } from './duplex-pair';
 
@@ -59,9 +52,7 @@ export async function connectClient(
 }
 
 /** Starts a MuxServer on port 0 and connects a MuxClient to it; resolves once both sides are ready. */
-export async function startTcp(
-  options: { server?: MuxServerOptions; client?: MuxClientOptions } = {},
-): Promise<TcpSetup> {
+export async function startTcp(options: { server?: MuxServerOptions; client?: MuxClientOptions } = {}): Promise<TcpSetup> {
   const { server, port } = await startServer(options.server);
   let connected: { client: MuxClient; serverCon: MuxConnection };
   try {
@@ -135,7 +126,11 @@ export const memoryTransport: Transport = {
         // Bare connections tear down synchronously; the pipe ends close on the next turn.
         client.destroy();
         server.destroy();
-        await withTimeout(Promise.all([a, b].map((end) => (end.closed ? Promise.resolve() : nextEvent(end, 'close', 5000)))), 5000, 'the pipe to close');
+        await withTimeout(
+          Promise.all([a, b].map((end) => (end.closed ? Promise.resolve() : nextEvent(end, 'close', 5000)))),
+          5000,
+          'the pipe to close',
+        );
       },
     };
   },

@@ -9,7 +9,9 @@ import type * as Api from '../../src/index';
 export type Package = typeof Api;
 
 // eslint-disable-next-line @typescript-eslint/no-implied-eval
-const nativeImport = new Function('specifier', 'return import(specifier)') as (specifier: string) => Promise<Record<string | symbol, unknown>>;
+const nativeImport = new Function('specifier', 'return import(specifier)') as (
+  specifier: string,
+) => Promise<Record<string | symbol, unknown>>;
 
 export function requirePackage(): Package {
   // eslint-disable-next-line @typescript-eslint/no-require-imports -- the point is to load it through require

@@ -46,11 +46,7 @@ const RULES: Record<number, Rule> = {
   0x8: { session: true, flags: 0, min: 0, max: 'maxHelloBytes' }, // HELLO
 };
 
-export function referenceDecode(
-  input: Uint8Array,
-  limits: ReferenceLimits,
-  options: { expectMagic?: boolean } = {},
-): ReferenceResult {
+export function referenceDecode(input: Uint8Array, limits: ReferenceLimits, options: { expectMagic?: boolean } = {}): ReferenceResult {
   const view = new DataView(input.buffer, input.byteOffset, input.byteLength);
   const frames: ReferenceFrame[] = [];
   let offset = 0;

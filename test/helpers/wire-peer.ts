@@ -188,7 +188,6 @@ export async function handshakenWirePeer(port: number, options: WirePeerOptions 
 
 export { encodeFrame, FrameType, Flag };
 
-
 /** A server on loopback, destroyed after the test. */
 export async function serveForTest(t: TestContext, options: MuxServerOptions = {}): Promise<{ server: MuxServer; port: number }> {
   const started = await startServer(options);

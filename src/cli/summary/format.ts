@@ -55,7 +55,9 @@ export interface Summary {
  */
 export function formatSummary(summary: Summary): string {
   const { verb, files, bytes, seconds, failures } = summary;
-  const parts = [`${files} ${files === 1 ? 'file' : 'files'} ${verb}, ${formatBytes(bytes)} in ${formatDuration(seconds)} (${formatRate(bytes, seconds)})`];
+  const parts = [
+    `${files} ${files === 1 ? 'file' : 'files'} ${verb}, ${formatBytes(bytes)} in ${formatDuration(seconds)} (${formatRate(bytes, seconds)})`,
+  ];
   parts[0] += failures.length > 0 ? `, ${failures.length} failed` : ', 0 failed';
   if (summary.notStarted) parts[0] += `, ${summary.notStarted} not started`;
   if (summary.interrupted) parts[0] += ` (${summary.interrupted})`;
