@@ -1,5 +1,5 @@
 import type { Duplex } from 'node:stream';
-import { encodeHeader } from '../codec/encode';
+import { encodeFrame, encodeHeader } from '../codec/encode';
 import { Flag, FrameType, HEADER_LENGTH } from '../protocol/constants';
 import type { MuxStream } from './stream';
 
@@ -19,6 +19,9 @@ const CONTROL_BACKLOG_LIMIT = 1024 * 1024;
 // One flush writes at most this much stream data before yielding to I/O, so a busy
 // connection cannot starve the event loop.
 const FLUSH_BUDGET = 1024 * 1024;
+// A payload this small is copied behind its header: one buffer is one plain write() when it
+// goes out alone (a round trip of small messages), where header and payload would be a writev.
+const COPY_PAYLOAD_MAX = 1024;
 
 /**
  * Orders everything a connection writes: control frames first (window updates, opens,
@@ -106,8 +109,13 @@ export class WriteScheduler {
         if (payload === null) continue;
         const fin = stream.lastTakeFin;
         maxDataFrames--;
-        writable = t.write(encodeHeader(FrameType.DATA, fin ? Flag.FIN : 0, stream.id, payload.length));
-        if (payload.length > 0) writable = t.write(payload);
+        const flags = fin ? Flag.FIN : 0;
+        if (payload.length <= COPY_PAYLOAD_MAX) {
+          writable = t.write(encodeFrame(FrameType.DATA, flags, stream.id, payload));
+        } else {
+          writable = t.write(encodeHeader(FrameType.DATA, flags, stream.id, payload.length));
+          writable = t.write(payload);
+        }
         this.framesOut++;
         this.bytesOut += HEADER_LENGTH + payload.length;
         budget -= HEADER_LENGTH + payload.length;
