@@ -5,11 +5,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { hashFile, listFiles, runCli, startServeCli, tempDir } from './helpers/cli';
+import { makeSelfSignedCert } from './helpers/certs';
 
 const MIB = 1024 * 1024;
 
@@ -111,33 +111,11 @@ test('send: cannot connect → a clear message and exit code 1', async (t) => {
 
 test('send and serve over TLS (--tls-cert/--tls-key, --tls-ca)', { skip: !existsSync('/usr/bin/openssl') && 'no openssl' }, async (t) => {
   const work = await tempDir(t, 'tls');
-  execFileSync(
-    '/usr/bin/openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      'key.pem',
-      '-out',
-      'cert.pem',
-      '-days',
-      '2',
-      '-subj',
-      '/CN=localhost',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1,DNS:localhost',
-    ],
-    { cwd: work, stdio: 'ignore' },
-  );
+  makeSelfSignedCert(work, 'tls'); // tls.key, tls.crt
   writeFileSync(path.join(work, 'over-tls.bin'), randomBytes(100_000));
   const inbox = path.join(work, 'inbox');
-  const { port } = await startServeCli(t, ['--dir', inbox, '--tls-cert', 'cert.pem', '--tls-key', 'key.pem'], { cwd: work });
-  const ok = await runCli(t, ['send', `127.0.0.1:${port}`, 'over-tls.bin', '--tls-ca', 'cert.pem'], { cwd: work });
+  const { port } = await startServeCli(t, ['--dir', inbox, '--tls-cert', 'tls.crt', '--tls-key', 'tls.key'], { cwd: work });
+  const ok = await runCli(t, ['send', `127.0.0.1:${port}`, 'over-tls.bin', '--tls-ca', 'tls.crt'], { cwd: work });
   assert.equal(ok.code, 0, ok.stderr);
   assert.equal(hashFile(path.join(inbox, 'over-tls.bin')), hashFile(path.join(work, 'over-tls.bin')));
   // Plain TCP to a TLS server fails cleanly.

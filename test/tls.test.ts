@@ -6,9 +6,8 @@
  */
 import { test, describe, before, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tls from 'node:tls';
@@ -16,6 +15,7 @@ import { MuxClient, MuxError, type MuxClientOptions, type MuxConnection, type Mu
 import { HOST, startServer, stopServer } from './helpers/mux';
 import { nextEvent, recordEvents, sha256, waitFor, withTimeout, type EventLog } from './helpers/async';
 import { collect, nextStream } from './helpers/streams';
+import { makeCert } from './helpers/certs';
 
 interface Pki {
   ca: Buffer;
@@ -27,81 +27,6 @@ interface Pki {
   otherCa: Buffer;
   otherClientKey: Buffer;
   otherClientCert: Buffer;
-}
-
-const OPENSSL = '/usr/bin/openssl';
-
-/** A fresh P-256 key and a certificate signed by `issuer` (self-signed CA when absent). */
-function makeCert(
-  dir: string,
-  name: string,
-  subject: string,
-  extensions: string[],
-  issuer?: { cert: string; key: string },
-): { key: string; cert: string } {
-  const key = path.join(dir, `${name}.key`);
-  const cert = path.join(dir, `${name}.crt`);
-  const run = (args: string[]): void => {
-    execFileSync(OPENSSL, args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-  };
-  if (!issuer) {
-    run([
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-      '-days',
-      '2',
-      '-subj',
-      subject,
-      ...extensions.flatMap((e) => ['-addext', e]),
-    ]);
-    return { key, cert };
-  }
-  const csr = path.join(dir, `${name}.csr`);
-  const ext = path.join(dir, `${name}.ext`);
-  writeFileSync(ext, `${extensions.join('\n')}\n`);
-  run([
-    'req',
-    '-new',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    key,
-    '-out',
-    csr,
-    '-subj',
-    subject,
-  ]);
-  run([
-    'x509',
-    '-req',
-    '-in',
-    csr,
-    '-CA',
-    issuer.cert,
-    '-CAkey',
-    issuer.key,
-    '-set_serial',
-    `0x${randomBytes(8).toString('hex')}`,
-    '-out',
-    cert,
-    '-days',
-    '2',
-    '-extfile',
-    ext,
-  ]);
-  return { key, cert };
 }
 
 function makePki(dir: string): Pki {

@@ -8,7 +8,6 @@
  */
 import { test, describe, before, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as net from 'node:net';
@@ -22,6 +21,7 @@ import { duplexPair } from './helpers/duplex-pair';
 import { HOST } from './helpers/mux';
 import { nextEvent, sha256, withTimeout } from './helpers/async';
 import { collect } from './helpers/streams';
+import { makeSelfSignedCert } from './helpers/certs';
 
 interface Ends {
   client: MuxConnection;
@@ -35,33 +35,9 @@ let cert: Buffer;
 before(() => {
   tmp = mkdtempSync(path.join(os.tmpdir(), 'tsm-tr-'));
   // A self-signed certificate for 127.0.0.1, trusted by the client as its own CA.
-  const keyFile = path.join(tmp, 'key.pem');
-  const certFile = path.join(tmp, 'cert.pem');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      keyFile,
-      '-out',
-      certFile,
-      '-days',
-      '2',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-    ],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
-  key = readFileSync(keyFile);
-  cert = readFileSync(certFile);
+  const made = makeSelfSignedCert(tmp);
+  key = readFileSync(made.key);
+  cert = readFileSync(made.cert);
 });
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
