@@ -11,7 +11,7 @@
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { MuxServer, type MuxConnection, type MuxStream } from '../src/index';
+import { MuxServer, type MuxConnection, type MuxStream } from '../dist/cjs/index'; // the build users run (`npm run bench` builds first)
 
 type Mode = 'sink' | 'echo';
 

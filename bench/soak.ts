@@ -8,7 +8,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { MuxClient, type MuxStream } from '../src/index';
+import { MuxClient, type MuxStream } from '../dist/cjs/index'; // the build users run (`npm run bench` builds first)
 import { startServer } from './transports';
 
 const MAX_STREAM_BYTES = 1024 * 1024;

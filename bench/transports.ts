@@ -7,7 +7,7 @@ import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import type { Duplex } from 'node:stream';
-import { MuxClient } from '../src/index';
+import { MuxClient } from '../dist/cjs/index'; // the build users run (`npm run bench` builds first)
 
 export type Implementation = 'mux' | 'raw' | 'http2';
 export type Mode = 'sink' | 'echo' | 'idle';
