@@ -28,8 +28,14 @@ const SCENARIOS: [name: string, run: Scenario, implementations: Implementation[]
   ['wan', scenarios.wan, ['mux', 'raw']],
 ];
 
-/** Discarded warm-up runs go on for at least this long per implementation (at most WARM_UP_MAX_RUNS): V8 reaches its fast tiers on these hot paths only after a few million calls. */
-const WARM_UP_MS = 2000;
+/**
+ * Discarded warm-up runs go on for at least this long per implementation and scenario (at
+ * most WARM_UP_MAX_RUNS): in a fresh pair of processes every implementation starts 2-3x below
+ * its steady speed (mux bulk: 0.6 then 3 GB/s over the first few GiB; http2 and raw TCP ramp
+ * too), and the steady speed is what a long-running service sees.
+ */
+const WARM_UP_MS = 4000;
+const QUICK_WARM_UP_MS = 1500;
 const WARM_UP_MAX_RUNS = 20;
 const WAN_DELAY_MS = 50;
 // Linux's default ceiling for a TCP receive buffer (net.ipv4.tcp_rmem max): the window a
@@ -80,7 +86,7 @@ async function main(): Promise<void> {
   for (const [name, run, implementations] of SCENARIOS) {
     if (only && !only.has(name)) continue;
     results[name] = {};
-    raw[name] = await measure(name, run, implementations, sizes, reps, WARM_UP_MS);
+    raw[name] = await measure(name, run, implementations, sizes, reps, values.quick ? QUICK_WARM_UP_MS : WARM_UP_MS);
     for (const [implementation, samples] of Object.entries(raw[name])) {
       const figures: Record<string, number> = {};
       for (const key of Object.keys(samples[0] ?? {})) figures[key] = median(samples.map((s) => s[key]));
