@@ -173,17 +173,14 @@ function scriptedHost(targets: number[] = []): ScriptedHost {
   return host;
 }
 
+/** An open stream with a `window`-byte receive window and nothing to send. */
+function openStream(host: StreamHost, window: number, id = 1): MuxStream {
+  return new MuxStream({ id, meta: null, host, recvWindow: window, sendWindow: 0, openState: OpenState.OPEN, highWaterMark: 64 * KiB });
+}
+
 /** An open stream with a `window`-byte receive window, read by a flowing reader that is waiting for data. */
 async function readingStream(host: StreamHost, window: number): Promise<{ stream: MuxStream; received: () => number }> {
-  const stream = new MuxStream({
-    id: 1,
-    meta: null,
-    host,
-    recvWindow: window,
-    sendWindow: 0,
-    openState: OpenState.OPEN,
-    highWaterMark: 64 * KiB,
-  });
+  const stream = openStream(host, window);
   let received = 0;
   stream.on('data', (chunk: Buffer) => (received += chunk.length));
   await new Promise<void>((resolve) => setImmediate(resolve)); // flowing starts on a later tick
@@ -227,15 +224,7 @@ describe('MuxStream receive window', () => {
 
   test('bytes the reader has not read yet are not granted back', () => {
     const host = scriptedHost();
-    const stream = new MuxStream({
-      id: 1,
-      meta: null,
-      host,
-      recvWindow: W,
-      sendWindow: 0,
-      openState: OpenState.OPEN,
-      highWaterMark: 64 * KiB,
-    });
+    const stream = openStream(host, W);
     arrive(stream, W);
     assert.deepEqual(host.updates, [], 'nobody read: no update');
     assert.equal(stream.stats().receiveWindow, 0);
@@ -311,15 +300,7 @@ describe('MuxStream receive window', () => {
 
   test('no WINDOW_UPDATE is sent after FIN was received, even for data read afterwards', async () => {
     const host = scriptedHost();
-    const stream = new MuxStream({
-      id: 1,
-      meta: null,
-      host,
-      recvWindow: W,
-      sendWindow: 0,
-      openState: OpenState.OPEN,
-      highWaterMark: 64 * KiB,
-    });
+    const stream = openStream(host, W);
     arrive(stream, W); // buffered: nobody reads yet
     stream.onFin();
     let ended = false;
@@ -334,15 +315,7 @@ describe('MuxStream receive window', () => {
 
     // The same without FIN does send one: the assertion above is about FIN.
     const control = scriptedHost();
-    const other = new MuxStream({
-      id: 3,
-      meta: null,
-      host: control,
-      recvWindow: W,
-      sendWindow: 0,
-      openState: OpenState.OPEN,
-      highWaterMark: 64 * KiB,
-    });
+    const other = openStream(control, W, 3);
     arrive(other, W);
     other.resume();
     await new Promise<void>((resolve) => setImmediate(resolve));

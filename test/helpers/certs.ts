@@ -25,45 +25,16 @@ export function makeCert(
   const run = (args: string[]): void => {
     execFileSync(OPENSSL, args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
   };
+  // A new P-256 key, unencrypted, for `subject`.
+  const newKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-subj', subject];
   if (!issuer) {
-    run([
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-      '-days',
-      '2',
-      '-subj',
-      subject,
-      ...extensions.flatMap((e) => ['-addext', e]),
-    ]);
+    run(['req', '-x509', ...newKey, '-out', cert, '-days', '2', ...extensions.flatMap((e) => ['-addext', e])]);
     return { key, cert };
   }
   const csr = path.join(dir, `${name}.csr`);
   const ext = path.join(dir, `${name}.ext`);
   writeFileSync(ext, `${extensions.join('\n')}\n`);
-  run([
-    'req',
-    '-new',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    key,
-    '-out',
-    csr,
-    '-subj',
-    subject,
-  ]);
+  run(['req', '-new', ...newKey, '-out', csr]);
   run([
     'x509',
     '-req',
