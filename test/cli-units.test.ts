@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
-import { formatHostPort, parseHostPort, parsePositiveInteger, parseSeconds, splitList, UsageError } from '../src/cli/args';
+import { formatHostPort, parseBytes, parseHostPort, parsePositiveInteger, parseSeconds, splitList, UsageError } from '../src/cli/args';
 import { Progress } from '../src/cli/progress';
 import { formatBytes, formatDuration, formatRate, formatSummary } from '../src/cli/summary/format';
 
@@ -24,6 +24,15 @@ test('numbers and lists', () => {
   for (const bad of ['0', '-1', '1.5', 'x', '']) assert.throws(() => parsePositiveInteger(bad, 'x', 8), UsageError);
   assert.equal(parseSeconds('2.5', 'x', 1), 2.5);
   assert.throws(() => parseSeconds('soon', 'x', 1), UsageError);
+  // Beyond 2^31-1 ms a Node timer fires at once: such a --grace would abort transfers at once.
+  assert.equal(parseSeconds('2147483', 'x', 1), 2147483);
+  assert.throws(() => parseSeconds('3000000', 'x', 1), /at most 2147483 seconds/);
+  assert.equal(parseBytes(undefined, 'x'), undefined);
+  assert.equal(parseBytes('1048576', 'x'), 1048576);
+  assert.equal(parseBytes('2K', 'x'), 2048);
+  assert.equal(parseBytes('512M', 'x'), 512 * 1024 * 1024);
+  assert.equal(parseBytes('4GiB', 'x'), 4 * 1024 ** 3);
+  for (const bad of ['', 'x', '-1', '1Q', '1e3']) assert.throws(() => parseBytes(bad, 'x'), UsageError, bad);
   assert.deepEqual(splitList(['a:1,b:2', ' c:3 ', '']), ['a:1', 'b:2', 'c:3']);
 });
 

@@ -291,6 +291,29 @@ describe('corrupted or refused transfers', () => {
     });
   });
 
+  for (const [option, value, code, message] of [
+    ['expectedSize', 99_999, 'ERR_FILE_MISMATCH', /announced 99999 bytes but its transfer carries 100000/],
+    ['maxSize', 50_000, 'ERR_FILE_TRANSFER', /100000 bytes is over the limit of 50000/],
+  ] as const) {
+    test(`receiveFile with ${option} rejects a file that does not fit before storing any of it`, { timeout: 10_000 }, async (t) => {
+      const [from, to] = [await tempDir(t, 'from'), await tempDir(t, 'to')];
+      const { client, server } = await connectPair(t);
+      const { file } = await randomFile(from, 'f.bin', 100_000);
+      const received = new Promise<unknown>((resolve) => {
+        server.once('stream', (stream: MuxStream) => {
+          util.receiveFile(path.join(to, 'f.bin'), stream, { [option]: value }).then(resolve, resolve);
+        });
+      });
+      const stream = await client.StreamPool.createStream({ name: 'f.bin' });
+      const sent = util.sendFile(file, stream);
+      const outcome = await withTimeout(received, 5000, 'receiveFile to settle');
+      expectCode(code)(outcome);
+      assert.match((outcome as Error).message, message);
+      await assert.rejects(withTimeout(sent, 5000, 'sendFile'), expectCode('ERR_FILE_REJECTED'));
+      assert.deepEqual(await readdir(to), [], 'nothing stored, no temporary file');
+    });
+  }
+
   test('a receiver that cannot write its target makes both sides reject', { timeout: 10_000 }, async (t) => {
     const from = await tempDir(t, 'from');
     const to = await tempDir(t, 'to');

@@ -64,7 +64,20 @@ export function parseSeconds(text: string | undefined, what: string, fallback: n
   const value = Number(text);
   if (text.trim() === '' || !Number.isFinite(value) || value < 0)
     throw new UsageError(`${what}: expected a number of seconds, got "${text}"`);
+  // Node's timers hold at most 2^31-1 ms and fire at once beyond it.
+  if (value > MAX_SECONDS) throw new UsageError(`${what}: at most ${MAX_SECONDS} seconds, got "${text}"`);
   return value;
+}
+
+const MAX_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
+
+/** A byte count with an optional binary suffix, such as `--max-size 512M` (K, M, G, T). */
+export function parseBytes(text: string | undefined, what: string): number | undefined {
+  if (text === undefined) return undefined;
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$/i.exec(text);
+  const value = match ? Number(match[1]) * 1024 ** ' kmgt'.indexOf((match[2] || ' ').toLowerCase()) : NaN;
+  if (!Number.isSafeInteger(Math.floor(value))) throw new UsageError(`${what}: expected a size such as 1048576 or 512M, got "${text}"`);
+  return Math.floor(value);
 }
 
 /** Comma-separated values of a repeatable option, flattened: `--x a,b --x c` → [a, b, c]. */

@@ -9,12 +9,15 @@ import { mkdir, realpath } from 'node:fs/promises';
 import * as net from 'node:net';
 import { parseArgs } from 'node:util';
 import { MuxServer, util, type JsonValue, type MuxConnection, type MuxServerOptions, type MuxStream } from '../index';
-import { formatHostPort, parse, parseHostPort, parsePort, parseSeconds, splitList, UsageError, type HostPort } from './args';
+import { formatHostPort, parse, parseHostPort, parsePort, parseBytes, parseSeconds, splitList, UsageError, type HostPort } from './args';
 import { describeError } from './connect';
 import { join } from './join';
 import { resolveTarget, UnsafePathError } from './safe-path';
 import { onStopSignals } from './signals';
 import { formatBytes, formatDuration } from './summary/format';
+
+/** Open streams one client may have at once (the sender's --concurrency is 8 by default). */
+const MAX_STREAMS_PER_CONNECTION = 256;
 
 export const SERVE_HELP = `Usage: tsmux serve [options]
 
@@ -36,6 +39,8 @@ Options:
                              repeatable); nothing is forwarded otherwise
   --grace SECONDS            on SIGINT / SIGTERM, time in-flight transfers get to finish
                              before they are aborted and their partial files deleted (default 10)
+  --max-size BYTES           refuse files larger than this (e.g. 512M, 4G; default no limit)
+  --stall SECONDS            abort a transfer that moves no byte for this long (default 60)
   -h, --help                 this help
 
 Prints "listening on HOST:PORT" and one line per file or forward to stdout; errors to stderr.
@@ -54,6 +59,10 @@ export interface ServeOptions {
   overwrite?: boolean;
   /** Milliseconds in-flight transfers get after shutdown() before they are aborted. */
   graceMs?: number;
+  /** Largest file accepted, in bytes (default: no limit). */
+  maxSize?: number | undefined;
+  /** A transfer that moves no byte for this many milliseconds is aborted (default 60 s). */
+  stallMs?: number;
   log: (line: string) => void;
   /** More stream types, such as the demo's chat. */
   extra?: { type: string; handle(stream: MuxStream, con: MuxConnection): void };
@@ -78,7 +87,7 @@ interface Transfer {
 type Meta = { [key: string]: JsonValue };
 
 export async function startServe(options: ServeOptions): Promise<ServeHandle> {
-  const { log, overwrite = false, graceMs = 10_000 } = options;
+  const { log, overwrite = false, graceMs = 10_000, maxSize, stallMs = 60_000 } = options;
   await mkdir(options.dir, { recursive: true });
   const root = await realpath(options.dir);
   const allowed = new Set((options.allowForward ?? []).map((entry) => formatHostPort(parseHostPort(entry, '--allow-forward'))));
@@ -90,6 +99,8 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
   const serverOptions: MuxServerOptions = {
     host: options.host,
     acceptStream: (meta) => admit(meta),
+    // Each open file stream holds a file descriptor: a peer gets far fewer than the library default.
+    maxStreams: MAX_STREAMS_PER_CONNECTION,
   };
   if (options.token !== undefined) serverOptions.authenticate = tokenCheck(options.token);
   if (options.tls) serverOptions.tls = options.tls;
@@ -100,6 +111,7 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     const meta = value;
     if (meta.type === 'file') {
       if (typeof meta.size !== 'number' || !Number.isSafeInteger(meta.size) || meta.size < 0) return 'file size missing or invalid';
+      if (maxSize !== undefined && meta.size > maxSize) return `file of ${meta.size} bytes is over this server's limit of ${maxSize}`;
       try {
         await resolveTarget(root, meta.name, { overwrite });
         return true;
@@ -142,13 +154,24 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     }
     const controller = new AbortController();
     const started = Date.now();
-    const job = util.receiveFile(target, stream, { signal: controller.signal, overwrite }).then(
+    // A sender that stops sending must not hold its temporary file open for ever.
+    let stalled = false;
+    const stall = setTimeout(() => {
+      stalled = true;
+      controller.abort();
+    }, stallMs);
+    const onProgress = (): void => {
+      stall.refresh();
+    };
+    const expectedSize = meta.size as number; // admit() checked it
+    const job = util.receiveFile(target, stream, { signal: controller.signal, overwrite, expectedSize, maxSize, onProgress }).then(
       (result) =>
         log(
           `received ${name} ${formatBytes(result.size)} in ${formatDuration((Date.now() - started) / 1000)} from ${con.remoteAddress ?? '?'}`,
         ),
-      (err: unknown) => log(`failed ${name}: ${describeError(err)}`),
+      (err: unknown) => log(`failed ${name}: ${stalled ? `no data for ${formatDuration(stallMs / 1000)}` : describeError(err)}`),
     );
+    void job.finally(() => clearTimeout(stall));
     const transfer: Transfer = { controller, job };
     transfers.add(transfer);
     await job;
@@ -258,6 +281,8 @@ export async function runServe(argv: string[]): Promise<number> {
         'tls-key': { type: 'string' },
         'allow-forward': { type: 'string', multiple: true },
         grace: { type: 'string' },
+        'max-size': { type: 'string' },
+        stall: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }),
@@ -287,6 +312,8 @@ export async function runServe(argv: string[]): Promise<number> {
       allowForward,
       overwrite: values.overwrite ?? false,
       graceMs: parseSeconds(values.grace, '--grace', 10) * 1000,
+      maxSize: parseBytes(values['max-size'], '--max-size'),
+      stallMs: parseSeconds(values.stall, '--stall', 60) * 1000,
       log,
     });
   } catch (err) {

@@ -38,6 +38,13 @@ export interface ReceiveFileOptions extends SendFileOptions {
    * during the transfer is never replaced; the transfer then fails and the sender is told why.
    */
   overwrite?: boolean;
+  /**
+   * The size the sender announced elsewhere (e.g. in the stream's meta): a transfer whose
+   * header says otherwise fails with `ERR_FILE_MISMATCH` before any content is stored.
+   */
+  expectedSize?: number;
+  /** Largest file accepted, in bytes: a larger announced size fails with `ERR_FILE_TRANSFER` at once. */
+  maxSize?: number;
 }
 
 /** The optional node-style callback of {@link sendFile} and {@link receiveFile}. */
@@ -173,7 +180,7 @@ function parseStatus(line: string): Status {
 }
 
 async function runReceive(filename: string, stream: Duplex, options: ReceiveFileOptions): Promise<FileTransferResult> {
-  const { signal, onProgress, overwrite = true } = options;
+  const { signal, overwrite = true } = options;
   if (signal?.aborted) {
     stream.destroy();
     throw new MuxError('ERR_ABORTED', 'file transfer aborted', { cause: signal.reason });
@@ -187,7 +194,7 @@ async function runReceive(filename: string, stream: Duplex, options: ReceiveFile
   signal?.addEventListener('abort', onAbort, { once: true });
   try {
     file = await open(temporary, 'wx', 0o644);
-    const result = await receiveInto(file, stream, onProgress);
+    const result = await receiveInto(file, stream, options);
     await file.sync();
     await file.close();
     file = null;
@@ -223,11 +230,8 @@ async function linkIntoPlace(temporary: string, target: string): Promise<void> {
   await unlink(temporary);
 }
 
-async function receiveInto(
-  file: FileHandle,
-  stream: Duplex,
-  onProgress: ((bytes: number, total: number) => void) | undefined,
-): Promise<FileTransferResult> {
+async function receiveInto(file: FileHandle, stream: Duplex, options: ReceiveFileOptions): Promise<FileTransferResult> {
+  const { onProgress, expectedSize, maxSize } = options;
   const hash = createHash('sha256');
   let header: Buffer | null = null;
   let pending = Buffer.alloc(0);
@@ -243,6 +247,12 @@ async function receiveInto(
       header = pending.subarray(0, FILE_HEADER_LENGTH);
       data = pending.subarray(FILE_HEADER_LENGTH);
       size = parseHeader(header);
+      if (expectedSize !== undefined && size !== expectedSize) {
+        throw new MuxError('ERR_FILE_MISMATCH', `sender announced ${expectedSize} bytes but its transfer carries ${size}`);
+      }
+      if (maxSize !== undefined && size > maxSize) {
+        throw new MuxError('ERR_FILE_TRANSFER', `file of ${size} bytes is over the limit of ${maxSize}`);
+      }
     }
     const content = data.subarray(0, Math.max(0, Math.min(data.length, size - received)));
     if (content.length > 0) {

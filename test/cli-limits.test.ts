@@ -1,0 +1,82 @@
+/**
+ * What `tsmux serve` does about a peer that lies about a file's size, sends one that is too
+ * large, or stops sending: the transfer fails, the sender is told, and no temporary file is
+ * left behind. The hostile peer is the library itself, which can send anything.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { MuxClient, MuxError, util, type MuxStream } from '../src/index';
+import { nextEvent, waitFor, withTimeout } from './helpers/async';
+import { startServeCli, tempDir } from './helpers/cli';
+
+async function connectTo(port: number): Promise<MuxClient> {
+  const client = new MuxClient(port, '127.0.0.1');
+  await withTimeout(nextEvent(client, 'connect'), 5000, 'the client to connect');
+  return client;
+}
+
+/** The file-transfer header (PROTOCOL.md, Appendix A): "TSMF", version 1, u64 size. */
+function fileHeader(size: number): Buffer {
+  const header = Buffer.alloc(13);
+  header.write('TSMF', 0, 'latin1');
+  header[4] = 1;
+  header.writeBigUInt64BE(BigInt(size), 5);
+  return header;
+}
+
+test('serve rejects a transfer whose header disagrees with the size in its meta, and keeps nothing', { timeout: 20_000 }, async (t) => {
+  const work = await tempDir(t, 'lying-size');
+  const inbox = path.join(work, 'inbox');
+  const source = path.join(work, 'big.bin');
+  writeFileSync(source, Buffer.alloc(100_000, 7));
+  const { port, proc } = await startServeCli(t, ['--dir', inbox]);
+  const client = await connectTo(port);
+  t.after(() => client.destroy());
+  // meta says 1 byte; the transfer itself carries 100,000.
+  const stream = await client.StreamPool.createStream({ type: 'file', name: 'lie.bin', size: 1 });
+  await assert.rejects(util.sendFile(source, stream), (err: unknown) => {
+    assert.ok(err instanceof MuxError, String(err));
+    assert.equal(err.code, 'ERR_FILE_REJECTED');
+    assert.match(err.message, /announced 1 bytes but its transfer carries 100000/);
+    return true;
+  });
+  await proc.waitFor(/failed lie\.bin/);
+  assert.deepEqual(readdirSync(inbox), [], 'neither the file nor a temporary file is left');
+});
+
+test('serve --max-size refuses a larger file at open, with the reason', { timeout: 20_000 }, async (t) => {
+  const work = await tempDir(t, 'max-size');
+  const inbox = path.join(work, 'inbox');
+  const small = path.join(work, 'small.bin');
+  const large = path.join(work, 'large.bin');
+  writeFileSync(small, Buffer.alloc(1024, 1));
+  writeFileSync(large, Buffer.alloc(3000, 2));
+  const { port } = await startServeCli(t, ['--dir', inbox, '--max-size', '2K']);
+  const client = await connectTo(port);
+  t.after(() => client.destroy());
+  await assert.rejects(util.sendFileOver(client, large), (err: unknown) => {
+    assert.ok(err instanceof MuxError, String(err));
+    assert.equal(err.code, 'ERR_STREAM_REFUSED');
+    assert.match(err.message, /over this server's limit of 2048/);
+    return true;
+  });
+  await util.sendFileOver(client, small);
+  assert.deepEqual(readdirSync(inbox), ['small.bin']);
+});
+
+test('serve --stall aborts a transfer that stops moving and deletes its temporary file', { timeout: 20_000 }, async (t) => {
+  const work = await tempDir(t, 'stall');
+  const inbox = path.join(work, 'inbox');
+  const { port, proc } = await startServeCli(t, ['--dir', inbox, '--stall', '1']);
+  const client = await connectTo(port);
+  t.after(() => client.destroy());
+  const stream: MuxStream = await client.StreamPool.createStream({ type: 'file', name: 'stuck.bin', size: 100 });
+  stream.on('error', () => {});
+  stream.write(Buffer.concat([fileHeader(100), Buffer.from('abc')])); // then nothing more
+  await waitFor(() => readdirSync(inbox).some((name) => name.endsWith('.part')), 5000, 'the temporary file to appear');
+  await proc.waitFor(/failed stuck\.bin: no data for 1(\.0)? s/, 10_000);
+  await waitFor(() => readdirSync(inbox).length === 0, 5000, 'the temporary file to be deleted');
+  await waitFor(() => stream.destroyed, 5000, 'the stalled stream to be closed');
+});
