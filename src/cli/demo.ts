@@ -178,7 +178,11 @@ async function chatClient(client: MuxConnection, log: (line: string) => void): P
     stream.on('end', resolve);
     stream.on('error', reject);
   });
+  // An error while the loop below still waits would otherwise be an unhandled rejection.
+  let failed: unknown = null;
+  done.catch((err: unknown) => (failed = err));
   for (const line of CHAT) {
+    if (failed !== null) break;
     log(`chat > alice: ${line}`);
     stream.write(`${line}\n`);
     await new Promise((resolve) => setTimeout(resolve, CHAT_INTERVAL_MS));
