@@ -40,6 +40,8 @@ test('checkName refuses traversal, absolute, empty, odd and over-long names', ()
     'x\ry',
     '\x1b[31m',
     'x\x7f',
+    'x\u009b31m', // C1 CSI: some terminals start an escape sequence on it
+    '\u0085',
     'x'.repeat(MAX_SEGMENT_BYTES + 1),
     `${'a/'.repeat(600)}x`,
     'é'.repeat(101),

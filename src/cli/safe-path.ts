@@ -27,7 +27,7 @@ export function checkName(name: unknown): string | null {
   if (name.includes('\0')) return 'file name contains a NUL byte';
   if (name.includes('\\')) return 'file name contains a backslash';
   // eslint-disable-next-line no-control-regex
-  if (/[\x00-\x1f\x7f]/.test(name)) return 'file name contains control characters';
+  if (/[\x00-\x1f\x7f-\x9f]/.test(name)) return 'file name contains control characters';
   if (name.startsWith('/') || path.win32.isAbsolute(name)) return 'absolute file names are not allowed';
   for (const segment of name.split('/')) {
     if (segment === '') return 'file name has an empty path segment';
