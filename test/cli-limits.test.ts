@@ -10,20 +10,12 @@ import * as path from 'node:path';
 import { MuxClient, MuxError, util, type MuxStream } from '../src/index';
 import { nextEvent, waitFor, withTimeout } from './helpers/async';
 import { startServeCli, tempDir } from './helpers/cli';
+import { fileHeader } from './helpers/streams';
 
 async function connectTo(port: number): Promise<MuxClient> {
   const client = new MuxClient(port, '127.0.0.1');
   await withTimeout(nextEvent(client, 'connect'), 5000, 'the client to connect');
   return client;
-}
-
-/** The file-transfer header (PROTOCOL.md, Appendix A): "TSMF", version 1, u64 size. */
-function fileHeader(size: number): Buffer {
-  const header = Buffer.alloc(13);
-  header.write('TSMF', 0, 'latin1');
-  header[4] = 1;
-  header.writeBigUInt64BE(BigInt(size), 5);
-  return header;
 }
 
 test('serve rejects a transfer whose header disagrees with the size in its meta, and keeps nothing', { timeout: 20_000 }, async (t) => {

@@ -7,7 +7,7 @@
  */
 import { test, describe, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
@@ -16,6 +16,7 @@ import { MuxClient, MuxError, util, type MuxConnection, type MuxServer, type Mux
 import { HOST, startServer, stopServer } from './helpers/mux';
 import { sha256, waitFor, withTimeout } from './helpers/async';
 import { FaultProxy, type ConnectionReport, type FaultSpec } from './helpers/fault-proxy';
+import { echoHashing } from './helpers/streams';
 
 /** Short timeouts: a link that stops carrying bytes becomes a typed error within about a second. */
 const TIMEOUTS = {
@@ -125,19 +126,9 @@ async function settle(client: MuxClient | null, r: Rig, graceful: boolean): Prom
 /** Echoes a stream back and checks what it read against the SHA-256 the opener put in its meta. */
 function echo(stream: MuxStream, errors: ErrorLog, mismatches: string[]): void {
   const { sha256: expected, i } = stream.meta as { sha256: string; i: number };
-  const hash = createHash('sha256');
   stream.on('error', (err) => errors.add(`server stream ${i}`, err));
-  stream.on('data', (chunk: Buffer) => {
-    hash.update(chunk);
-    if (!stream.write(chunk)) {
-      stream.pause();
-      stream.once('drain', () => stream.resume());
-    }
-  });
-  stream.on('end', () => {
-    const got = hash.digest('hex');
+  echoHashing(stream, (got) => {
     if (got !== expected) mismatches.push(`server stream ${i} read ${got}, expected ${expected}`);
-    stream.end();
   });
 }
 

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { MuxError, util, type MuxConnection, type MuxStream } from '../src/index';
 import { transports, type ConnectedPair } from './helpers/mux';
 import { sha256, withTimeout } from './helpers/async';
-import { collect } from './helpers/streams';
+import { collect, fileHeader } from './helpers/streams';
 import { requirePackage } from './helpers/package';
 
 type Result = Awaited<ReturnType<typeof util.sendFile>>;
@@ -45,15 +45,6 @@ function receiveInto(con: MuxConnection, dir: string): Promise<Result> {
       util.receiveFile(path.join(dir, name), stream).then(resolve, reject);
     });
   });
-}
-
-/** The file-transfer header: "TSMF", version 1, u64 size (PROTOCOL.md, file-transfer appendix). */
-function fileHeader(size: number): Buffer {
-  const header = Buffer.alloc(13);
-  header.write('TSMF', 0, 'latin1');
-  header[4] = 1;
-  header.writeBigUInt64BE(BigInt(size), 5);
-  return header;
 }
 
 function expectCode(code: string) {

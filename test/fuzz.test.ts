@@ -10,7 +10,7 @@
  */
 import { test, describe, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import * as net from 'node:net';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
@@ -30,6 +30,7 @@ import { Flag, FrameType, MAGIC, WireErrorCode } from '../src/protocol/constants
 import { encodeSettings } from '../src/protocol/hello';
 import { HOST, startServer, stopServer } from './helpers/mux';
 import { delay, sha256, waitFor, withTimeout } from './helpers/async';
+import { echoHashing } from './helpers/streams';
 
 // ---- a seeded generator -------------------------------------------------------------------
 
@@ -238,22 +239,12 @@ function serveEcho(stream: MuxStream, w: Watch, kind: Kind): void {
   // Only the good client's streams carry a SHA-256 of what they send; fuzzed ones are just echoed.
   const meta = stream.meta as { sha256?: unknown } | null;
   const expected = kind === 'good' && meta && typeof meta === 'object' && typeof meta.sha256 === 'string' ? meta.sha256 : null;
-  const hash = createHash('sha256');
   stream.on('error', (err) => {
     if (kind === 'good') w.errors.push({ where: 'a stream of the good client, at the server', err });
     else if (!(err instanceof MuxError)) w.errors.push({ where: 'a fuzzed stream at the server', err });
   });
-  stream.on('data', (chunk: Buffer) => {
-    hash.update(chunk);
-    if (!stream.write(chunk)) {
-      stream.pause();
-      stream.once('drain', () => stream.resume());
-    }
-  });
-  stream.on('end', () => {
-    const got = hash.digest('hex');
+  echoHashing(stream, (got) => {
     if (expected !== null && got !== expected) w.mismatches.push(`${kind} stream ${stream.id}: read ${got}, meta says ${expected}`);
-    stream.end();
   });
 }
 

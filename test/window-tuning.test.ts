@@ -7,12 +7,12 @@ import { test, describe, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { Duplex } from 'node:stream';
 import fc from 'fast-check';
-import { DEFAULTS, MuxConnection, type ConnectionOptions } from '../src/index';
+import { DEFAULTS, type ConnectionOptions } from '../src/index';
 import { MIN_RTT_FOR_GROWTH_MS, MIN_RTT_SAMPLES, SOLO_WINDOW, tuneWindow, type WindowTuningInput } from '../src/session/window-tuning';
 import { MuxStream, OpenState, type StreamHost } from '../src/session/stream';
-import { memoryTransport, type ConnectedPair } from './helpers/mux';
+import { connectOver, memoryTransport, type ConnectedPair } from './helpers/mux';
 import { duplexPair } from './helpers/duplex-pair';
-import { nextEvent, waitFor, withTimeout } from './helpers/async';
+import { waitFor, withTimeout } from './helpers/async';
 import { openPair } from './helpers/streams';
 
 const KiB = 1024;
@@ -368,23 +368,7 @@ class DelayedEnd extends Duplex {
 async function delayedPair(t: TestContext, ms: number, options: Omit<ConnectionOptions, 'role'>): Promise<ConnectedPair> {
   const [a, b] = duplexPair();
   const delayed = new DelayedEnd(a, ms);
-  const server = new MuxConnection(b, { ...options, role: 'server' });
-  const client = new MuxConnection(delayed, { ...options, role: 'client' });
-  await Promise.all([nextEvent(server, 'connect', 5000), nextEvent(client, 'connect', 5000)]);
-  const pair: ConnectedPair = {
-    client,
-    server,
-    cut: () => a.destroy(),
-    async cleanup() {
-      client.destroy();
-      server.destroy();
-      await withTimeout(
-        Promise.all([a, b, delayed].map((end) => (end.closed ? Promise.resolve() : nextEvent(end, 'close', 5000)))),
-        5000,
-        'the pipe to close',
-      );
-    },
-  };
+  const pair = await connectOver(delayed, b, [a, b, delayed], { client: options, server: options });
   t.after(() => pair.cleanup());
   return pair;
 }

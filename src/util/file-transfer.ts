@@ -140,11 +140,16 @@ async function runSend(filename: string, stream: Duplex, options: SendFileOption
     // Without an error argument: the caller learns why from the promise, and a stream with no
     // `error` listener must not throw. The peer sees the reset.
     if (!stream.destroyed) stream.destroy();
-    if (signal?.aborted) throw new MuxError('ERR_ABORTED', 'file transfer aborted', { cause: signal.reason });
+    if (signal?.aborted) throw abortError(signal);
     throw asTransferError(err);
   } finally {
     signal?.removeEventListener('abort', onAbort);
   }
+}
+
+/** @internal The error of a transfer stopped by `signal` (sendFile, receiveFile, sendFileOver). */
+export function abortError(signal: AbortSignal | undefined): MuxError {
+  return new MuxError('ERR_ABORTED', 'file transfer aborted', { cause: signal?.reason });
 }
 
 interface Status {
@@ -183,7 +188,7 @@ async function runReceive(filename: string, stream: Duplex, options: ReceiveFile
   const { signal, overwrite = true } = options;
   if (signal?.aborted) {
     stream.destroy();
-    throw new MuxError('ERR_ABORTED', 'file transfer aborted', { cause: signal.reason });
+    throw abortError(signal);
   }
   const target = path.resolve(filename);
   const temporary = path.join(path.dirname(target), `.${path.basename(target)}.${randomBytes(6).toString('hex')}.part`);
@@ -205,7 +210,7 @@ async function runReceive(filename: string, stream: Duplex, options: ReceiveFile
   } catch (err) {
     if (file) await file.close().catch(() => {});
     await unlink(temporary).catch(() => {});
-    const error = signal?.aborted ? new MuxError('ERR_ABORTED', 'file transfer aborted', { cause: signal.reason }) : asTransferError(err);
+    const error = signal?.aborted ? abortError(signal) : asTransferError(err);
     if (!stream.destroyed && !stream.writableEnded) {
       // Tell the sender why, then discard whatever it still sends until it stops.
       stream.end(`${JSON.stringify({ ok: false, error: error.message, code: error.code })}\n`);

@@ -1,9 +1,8 @@
 import { stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { JsonValue } from '../config';
-import { MuxError } from '../errors';
 import type { MuxStream } from '../session/stream';
-import { sendFile, type FileTransferResult, type SendFileOptions } from './file-transfer';
+import { abortError, sendFile, type FileTransferResult, type SendFileOptions } from './file-transfer';
 
 /** Anything that opens streams: a {@link StreamPool}. */
 export interface StreamCreator {
@@ -40,16 +39,15 @@ export async function sendFileOver(
 ): Promise<FileTransferResult> {
   const { name = path.basename(filename), meta = {}, signal, ...sendOptions } = options;
   const opener = 'StreamPool' in pool ? pool.StreamPool : pool;
-  const aborted = (): MuxError => new MuxError('ERR_ABORTED', 'file transfer aborted', { cause: signal?.reason });
-  if (signal?.aborted) throw aborted();
+  if (signal?.aborted) throw abortError(signal);
   const { size } = await stat(filename);
-  if (signal?.aborted) throw aborted();
+  if (signal?.aborted) throw abortError(signal);
   const opening = opener.createStream({ ...meta, type: 'file', name, size });
   let stream: MuxStream;
   if (signal) {
     let onAbort: (() => void) | undefined;
     const abort = new Promise<never>((_, reject) => {
-      onAbort = () => reject(aborted());
+      onAbort = () => reject(abortError(signal));
       signal.addEventListener('abort', onAbort, { once: true });
     });
     try {

@@ -1,3 +1,4 @@
+import type { Duplex } from 'node:stream';
 import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { MuxClient, MuxConnection, MuxServer, type ConnectionOptions, type MuxClientOptions, type MuxServerOptions } from '../../src/index';
@@ -115,26 +116,40 @@ export const memoryTransport: Transport = {
   name: 'an in-memory duplex pair',
   async connect(options = {}) {
     const [a, b] = duplexPair();
-    const server = new MuxConnection(b, { ...options.server, role: 'server' });
-    const client = new MuxConnection(a, { ...options.client, role: 'client' });
-    await Promise.all([nextEvent(server, 'connect', 5000), nextEvent(client, 'connect', 5000)]);
-    return {
-      client,
-      server,
-      cut: () => a.destroy(),
-      async cleanup() {
-        // Bare connections tear down synchronously; the pipe ends close on the next turn.
-        client.destroy();
-        server.destroy();
-        await withTimeout(
-          Promise.all([a, b].map((end) => (end.closed ? Promise.resolve() : nextEvent(end, 'close', 5000)))),
-          5000,
-          'the pipe to close',
-        );
-      },
-    };
+    return connectOver(a, b, [a, b], options);
   },
 };
+
+/**
+ * Two bare MuxConnections over `clientEnd` and `serverEnd` (in-memory pipe ends, possibly
+ * wrapped), connected; `ends` are every duplex that must close before cleanup is done, and
+ * the first of them is what `cut` destroys.
+ */
+export async function connectOver(
+  clientEnd: Duplex,
+  serverEnd: Duplex,
+  ends: Duplex[],
+  options: { client?: ConnectionOptions; server?: ConnectionOptions } = {},
+): Promise<ConnectedPair> {
+  const server = new MuxConnection(serverEnd, { ...options.server, role: 'server' });
+  const client = new MuxConnection(clientEnd, { ...options.client, role: 'client' });
+  await Promise.all([nextEvent(server, 'connect', 5000), nextEvent(client, 'connect', 5000)]);
+  return {
+    client,
+    server,
+    cut: () => ends[0].destroy(),
+    async cleanup() {
+      // Bare connections tear down synchronously; the pipe ends close on the next turn.
+      client.destroy();
+      server.destroy();
+      await withTimeout(
+        Promise.all(ends.map((end) => (end.closed ? Promise.resolve() : nextEvent(end, 'close', 5000)))),
+        5000,
+        'the pipe to close',
+      );
+    },
+  };
+}
 
 /** Run a test body over both: what holds over TCP must hold over any Duplex. */
 export const transports: Transport[] = [tcpTransport, memoryTransport];

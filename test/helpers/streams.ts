@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { JsonValue, MuxConnection, MuxStream } from '../../src/index';
 import { nextEvent, withTimeout } from './async';
@@ -31,4 +32,36 @@ export async function openPair(
   const remote = nextStream(acceptor);
   const local = await withTimeout(opener.StreamPool.createStream(meta), 5000, 'createStream');
   return { local, remote: await remote };
+}
+
+/**
+ * The file-transfer header written by hand: "TSMF", version 1, u64 size (PROTOCOL.md,
+ * file-transfer appendix), for tests that play a sender the library would never be.
+ */
+export function fileHeader(size: number): Buffer {
+  const header = Buffer.alloc(13);
+  header.write('TSMF', 0, 'latin1');
+  header[4] = 1;
+  header.writeBigUInt64BE(BigInt(size), 5);
+  return header;
+}
+
+/**
+ * Echoes `stream` back to its peer, honouring backpressure, and ends it once the peer has;
+ * `onEnd` gets the hex SHA-256 of everything read, so a test can compare it with what the
+ * opener said it sent.
+ */
+export function echoHashing(stream: MuxStream, onEnd: (sha256: string) => void): void {
+  const hash = createHash('sha256');
+  stream.on('data', (chunk: Buffer) => {
+    hash.update(chunk);
+    if (!stream.write(chunk)) {
+      stream.pause();
+      stream.once('drain', () => stream.resume());
+    }
+  });
+  stream.on('end', () => {
+    onEnd(hash.digest('hex'));
+    stream.end();
+  });
 }
