@@ -76,7 +76,9 @@ async function connectMux(port: number): Promise<Connection> {
   });
   client.on('error', () => {});
   return {
-    open: (mode) => client.StreamPool.createStream({ mode }),
+    // Like http2's request() and a socket after its local connect: writes start at once,
+    // without waiting a round trip for the server to accept the stream.
+    open: async (mode) => client.StreamPool.createStream({ mode }, () => {}),
     close: () =>
       new Promise((resolve) => {
         client.destroy();

@@ -106,7 +106,7 @@ function harness(options: { frameLimit?: number; highWaterMark?: number } = {}):
     sendReset: () => {},
     streamClosed: () => {},
     releaseReceived: () => {},
-    tuneWindow: (current) => current,
+    tuneWindow: (_stream, current) => current,
     windowResized: () => {},
   };
   return {

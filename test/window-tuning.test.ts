@@ -8,7 +8,15 @@ import assert from 'node:assert/strict';
 import { Duplex } from 'node:stream';
 import fc from 'fast-check';
 import { DEFAULTS, type ConnectionOptions } from '../src/index';
-import { MIN_RTT_FOR_GROWTH_MS, MIN_RTT_SAMPLES, SOLO_WINDOW, tuneWindow, type WindowTuningInput } from '../src/session/window-tuning';
+import {
+  MIN_RTT_FOR_GROWTH_MS,
+  MIN_RTT_SAMPLES,
+  mayReclaim,
+  RECLAIM_IDLE_RTTS,
+  SOLO_WINDOW,
+  tuneWindow,
+  type WindowTuningInput,
+} from '../src/session/window-tuning';
 import { MuxStream, OpenState, type StreamHost } from '../src/session/stream';
 import { connectOver, memoryTransport, type ConnectedPair } from './helpers/mux';
 import { duplexPair } from './helpers/duplex-pair';
@@ -129,6 +137,16 @@ describe('tuneWindow for a stream alone on a fast path', () => {
     assert.equal(tuneWindow({ ...base, current: 256 * 1024, budgetLeft: 0, solo: true }), 256 * 1024);
   });
 
+  test('a grown window may be reclaimed after RECLAIM_IDLE_RTTS round trips unused, and never on an unmeasured path', () => {
+    assert.equal(RECLAIM_IDLE_RTTS, 8);
+    assert.equal(mayReclaim(8 * 20, 20), true);
+    assert.equal(mayReclaim(8 * 20 - 1, 20), false);
+    assert.equal(mayReclaim(10_000, null), false);
+    // Below MIN_RTT_FOR_GROWTH_MS the floor applies: a fast path does not make windows flap.
+    assert.equal(mayReclaim(8 * MIN_RTT_FOR_GROWTH_MS - 1, 0.1), false);
+    assert.equal(mayReclaim(8 * MIN_RTT_FOR_GROWTH_MS, 0.1), true);
+  });
+
   test('as soon as another stream receives data, a grown window shrinks back to the initial one', () => {
     assert.equal(tuneWindow({ ...base, current: 2 * MiB, solo: false }), base.initialWindow);
     assert.equal(tuneWindow({ ...base, minRtt: null, samples: 0, current: 2 * MiB, solo: false }), base.initialWindow);
@@ -162,11 +180,11 @@ function scriptedHost(targets: number[] = []): ScriptedHost {
     releaseReceived: (bytes) => {
       host.released += bytes;
     },
-    tuneWindow: (current, elapsedMs) => {
+    tuneWindow: (_stream, current, elapsedMs) => {
       host.tuneCalls.push({ current, elapsedMs });
       return host.targets.length > 0 ? host.targets.shift()! : current;
     },
-    windowResized: (delta) => {
+    windowResized: (_stream, delta) => {
       host.resized.push(delta);
     },
   };
@@ -296,6 +314,29 @@ describe('MuxStream receive window', () => {
     assert.ok(!host.resized.includes(0), 'a zero delta is not reported');
     // Whatever was consumed was granted back (plus growth), so the credit equals the window.
     assert.equal(stream.stats().receiveWindow, 5 * W);
+  });
+
+  test('shrinkWindow keeps the credit already granted: nothing is granted until the reader is back inside the window', async () => {
+    const host = scriptedHost([4 * W]);
+    const { stream } = await readingStream(host, W);
+    arrive(stream, W / 2); // grows to 4W; the peer holds 4W of credit
+    assert.equal(stream.stats().receiveWindow, 4 * W);
+
+    stream.shrinkWindow(W, performance.now());
+    assert.deepEqual(host.resized, [3 * W, -3 * W], 'the budget gets the growth back at once');
+    assert.equal(stream.stats().receiveWindowSize, W);
+    assert.equal(stream.stats().receiveWindow, 4 * W, 'credit is never revoked');
+
+    arrive(stream, 2 * W); // credit 2W, still above the window: no grant
+    arrive(stream, W); // credit W: still no room
+    assert.deepEqual(host.updates, [W / 2 + 3 * W]);
+    arrive(stream, W / 2); // credit W/2: half a window consumed since the last check, topped back up to W
+    assert.deepEqual(host.updates, [W / 2 + 3 * W, W / 2]);
+    assert.equal(stream.stats().receiveWindow, W);
+
+    stream.shrinkWindow(2 * W, performance.now());
+    assert.equal(stream.stats().receiveWindowSize, W, 'shrinkWindow never grows a window');
+    assert.deepEqual(host.resized, [3 * W, -3 * W]);
   });
 
   test('no WINDOW_UPDATE is sent after FIN was received, even for data read afterwards', async () => {

@@ -13,7 +13,7 @@ import { Admission, BACKLOG_FULL, type AdmissionHost } from './admission';
 import { OpenDeadlines } from './open-deadlines';
 import { StreamTable } from './stream-table';
 import { Liveness, type LivenessHost } from './liveness';
-import { tuneWindow } from './window-tuning';
+import { mayReclaim, tuneWindow } from './window-tuning';
 import type { ClientInfo, ConnectionOptions, ConnectionStats, HandshakeHooks, Role } from './types';
 import { debug as log } from '../debug';
 
@@ -79,6 +79,9 @@ export class MuxConnection
   private contendedAt = -Infinity;
   /** Bytes by which auto-tuning grew the windows of open streams, together. */
   private windowGrowth = 0;
+  /** Streams whose receive window is above the initial one: where the budget went. */
+  private readonly grownWindows = new Set<MuxStream>();
+  private lastReclaimAt = -Infinity;
 
   private localGoAway = false;
   private remoteGoAway = false;
@@ -611,6 +614,7 @@ export class MuxConnection
     this.openDeadlines.forget(stream);
     if (!this.streams.remove(stream)) return;
     this.windowGrowth -= stream.receiveWindowSize - this.limits.initialWindow;
+    this.grownWindows.delete(stream);
     if (this.streams.size === 0) this.updateIdleTimer();
     this.maybeFinishClose();
   }
@@ -624,8 +628,9 @@ export class MuxConnection
   }
 
   /** @internal StreamHost: see window-tuning.ts. */
-  tuneWindow(current: number, elapsedMs: number): number {
-    return tuneWindow({
+  tuneWindow(stream: MuxStream, current: number, elapsedMs: number): number {
+    const now = performance.now();
+    const input = {
       current,
       elapsedMs,
       minRtt: this.liveness.minRtt,
@@ -633,13 +638,33 @@ export class MuxConnection
       initialWindow: this.limits.initialWindow,
       maxWindow: this.limits.maxWindow,
       budgetLeft: this.limits.maxBufferedBytes - this.windowGrowth,
-      solo: performance.now() - this.contendedAt > SOLO_QUIET_MS,
-    });
+      solo: now - this.contendedAt > SOLO_QUIET_MS,
+    };
+    const size = tuneWindow(input);
+    if (size >= tuneWindow({ ...input, budgetLeft: Infinity }) || !this.reclaimWindows(stream, now)) return size;
+    return tuneWindow({ ...input, budgetLeft: this.limits.maxBufferedBytes - this.windowGrowth });
+  }
+
+  /**
+   * The budget blocks `needy`'s growth: gives back the windows that other streams grew and
+   * no longer use (see window-tuning.ts). At most once per round trip. True if any shrank.
+   */
+  private reclaimWindows(needy: MuxStream, now: number): boolean {
+    const minRtt = this.liveness.minRtt;
+    if (minRtt === null || now - this.lastReclaimAt < minRtt) return false;
+    this.lastReclaimAt = now;
+    const before = this.windowGrowth;
+    for (const stream of this.grownWindows) {
+      if (stream !== needy && mayReclaim(stream.windowIdleMs(now), minRtt)) stream.shrinkWindow(this.limits.initialWindow, now);
+    }
+    return this.windowGrowth < before;
   }
 
   /** @internal StreamHost */
-  windowResized(delta: number): void {
+  windowResized(stream: MuxStream, delta: number): void {
     this.windowGrowth += delta;
+    if (stream.receiveWindowSize > this.limits.initialWindow) this.grownWindows.add(stream);
+    else this.grownWindows.delete(stream);
   }
 
   /** @internal SchedulerHost */

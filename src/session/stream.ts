@@ -21,12 +21,12 @@ export interface StreamHost {
   /** `bytes` of received data left the connection's buffer (pushed to the reader or dropped). */
   releaseReceived(bytes: number): void;
   /**
-   * Window auto-tuning: the reader consumed half of a `current`-byte window, `elapsedMs`
-   * after the previous grant. Returns the window size to use from now on.
+   * Window auto-tuning: the reader of `stream` consumed half of a `current`-byte window,
+   * `elapsedMs` after the previous grant. Returns the window size to use from now on.
    */
-  tuneWindow(current: number, elapsedMs: number): number;
-  /** The stream's receive window changed size by `delta` bytes. */
-  windowResized(delta: number): void;
+  tuneWindow(stream: MuxStream, current: number, elapsedMs: number): number;
+  /** The stream's receive window changed size by `delta` bytes (it is already resized). */
+  windowResized(stream: MuxStream, delta: number): void;
 }
 
 /** Figures from {@link MuxStream.stats}. */
@@ -287,18 +287,21 @@ export class MuxStream extends Duplex {
     // Tuning judges how fast half a window was consumed, however many grants that took.
     if (this.consumedSinceTune >= half) {
       const now = performance.now();
-      const target = this.host.tuneWindow(current, now - this.lastTuneAt);
+      const target = this.host.tuneWindow(this, current, now - this.lastTuneAt);
       this.lastTuneAt = now;
       this.consumedSinceTune = 0;
       // A window shrinks by granting less than was consumed (credit is never revoked), so
       // one update can shrink it by at most what was consumed.
       size = Math.max(target, current - this.unackedConsumed);
     }
-    const increment = this.unackedConsumed + size - current;
+    // What tops the peer's credit, plus what still waits unread, back up to the window. After
+    // a reclaim the credit already granted can exceed the smaller window: nothing is granted
+    // until the reader is back inside it.
+    const increment = size - this.recvCredit - this.inBytes;
     this.unackedConsumed = 0;
     this.recvWindowSize = size;
-    if (size !== current) this.host.windowResized(size - current);
-    if (increment === 0) return;
+    if (size !== current) this.host.windowResized(this, size - current);
+    if (increment <= 0) return;
     this.recvCredit += increment;
     this.host.sendWindowUpdate(this, increment);
   }
@@ -306,6 +309,24 @@ export class MuxStream extends Duplex {
   /** @internal Current receive window size (grows with auto-tuning). */
   get receiveWindowSize(): number {
     return this.recvWindowSize;
+  }
+
+  /** @internal Milliseconds since the window was last tuned (half of it consumed), at `now`. */
+  windowIdleMs(now: number): number {
+    return now - this.lastTuneAt;
+  }
+
+  /**
+   * @internal Shrinks the receive window to `size` for the connection's budget. Credit the
+   * peer holds stays valid; later grants are smaller until the window covers it again.
+   */
+  shrinkWindow(size: number, now: number): void {
+    const current = this.recvWindowSize;
+    if (size >= current) return;
+    this.recvWindowSize = size;
+    this.consumedSinceTune = 0;
+    this.lastTuneAt = now;
+    this.host.windowResized(this, size - current);
   }
 
   // ---- open handshake and teardown -------------------------------------------------------

@@ -16,6 +16,11 @@
  * data lately) delays nobody, so on a fast path its window may double per grant up to
  * SOLO_WINDOW, which lets one writer of many small messages keep the pipe full. As soon as
  * another stream receives data, the window shrinks back to the initial one.
+ *
+ * The budget is shared, so a window grown for a burst must not hold it for ever: when a
+ * stream's growth is blocked by the budget, windows of other streams that have not consumed
+ * half of themselves for RECLAIM_IDLE_RTTS round trips go back to the initial size (their
+ * credit already granted stays valid; they simply grant less until they are back inside it).
  */
 
 /**
@@ -33,6 +38,19 @@ export const MIN_RTT_SAMPLES = 2;
 export const WINDOW_UPDATE_STEP = 1024 * 1024;
 /** Largest window on a fast path for a stream that has the connection to itself, in bytes. */
 export const SOLO_WINDOW = 2 * 1024 * 1024;
+/**
+ * Round trips after which a grown window that has not consumed half of itself may be given
+ * back to the budget: a reader that slow needs at most an eighth of its window.
+ */
+export const RECLAIM_IDLE_RTTS = 8;
+
+/**
+ * Whether a grown window, last tuned `idleMs` ago, may be shrunk for another stream whose
+ * growth the budget blocks. Never on an unmeasured path, where nothing grows but solo windows.
+ */
+export function mayReclaim(idleMs: number, minRtt: number | null): boolean {
+  return minRtt !== null && idleMs >= RECLAIM_IDLE_RTTS * Math.max(minRtt, MIN_RTT_FOR_GROWTH_MS);
+}
 
 export interface WindowTuningInput {
   /** The stream's receive window now, in bytes. */

@@ -26,6 +26,8 @@ export interface WirePeerOptions {
   settings?: Partial<PeerSettings>;
   /** Answer the server's PINGs (default true). False plays a peer that went silent. */
   answerPings?: boolean;
+  /** Answer PINGs this many milliseconds late (default 0): a long path, as the server measures it. */
+  pingDelayMs?: number;
 }
 
 type Waiter = { match: (frame: WireFrame) => boolean; resolve: (frame: WireFrame) => void };
@@ -36,6 +38,7 @@ export class WirePeer implements FrameSink {
   /** Set if the server sent bytes our decoder rejects. */
   decodeError: Error | null = null;
   answerPings: boolean;
+  pingDelayMs: number;
   /** Resolves once the socket has closed. */
   readonly closed: Promise<void>;
   private readonly decoder: FrameDecoder;
@@ -48,6 +51,7 @@ export class WirePeer implements FrameSink {
     options: WirePeerOptions = {},
   ) {
     this.answerPings = options.answerPings ?? true;
+    this.pingDelayMs = options.pingDelayMs ?? 0;
     this.decoder = new FrameDecoder(this, { maxFrameSize: 16 * 1024 * 1024, maxMetaBytes: 16 * 1024 * 1024, maxHelloBytes: 1024 * 1024 });
     socket.on('error', () => {}); // a reset by the server is an expected outcome here
     socket.on('data', (chunk: Buffer) => {
@@ -72,7 +76,9 @@ export class WirePeer implements FrameSink {
   onControl(type: FrameType, flags: number, streamId: number, payload: Buffer): void {
     const frame = { type, flags, streamId, payload: Buffer.from(payload) };
     if (type === FrameType.PING && !(flags & Flag.ACK) && this.answerPings) {
-      this.send(encodeFrame(FrameType.PING, Flag.ACK, 0, payload));
+      const answer = encodeFrame(FrameType.PING, Flag.ACK, 0, payload);
+      if (this.pingDelayMs > 0) setTimeout(() => this.send(answer), this.pingDelayMs);
+      else this.send(answer);
     }
     this.record(frame);
   }
