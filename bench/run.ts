@@ -12,7 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as scenarios from './scenarios';
-import { startServer, type Implementation } from './transports';
+import { startServer, type Implementation, type ServerProcess } from './transports';
 
 type Scenario = (ctx: scenarios.Context) => Promise<scenarios.Figures>;
 
@@ -83,26 +83,53 @@ async function main(): Promise<void> {
 
   const results: Record<string, Record<string, Record<string, number>>> = {};
   const raw: Record<string, Record<string, scenarios.Figures[]>> = {};
+  const diagnostics: Record<string, Record<string, Diagnostics[]>> = {};
   for (const [name, run, implementations] of SCENARIOS) {
     if (only && !only.has(name)) continue;
     results[name] = {};
-    raw[name] = await measure(name, run, implementations, sizes, reps, values.quick ? QUICK_WARM_UP_MS : WARM_UP_MS);
+    const measured = await measure(name, run, implementations, sizes, reps, values.quick ? QUICK_WARM_UP_MS : WARM_UP_MS);
+    raw[name] = measured.samples;
+    diagnostics[name] = measured.diagnostics;
     for (const [implementation, samples] of Object.entries(raw[name])) {
       const figures: Record<string, number> = {};
       for (const key of Object.keys(samples[0] ?? {})) figures[key] = median(samples.map((s) => s[key]));
       results[name][implementation] = figures;
-      if (values.verbose) console.log(`  ${name}/${implementation} samples: ${JSON.stringify(samples)}`);
+      if (values.verbose) {
+        console.log(`  ${name}/${implementation} samples: ${JSON.stringify(samples)}`);
+        console.log(`  ${name}/${implementation} cpu and faults: ${JSON.stringify(diagnostics[name][implementation])}`);
+      }
     }
     printScenario(name, results[name]);
   }
 
   const dir = path.join(__dirname, '..', 'bench-results');
   mkdirSync(dir, { recursive: true });
-  const report = { date: new Date().toISOString(), machine, quick: values.quick, reps, sizes, results, samples: raw };
+  const report = { date: new Date().toISOString(), machine, quick: values.quick, reps, sizes, results, samples: raw, diagnostics };
   const file = path.join(dir, `${values.quick ? 'quick' : 'full'}-${report.date.replace(/[:.]/g, '-')}.json`);
   writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
   writeFileSync(path.join(dir, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
   console.log(`\nresults written to ${path.relative(process.cwd(), file)}`);
+}
+
+/** Per repetition: CPU time of each process, and the server's minor page faults (Linux). */
+interface Diagnostics {
+  clientCpuMs: number;
+  serverCpuMs?: number;
+  serverMinorFaults?: number;
+}
+
+async function withDiagnostics(server: ServerProcess, body: () => Promise<scenarios.Figures>): Promise<[scenarios.Figures, Diagnostics]> {
+  const before = server.usage();
+  const clientBefore = process.cpuUsage();
+  const figures = await body();
+  const client = process.cpuUsage(clientBefore);
+  const after = server.usage();
+  const diagnostics: Diagnostics = { clientCpuMs: Math.round((client.user + client.system) / 1000) };
+  if (before && after) {
+    diagnostics.serverCpuMs = after.cpuMs - before.cpuMs;
+    diagnostics.serverMinorFaults = after.minorFaults - before.minorFaults;
+  }
+  return [figures, diagnostics];
 }
 
 /**
@@ -117,18 +144,19 @@ async function measure(
   sizes: scenarios.Sizes,
   reps: number,
   warmUpMs: number,
-): Promise<Record<string, scenarios.Figures[]>> {
+): Promise<{ samples: Record<string, scenarios.Figures[]>; diagnostics: Record<string, Diagnostics[]> }> {
   const servers = new Map(await Promise.all(implementations.map(async (i) => [i, await startServer(i)] as const)));
   const samples: Record<string, scenarios.Figures[]> = Object.fromEntries(implementations.map((i) => [i, []]));
+  const diagnostics: Record<string, Diagnostics[]> = Object.fromEntries(implementations.map((i) => [i, []]));
   // Full size, except the fixed-duration fairness run.
   const warmSizes = { ...sizes, fairnessMs: Math.ceil(sizes.fairnessMs / 4) };
-  const once = async (implementation: Implementation, runSizes: scenarios.Sizes): Promise<scenarios.Figures> => {
+  const once = async (implementation: Implementation, runSizes: scenarios.Sizes): Promise<[scenarios.Figures, Diagnostics]> => {
     const server = servers.get(implementation)!;
     const ctx = { implementation, server, port: server.port, sizes: runSizes };
-    return name === 'wan' ? withProxy(server.port, (port) => run({ ...ctx, port })) : run(ctx);
+    return withDiagnostics(server, () => (name === 'wan' ? withProxy(server.port, (port) => run({ ...ctx, port })) : run(ctx)));
   };
   const failed = new Set<Implementation>();
-  const attempt = async (implementation: Implementation, runSizes: scenarios.Sizes): Promise<scenarios.Figures | null> => {
+  const attempt = async (implementation: Implementation, runSizes: scenarios.Sizes): Promise<[scenarios.Figures, Diagnostics] | null> => {
     if (failed.has(implementation)) return null;
     try {
       return await once(implementation, runSizes);
@@ -148,14 +176,17 @@ async function measure(
     }
     for (let rep = 0; rep < reps; rep++) {
       for (const implementation of implementations) {
-        const figures = await attempt(implementation, sizes);
-        if (figures) samples[implementation].push(figures);
+        const outcome = await attempt(implementation, sizes);
+        if (outcome) {
+          samples[implementation].push(outcome[0]);
+          diagnostics[implementation].push(outcome[1]);
+        }
       }
     }
   } finally {
     await Promise.all([...servers.values()].map((server) => server.stop()));
   }
-  return samples;
+  return { samples, diagnostics };
 }
 
 function printScenario(name: string, byImplementation: Record<string, Record<string, number>>): void {
