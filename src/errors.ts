@@ -30,6 +30,7 @@ export type MuxErrorCode =
   | 'ERR_FILE_TRANSFER'
   | 'ERR_FILE_MISMATCH'
   | 'ERR_FILE_REJECTED'
+  | 'ERR_STATUS_TIMEOUT'
   | 'ERR_ABORTED';
 
 /** Options of the {@link MuxError} constructor. */

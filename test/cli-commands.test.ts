@@ -36,6 +36,7 @@ test('bad usage exits 2 with the reason and the usage on stderr', async (t) => {
     [['send', 'nohost', 'a'], /expected HOST:PORT/],
     [['send', '127.0.0.1:1', 'a', '--concurrency', '0'], /--concurrency: expected a positive integer/],
     [['send', '127.0.0.1:1', 'a', '--bogus'], /Unknown option '--bogus'/],
+    [['send', '127.0.0.1:1', 'a', '--status-timeout', 'soon'], /--status-timeout: expected a number of seconds/],
     [['serve', '--port', 'http'], /--port: "http" is not a port number/],
     [['serve', '--tls-cert', 'x'], /--tls-cert and --tls-key go together/],
     [['serve', '--allow-forward', 'nope'], /--allow-forward: expected HOST:PORT/],

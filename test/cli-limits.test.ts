@@ -72,3 +72,18 @@ test('serve --stall aborts a transfer that stops moving and deletes its temporar
   await waitFor(() => readdirSync(inbox).length === 0, 5000, 'the temporary file to be deleted');
   await waitFor(() => stream.destroyed, 5000, 'the stalled stream to be closed');
 });
+
+test('serve --stall also aborts a file stream that never sends a byte, not even the header', { timeout: 20_000 }, async (t) => {
+  const work = await tempDir(t, 'silent');
+  const inbox = path.join(work, 'inbox');
+  const { port, proc } = await startServeCli(t, ['--dir', inbox, '--stall', '1']);
+  const client = await connectTo(port);
+  t.after(() => client.destroy());
+  // Accepted, then silence: the stall timer must run from the accept, not from the first byte.
+  const stream: MuxStream = await client.StreamPool.createStream({ type: 'file', name: 'silent.bin', size: 100 });
+  stream.on('error', () => {});
+  await proc.waitFor(/failed silent\.bin: no data for 1(\.0)? s/, 10_000);
+  await waitFor(() => stream.destroyed, 5000, 'the silent stream to be reset');
+  assert.equal((stream.errored as MuxError | null)?.code, 'ERR_STREAM_RESET');
+  assert.deepEqual(readdirSync(inbox), [], 'no file, no temporary file');
+});

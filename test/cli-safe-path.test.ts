@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync, symlinkSync,
 import * as os from 'node:os';
 import * as path from 'node:path';
 import fc from 'fast-check';
-import { checkName, isInside, MAX_SEGMENT_BYTES, resolveTarget, UnsafePathError } from '../src/cli/safe-path';
+import { checkName, checkTarget, isInside, MAX_SEGMENT_BYTES, resolveTarget, UnsafePathError } from '../src/cli/safe-path';
 
 test('checkName accepts plain relative POSIX paths', () => {
   for (const name of ['a', 'a.txt', 'photos/2026/a.jpg', '.hidden', 'a..b', '...', 'é/ü 文件.txt', 'x'.repeat(MAX_SEGMENT_BYTES)]) {
@@ -123,4 +123,42 @@ test('resolveTarget creates parents inside root, follows links only while they s
   }
   assert.equal(await resolveTarget(root, 'file', { overwrite: true }), path.join(root, 'file'));
   assert.deepEqual(readdirSync(outside), [], 'nothing created outside root');
+});
+
+test("checkTarget reaches resolveTarget's verdicts without creating anything", async (t) => {
+  const work = realpathSync(mkdtempSync(path.join(os.tmpdir(), 'tsmux-check-')));
+  t.after(() => rmSync(work, { recursive: true, force: true }));
+  const root = path.join(work, 'root');
+  const outside = path.join(work, 'outside');
+  mkdirSync(path.join(root, 'have'), { recursive: true });
+  mkdirSync(outside);
+  symlinkSync(outside, path.join(root, 'out'));
+  writeFileSync(path.join(root, 'file'), 'x');
+  writeFileSync(path.join(root, 'have', 'old.txt'), 'x');
+
+  for (const name of ['new/deeper/x.txt', 'have/new/x.txt', 'have/x.txt', 'x.txt']) {
+    assert.equal(await checkTarget(root, name, { overwrite: false }), path.join(root, name), name);
+  }
+  assert.deepEqual(readdirSync(root).sort(), ['file', 'have', 'out'], 'no directory created');
+  assert.deepEqual(readdirSync(path.join(root, 'have')), ['old.txt'], 'no directory created');
+  const refusals: [string, RegExp, boolean][] = [
+    ['out/x', /outside/, false],
+    ['out/new/x', /outside/, false],
+    ['have/old.txt', /already exists/, false],
+    ['file/new/x', /not a directory/, false],
+    ['have', /is a directory/, true],
+    ['out', /symbolic link/, true],
+    ['new/../x', /"\.\." segment/, true],
+  ];
+  for (const [name, reason, overwrite] of refusals) {
+    for (const judge of [checkTarget, resolveTarget]) {
+      await assert.rejects(judge(root, name, { overwrite }), (err: unknown) => {
+        assert.ok(err instanceof UnsafePathError, `${judge.name} ${name}: ${String(err)}`);
+        assert.match(err.message, reason, `${judge.name} ${name}`);
+        return true;
+      });
+    }
+  }
+  assert.deepEqual(readdirSync(root).sort(), ['file', 'have', 'out']);
+  assert.deepEqual(readdirSync(outside), []);
 });

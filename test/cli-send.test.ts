@@ -10,6 +10,8 @@ import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 
 import * as path from 'node:path';
 import { hashFile, listFiles, runCli, startServeCli, tempDir } from './helpers/cli';
 import { makeSelfSignedCert } from './helpers/certs';
+import { startServer, stopServer } from './helpers/mux';
+import type { MuxConnection, MuxStream } from '../src/index';
 
 const MIB = 1024 * 1024;
 
@@ -121,4 +123,30 @@ test('send and serve over TLS (--tls-cert/--tls-key, --tls-ca)', { skip: !exists
   // Plain TCP to a TLS server fails cleanly.
   const plain = await runCli(t, ['send', `127.0.0.1:${port}`, 'over-tls.bin'], { cwd: work });
   assert.equal(plain.code, 1);
+});
+
+test('send: a server that takes a file and never confirms it fails that file after --status-timeout, exit 1', async (t) => {
+  const work = await tempDir(t, 'unconfirmed');
+  writeFileSync(path.join(work, 'a.bin'), randomBytes(100_000));
+  // Not tsmux serve: a server that reads every byte and never sends the status line.
+  const { server, port } = await startServer();
+  t.after(() => stopServer(server));
+  let received = 0;
+  let ended = false;
+  server.on('connection', (con: MuxConnection) => {
+    con.on('stream', (stream: MuxStream) => {
+      stream.on('error', () => {});
+      stream.on('data', (chunk: Buffer) => (received += chunk.length));
+      stream.on('end', () => (ended = true));
+    });
+  });
+  const result = await runCli(t, ['send', `127.0.0.1:${port}`, 'a.bin', '--status-timeout', '0.5'], { cwd: work });
+  assert.equal(result.code, 1, result.stdout + result.stderr);
+  assert.match(result.stdout, /^0 files sent, .*, 1 failed$/m);
+  assert.match(
+    result.stdout,
+    /^failed: a\.bin: receiver sent no status within 0\.5 s of the last byte; it may or may not have stored the file \[ERR_STATUS_TIMEOUT\]$/m,
+  );
+  assert.equal(received, 13 + 100_000 + 32, 'the whole transfer reached the server');
+  assert.equal(ended, true);
 });

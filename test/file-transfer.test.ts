@@ -9,9 +9,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { MuxError, util, type MuxConnection, type MuxStream } from '../src/index';
-import { transports, type ConnectedPair } from './helpers/mux';
-import { sha256, withTimeout } from './helpers/async';
+import { DEFAULTS, MuxError, util, type MuxConnection, type MuxStream } from '../src/index';
+import { memoryTransport, transports, type ConnectedPair } from './helpers/mux';
+import { sha256, waitFor, withTimeout } from './helpers/async';
 import { collect, fileHeader } from './helpers/streams';
 import { requirePackage } from './helpers/package';
 
@@ -331,5 +331,101 @@ describe('corrupted or refused transfers', () => {
     });
     await assert.rejects(withTimeout(received, 5000, 'receiveFile'), MuxError);
     assert.deepEqual(await readdir(to), []);
+  });
+});
+
+describe('a receiver that never sends its status', () => {
+  /**
+   * The receiving side of a hostile or stuck receiver: reads every byte of each stream and
+   * never answers. `streams` collects them with the byte count and whether the end arrived.
+   */
+  function silentReceiver(con: MuxConnection): { stream: MuxStream; bytes: number; ended: boolean }[] {
+    const seen: { stream: MuxStream; bytes: number; ended: boolean }[] = [];
+    con.on('stream', (stream: MuxStream) => {
+      const entry = { stream, bytes: 0, ended: false };
+      seen.push(entry);
+      stream.on('error', () => {});
+      stream.on('data', (chunk: Buffer) => (entry.bytes += chunk.length));
+      stream.on('end', () => (entry.ended = true));
+    });
+    return seen;
+  }
+
+  for (const transport of transports) {
+    test(
+      `sendFile gives up after statusTimeout with ERR_STATUS_TIMEOUT and resets the stream (${transport.name})`,
+      { timeout: 10_000 },
+      async (t) => {
+        const from = await tempDir(t, 'from');
+        const { client, server } = await connectPair(t, transport);
+        const { file } = await randomFile(from, 'f.bin', 100_000);
+        const seen = silentReceiver(server);
+        const stream = await client.StreamPool.createStream({ name: 'f.bin' });
+        await assert.rejects(withTimeout(util.sendFile(file, stream, { statusTimeout: 200 }), 5000, 'sendFile'), (err: unknown) => {
+          expectCode('ERR_STATUS_TIMEOUT')(err);
+          assert.match((err as Error).message, /no status within 0\.2 s of the last byte/);
+          return true;
+        });
+        assert.ok(stream.destroyed, 'the sender reset the stream');
+        const [received] = seen;
+        assert.equal(received.bytes, 13 + 100_000 + 32, 'the receiver had the whole file and its digest');
+        assert.equal(received.ended, true, 'and the end of the stream');
+        await waitFor(() => received.stream.destroyed, 5000, "the receiver's stream to be reset");
+        assert.equal((received.stream.errored as MuxError | null)?.code, 'ERR_STREAM_RESET');
+      },
+    );
+  }
+
+  test('sendFileOver passes statusTimeout on to sendFile', { timeout: 10_000 }, async (t) => {
+    const from = await tempDir(t, 'from');
+    const { client, server } = await connectPair(t, memoryTransport);
+    const { file } = await randomFile(from, 'f.bin', 1000);
+    silentReceiver(server);
+    await assert.rejects(
+      withTimeout(util.sendFileOver(client, file, { statusTimeout: 100 }), 5000, 'sendFileOver'),
+      expectCode('ERR_STATUS_TIMEOUT'),
+    );
+  });
+
+  test("statusTimeout counts from the stream's finish, not while the receiver holds its window shut", { timeout: 10_000 }, async (t) => {
+    const from = await tempDir(t, 'from');
+    const { client, server } = await connectPair(t, memoryTransport);
+    // More than one window: end() is called with bytes still queued for the paused receiver.
+    const size = DEFAULTS.initialWindow + DEFAULTS.streamHighWaterMark / 2;
+    const { file, content } = await randomFile(from, 'f.bin', size);
+    let ended = false;
+    server.once('stream', (stream: MuxStream) => {
+      // Reads nothing for longer than the timeout, then everything, then answers at once.
+      setTimeout(() => {
+        stream.resume();
+        stream.on('end', () => {
+          ended = true;
+          stream.end(`${JSON.stringify({ ok: true, size, sha256: sha256(content) })}\n`);
+        });
+      }, 1500);
+    });
+    const stream = await client.StreamPool.createStream({ name: 'f.bin' });
+    const result = await withTimeout(util.sendFile(file, stream, { statusTimeout: 1000 }), 5000, 'sendFile');
+    assert.equal(ended, true);
+    assert.deepEqual(result, { size, sha256: sha256(content) });
+  });
+
+  test('a bad statusTimeout rejects with ERR_INVALID_ARGUMENT before a stream is touched or opened', { timeout: 10_000 }, async (t) => {
+    const from = await tempDir(t, 'from');
+    const { client, server } = await connectPair(t, memoryTransport);
+    const { file } = await randomFile(from, 'f.bin', 10);
+    const seen = silentReceiver(server);
+    const stream = await client.StreamPool.createStream({ name: 'f.bin' });
+    for (const statusTimeout of [-1, 1.5, Number.NaN, 2 ** 31, Infinity]) {
+      await assert.rejects(util.sendFile(file, stream, { statusTimeout }), (err: unknown) => {
+        expectCode('ERR_INVALID_ARGUMENT')(err);
+        assert.match((err as Error).message, /statusTimeout must be an integer from 0 to 2147483647/);
+        return true;
+      });
+      await assert.rejects(util.sendFileOver(client, file, { statusTimeout }), expectCode('ERR_INVALID_ARGUMENT'));
+    }
+    assert.equal(stream.destroyed, false, 'the stream is left as it was');
+    assert.equal(stream.stats().bytesSent, 0);
+    assert.equal(seen.length, 1, 'sendFileOver opened no stream');
   });
 });

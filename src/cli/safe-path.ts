@@ -2,7 +2,8 @@
  * File names from the peer are untrusted. `checkName` decides, without touching the disk,
  * whether a name is an acceptable relative POSIX path; `resolveTarget` then walks it inside
  * the receiving directory, creating missing directories one at a time and checking after
- * each step (with realpath) that no symbolic link led outside.
+ * each step (with realpath) that no symbolic link led outside. `checkTarget` walks the same
+ * way without creating anything, to judge a stream before it is accepted.
  */
 import { lstat, mkdir, realpath } from 'node:fs/promises';
 import * as path from 'node:path';
@@ -55,7 +56,21 @@ export interface ResolveOptions {
  * reason if the name is not acceptable, leads outside `root`, or names an existing file
  * without `overwrite`.
  */
-export async function resolveTarget(root: string, name: unknown, options: ResolveOptions): Promise<string> {
+export function resolveTarget(root: string, name: unknown, options: ResolveOptions): Promise<string> {
+  return walk(root, name, options, true);
+}
+
+/**
+ * The same verdict as {@link resolveTarget}, without writing anything: the directories that
+ * exist are checked as `resolveTarget` checks them, and a missing one ends the walk (everything
+ * below it would be new, so no link or existing file can be there). For deciding whether to
+ * accept a stream; call `resolveTarget` once the transfer starts.
+ */
+export function checkTarget(root: string, name: unknown, options: ResolveOptions): Promise<string> {
+  return walk(root, name, options, false);
+}
+
+async function walk(root: string, name: unknown, options: ResolveOptions, create: boolean): Promise<string> {
   const reason = checkName(name);
   if (reason !== null) throw new UnsafePathError(reason);
   const segments = (name as string).split('/');
@@ -64,6 +79,7 @@ export async function resolveTarget(root: string, name: unknown, options: Resolv
   for (let i = 0; i < segments.length; i++) {
     const next = path.join(current, segments[i]);
     if ((await lstatOrNull(next)) === null) {
+      if (!create) return path.join(next, ...segments.slice(i + 1), last);
       try {
         await mkdir(next, { mode: 0o755 });
       } catch (err) {

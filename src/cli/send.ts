@@ -1,7 +1,7 @@
 /** `tsmux send HOST:PORT FILE|DIR...`: many files concurrently over one connection. */
 import { parseArgs } from 'node:util';
 import { util, type MuxClient } from '../index';
-import { parse, parseHostPort, parsePositiveInteger, UsageError } from './args';
+import { parse, parseHostPort, parsePositiveInteger, parseSeconds, UsageError } from './args';
 import { closeClient, connect, describeError } from './connect';
 import { collectFiles, type SourceFile } from './files';
 import { Progress } from './progress';
@@ -16,11 +16,13 @@ photos/... under the server's --dir (links to files are sent as files; links to 
 sockets and devices are skipped). Each file is verified (size and SHA-256) by the server.
 
 Options:
-  --concurrency N   files in flight at once (default 8)
-  --token T         token the server's --token expects (or set TSMUX_TOKEN)
-  --tls-ca FILE     connect over TLS, trusting this CA / certificate (PEM)
-  --progress MODE   bars | plain | none (default: bars on a terminal, plain otherwise)
-  -h, --help        this help
+  --concurrency N           files in flight at once (default 8)
+  --status-timeout SECONDS  wait this long for the server to confirm a file after its last
+                            byte, then count the file as failed (default 30; 0 = no limit)
+  --token T                 token the server's --token expects (or set TSMUX_TOKEN)
+  --tls-ca FILE             connect over TLS, trusting this CA / certificate (PEM)
+  --progress MODE           bars | plain | none (default: bars on a terminal, plain otherwise)
+  -h, --help                this help
 
 Progress goes to stderr; the summary (files, bytes, time, throughput, failures) to stdout.
 Ctrl-C / SIGTERM aborts every transfer; the server deletes the partial files.
@@ -41,6 +43,8 @@ export interface SendFilesOptions {
   concurrency: number;
   progress: Progress;
   signal: AbortSignal;
+  /** Milliseconds to wait for the server's verdict after a file's last byte (default: the library's, 30 s; 0 = no limit). */
+  statusTimeout?: number | undefined;
 }
 
 /**
@@ -49,7 +53,7 @@ export interface SendFilesOptions {
  * stops starting new ones.
  */
 export async function sendFiles(client: MuxClient, files: SourceFile[], options: SendFilesOptions): Promise<SendOutcome> {
-  const { progress, signal } = options;
+  const { progress, signal, statusTimeout } = options;
   const outcome: SendOutcome = { sent: 0, bytes: 0, failures: [], notStarted: 0, interrupted: undefined };
   let lost: string | undefined;
   const onClose = (): void => {
@@ -67,7 +71,12 @@ export async function sendFiles(client: MuxClient, files: SourceFile[], options:
       const file = files[next++];
       const view = progress.begin(file.name, file.size);
       try {
-        const result = await util.sendFileOver(client, file.path, { name: file.name, signal, onProgress: (bytes) => view.update(bytes) });
+        const result = await util.sendFileOver(client, file.path, {
+          name: file.name,
+          signal,
+          onProgress: (bytes) => view.update(bytes),
+          statusTimeout,
+        });
         view.done();
         outcome.sent++;
         outcome.bytes += result.size;
@@ -96,6 +105,7 @@ export async function runSend(argv: string[]): Promise<number> {
       allowPositionals: true,
       options: {
         concurrency: { type: 'string' },
+        'status-timeout': { type: 'string' },
         token: { type: 'string' },
         'tls-ca': { type: 'string' },
         progress: { type: 'string' },
@@ -110,6 +120,8 @@ export async function runSend(argv: string[]): Promise<number> {
   if (positionals.length < 2) throw new UsageError('expected HOST:PORT and at least one FILE or DIR');
   const target = parseHostPort(positionals[0], 'HOST:PORT');
   const concurrency = parsePositiveInteger(values.concurrency, '--concurrency', 8);
+  const statusTimeout =
+    values['status-timeout'] === undefined ? undefined : toMilliseconds(parseSeconds(values['status-timeout'], '--status-timeout', 0));
   const mode = values.progress;
   if (mode !== undefined && mode !== 'bars' && mode !== 'plain' && mode !== 'none')
     throw new UsageError('--progress: expected bars, plain or none');
@@ -149,7 +161,7 @@ export async function runSend(argv: string[]): Promise<number> {
     const started = Date.now();
     const totalBytes = files.reduce((sum, file) => sum + file.size, 0);
     progress = new Progress({ verb: 'sent', totalBytes, totalFiles: files.length, ...(mode ? { mode: mode } : {}) });
-    const outcome = await sendFiles(client, files, { concurrency, progress, signal: controller.signal });
+    const outcome = await sendFiles(client, files, { concurrency, progress, signal: controller.signal, statusTimeout });
     progress.stop();
     // Graceful: the resets of aborted streams reach the server before the connection ends
     // (if they cannot, the server still deletes the partial files when the connection drops).
@@ -171,4 +183,9 @@ export async function runSend(argv: string[]): Promise<number> {
   } finally {
     removeSignals();
   }
+}
+
+/** Whole milliseconds (what the library takes); a positive number of seconds never becomes 0, which means no limit. */
+function toMilliseconds(seconds: number): number {
+  return seconds > 0 ? Math.max(1, Math.round(seconds * 1000)) : 0;
 }

@@ -8,11 +8,11 @@ import { readFileSync } from 'node:fs';
 import { mkdir, realpath } from 'node:fs/promises';
 import * as net from 'node:net';
 import { parseArgs } from 'node:util';
-import { MuxServer, util, type JsonValue, type MuxConnection, type MuxServerOptions, type MuxStream } from '../index';
+import { MuxError, MuxServer, util, type JsonValue, type MuxConnection, type MuxServerOptions, type MuxStream } from '../index';
 import { formatHostPort, parse, parseHostPort, parsePort, parseBytes, parseSeconds, splitList, UsageError, type HostPort } from './args';
 import { describeError } from './connect';
 import { join } from './join';
-import { resolveTarget, UnsafePathError } from './safe-path';
+import { checkTarget, resolveTarget, UnsafePathError } from './safe-path';
 import { onStopSignals } from './signals';
 import { formatBytes, formatDuration } from './summary/format';
 
@@ -25,7 +25,8 @@ Accepts tsmux connections. Every incoming file is written to a temporary file in
 checked (size and SHA-256), then moved into place. File names from the peer are untrusted:
 absolute names, ".." segments, backslashes, control characters, over-long names and paths
 that lead outside --dir through symbolic links are refused, as are existing files unless
---overwrite; the sender sees a refused stream with the reason.
+--overwrite; the sender sees a refused stream with the reason. The directories in a name are
+created only once the file's first bytes arrive.
 
 Options:
   --port N                   TCP port (default 12345; 0 = any free port)
@@ -40,7 +41,8 @@ Options:
   --grace SECONDS            on SIGINT / SIGTERM, time in-flight transfers get to finish
                              before they are aborted and their partial files deleted (default 10)
   --max-size BYTES           refuse files larger than this (e.g. 512M, 4G; default no limit)
-  --stall SECONDS            abort a transfer that moves no byte for this long (default 60)
+  --stall SECONDS            abort a transfer that moves no byte for this long, counted from
+                             the stream's accept (default 60)
   -h, --help                 this help
 
 Prints "listening on HOST:PORT" and one line per file or forward to stdout; errors to stderr.
@@ -61,7 +63,7 @@ export interface ServeOptions {
   graceMs?: number;
   /** Largest file accepted, in bytes (default: no limit). */
   maxSize?: number | undefined;
-  /** A transfer that moves no byte for this many milliseconds is aborted (default 60 s). */
+  /** A transfer that moves no byte for this many milliseconds, counted from its accept, is aborted (default 60 s). */
   stallMs?: number;
   log: (line: string) => void;
   /** More stream types, such as the demo's chat. */
@@ -113,7 +115,9 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
       if (typeof meta.size !== 'number' || !Number.isSafeInteger(meta.size) || meta.size < 0) return 'file size missing or invalid';
       if (maxSize !== undefined && meta.size > maxSize) return `file of ${meta.size} bytes is over this server's limit of ${maxSize}`;
       try {
-        await resolveTarget(root, meta.name, { overwrite });
+        // Only a check: the directories are made once the transfer starts (receive), so a
+        // stream refused here or later, or one that never sends a byte, leaves nothing behind.
+        await checkTarget(root, meta.name, { overwrite });
         return true;
       } catch (err) {
         const reason = err instanceof UnsafePathError ? err.message : `cannot store the file: ${(err as Error).message}`;
@@ -139,22 +143,14 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
 
   async function receive(stream: MuxStream, meta: Meta, con: MuxConnection): Promise<void> {
     const name = meta.name as string;
-    let target: string;
-    try {
-      // Again: the directory may have changed since the stream was accepted.
-      target = await resolveTarget(root, name, { overwrite });
-    } catch (err) {
-      log(`failed ${name}: ${describeError(err)}`);
-      stream.destroy();
-      return;
-    }
     if (aborting) {
       stream.destroy();
       return;
     }
     const controller = new AbortController();
     const started = Date.now();
-    // A sender that stops sending must not hold its temporary file open for ever.
+    // A sender that stops sending must not hold its stream (and temporary file) for ever. The
+    // timer starts at accept: a sender that never sends a byte, not even the header, stalls too.
     let stalled = false;
     const stall = setTimeout(() => {
       stalled = true;
@@ -164,7 +160,7 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
       stall.refresh();
     };
     const expectedSize = meta.size as number; // admit() checked it
-    const job = util.receiveFile(target, stream, { signal: controller.signal, overwrite, expectedSize, maxSize, onProgress }).then(
+    const job = store(stream, name, { signal: controller.signal, overwrite, expectedSize, maxSize, onProgress }).then(
       (result) =>
         log(
           `received ${name} ${formatBytes(result.size)} in ${formatDuration((Date.now() - started) / 1000)} from ${con.remoteAddress ?? '?'}`,
@@ -176,6 +172,29 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     transfers.add(transfer);
     await job;
     transfers.delete(transfer);
+  }
+
+  /** Waits for the transfer to start, makes the file's directories, and receives it. */
+  async function store(
+    stream: MuxStream,
+    name: string,
+    options: util.ReceiveFileOptions & { signal: AbortSignal },
+  ): Promise<util.FileTransferResult> {
+    if (!(await firstBytes(stream, options.signal))) {
+      stream.destroy();
+      throw options.signal.aborted
+        ? new MuxError('ERR_ABORTED', 'file transfer aborted', { cause: options.signal.reason })
+        : new MuxError('ERR_FILE_TRANSFER', 'stream ended before the file header');
+    }
+    let target: string;
+    try {
+      // Again, and now creating the directories: they may have changed since the stream was accepted.
+      target = await resolveTarget(root, name, { overwrite });
+    } catch (err) {
+      stream.destroy();
+      throw err;
+    }
+    return util.receiveFile(target, stream, options);
   }
 
   function forward(stream: MuxStream, meta: Meta): void {
@@ -235,6 +254,29 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
   }
 
   return { address: { host: address.address, port: address.port }, root, server, shutdown, abort };
+}
+
+/**
+ * Resolves `true` once the sender's first bytes have arrived (they stay buffered for the
+ * reader), or `false` if the stream ends, closes or `signal` fires before any byte does.
+ */
+function firstBytes(stream: MuxStream, signal: AbortSignal): Promise<boolean> {
+  return new Promise((resolve) => {
+    const finish = (arrived: boolean): void => {
+      stream.off('readable', onReadable);
+      stream.off('close', onClose);
+      signal.removeEventListener('abort', onAbort);
+      resolve(arrived);
+    };
+    // 'readable' also fires at the end of a stream that carried nothing.
+    const onReadable = (): void => finish(stream.readableLength > 0);
+    const onClose = (): void => finish(false);
+    const onAbort = (): void => finish(false);
+    if (signal.aborted || stream.destroyed) return resolve(false);
+    stream.on('readable', onReadable);
+    stream.once('close', onClose);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
 }
 
 /** `authenticate` for a shared token: constant-time comparison of the SHA-256 digests. */

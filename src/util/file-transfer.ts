@@ -13,6 +13,10 @@ const FILE_VERSION = 1;
 const FILE_HEADER_LENGTH = FILE_MAGIC.length + 1 + 8;
 const DIGEST_LENGTH = 32;
 const MAX_STATUS_BYTES = 64 * 1024;
+// 30 s: a receiver may need that long to fsync and rename a large file on a slow disk; a silent one is still noticed.
+const DEFAULT_STATUS_TIMEOUT = 30_000;
+/** The longest delay Node's timers hold (they fire at once beyond it). */
+const MAX_TIMEOUT = 0x7fffffff;
 
 /** What a finished transfer moved, as both sides report it. */
 export interface FileTransferResult {
@@ -22,16 +26,23 @@ export interface FileTransferResult {
   sha256: string;
 }
 
-/** Options of {@link sendFile} (and, extended, of {@link receiveFile}). */
+/** Options of {@link sendFile} (and, but for `statusTimeout`, of {@link receiveFile}). */
 export interface SendFileOptions {
   /** Aborts the transfer: the stream is reset and the promise rejects with `ERR_ABORTED`. */
   signal?: AbortSignal;
   /** Called as content is handed to the stream: bytes so far and the total. */
   onProgress?: (bytes: number, total: number) => void;
+  /**
+   * Milliseconds to wait for the receiver's status once the last byte and the end of the
+   * stream have been handed to the connection (the stream's `finish`). Default 30 000
+   * (30 s); 0 = no limit; at most 2^31-1. On expiry the stream is reset and the promise
+   * rejects with `ERR_STATUS_TIMEOUT`: the receiver may or may not have stored the file.
+   */
+  statusTimeout?: number;
 }
 
 /** Options of {@link receiveFile}. */
-export interface ReceiveFileOptions extends SendFileOptions {
+export interface ReceiveFileOptions extends Omit<SendFileOptions, 'statusTimeout'> {
   /**
    * Replace an existing `filename` (default `true`). With `false` the verified file is
    * hard-linked into place, which fails if `filename` exists by then, so a file that appeared
@@ -93,6 +104,8 @@ function withCallback(promise: Promise<FileTransferResult>, callback: Callback |
 
 async function runSend(filename: string, stream: Duplex, options: SendFileOptions): Promise<FileTransferResult> {
   const { signal, onProgress } = options;
+  // Before anything touches the stream: a bad argument leaves it as the caller gave it.
+  const statusTimeout = checkStatusTimeout(options.statusTimeout);
   const status = readStatus(stream);
   // If the receiver answers early (a failure), stop sending at once.
   let answered = false;
@@ -130,7 +143,7 @@ async function runSend(filename: string, stream: Duplex, options: SendFileOption
       await writeOrWait(stream, digest);
       stream.end();
     }
-    const reply = await status;
+    const reply = await statusWithin(status, stream, statusTimeout);
     if (!reply.ok) {
       stream.destroy();
       throw new MuxError('ERR_FILE_REJECTED', `receiver rejected the file: ${reply.error ?? 'unknown reason'}`);
@@ -145,6 +158,50 @@ async function runSend(filename: string, stream: Duplex, options: SendFileOption
   } finally {
     signal?.removeEventListener('abort', onAbort);
   }
+}
+
+/**
+ * @internal `statusTimeout` checked (an integer from 0 to 2^31-1 milliseconds), or the default;
+ * throws `ERR_INVALID_ARGUMENT`.
+ */
+export function checkStatusTimeout(value: number | undefined): number {
+  if (value === undefined) return DEFAULT_STATUS_TIMEOUT;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > MAX_TIMEOUT) {
+    throw new MuxError(
+      'ERR_INVALID_ARGUMENT',
+      `statusTimeout must be an integer from 0 to ${MAX_TIMEOUT} milliseconds, got ${String(value)}`,
+    );
+  }
+  return value;
+}
+
+/**
+ * `status`, unless it is still pending `ms` milliseconds after the stream's writable side
+ * finished (every byte and the FIN handed to the connection): then an `ERR_STATUS_TIMEOUT`
+ * rejection. The clock starts at `finish`, not at `end()`, so bytes still waiting for the
+ * receiver's window do not count against it. 0 = no limit.
+ */
+function statusWithin(status: Promise<Status>, stream: Duplex, ms: number): Promise<Status> {
+  if (ms === 0) return status;
+  return new Promise((resolve, reject) => {
+    let timer: NodeJS.Timeout | undefined;
+    const start = (): void => {
+      timer = setTimeout(() => {
+        reject(
+          new MuxError(
+            'ERR_STATUS_TIMEOUT',
+            `receiver sent no status within ${ms / 1000} s of the last byte; it may or may not have stored the file`,
+          ),
+        );
+      }, ms);
+    };
+    if (stream.writableFinished) start();
+    else stream.once('finish', start);
+    void status.then(resolve, reject).finally(() => {
+      clearTimeout(timer);
+      stream.off('finish', start);
+    });
+  });
 }
 
 /** @internal The error of a transfer stopped by `signal` (sendFile, receiveFile, sendFileOver). */

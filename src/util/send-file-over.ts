@@ -2,7 +2,7 @@ import { stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { JsonValue } from '../config';
 import type { MuxStream } from '../session/stream';
-import { abortError, sendFile, type FileTransferResult, type SendFileOptions } from './file-transfer';
+import { abortError, checkStatusTimeout, sendFile, type FileTransferResult, type SendFileOptions } from './file-transfer';
 
 /** Anything that opens streams: a {@link StreamPool}. */
 export interface StreamCreator {
@@ -39,6 +39,7 @@ export async function sendFileOver(
 ): Promise<FileTransferResult> {
   const { name = path.basename(filename), meta = {}, signal, ...sendOptions } = options;
   const opener = 'StreamPool' in pool ? pool.StreamPool : pool;
+  checkStatusTimeout(sendOptions.statusTimeout); // before a stream is opened for nothing
   if (signal?.aborted) throw abortError(signal);
   const { size } = await stat(filename);
   if (signal?.aborted) throw abortError(signal);
