@@ -13,7 +13,7 @@ import { Admission, BACKLOG_FULL, type AdmissionHost } from './admission';
 import { OpenDeadlines } from './open-deadlines';
 import { StreamTable } from './stream-table';
 import { Liveness, type LivenessHost } from './liveness';
-import { mayReclaim, tuneWindow } from './window-tuning';
+import { WindowBudget } from './window-budget';
 import type { ClientInfo, ConnectionOptions, ConnectionStats, HandshakeHooks, Role } from './types';
 import { debug as log } from '../debug';
 
@@ -22,9 +22,6 @@ export type { ClientInfo, ConnectionOptions, ConnectionStats, HandshakeHooks, Ro
 type SessionState = 'idle' | 'handshake' | 'ready' | 'closed';
 
 const kSession = Symbol('tcp-stream-muxer.session');
-
-// A stream counts as alone on its connection when no other stream received data this long.
-const SOLO_QUIET_MS = 100;
 
 /** Reasons to stop reading from the transport; reading resumes when none is left. */
 const enum PauseReason {
@@ -76,12 +73,9 @@ export class MuxConnection
   private readonly admission: Admission<MuxConnection>;
   private receivedBuffered = 0;
   private lastDataStreamId = 0;
+  /** Last time a stream other than the previous one received data (`performance.now()`): window tuning's `solo`. */
   private contendedAt = -Infinity;
-  /** Bytes by which auto-tuning grew the windows of open streams, together. */
-  private windowGrowth = 0;
-  /** Streams whose receive window is above the initial one: where the budget went. */
-  private readonly grownWindows = new Set<MuxStream>();
-  private lastReclaimAt = -Infinity;
+  private readonly windowBudget: WindowBudget;
 
   private localGoAway = false;
   private remoteGoAway = false;
@@ -119,6 +113,7 @@ export class MuxConnection
     // Twice the initial window may move during a quiet round trip: a window's worth is what a
     // long path has in flight before tuning has grown anything.
     this.liveness = new Liveness(this, this.limits.keepAliveInterval, this.limits.keepAliveTimeout, 2 * this.limits.initialWindow);
+    this.windowBudget = new WindowBudget(this.limits, this.liveness);
     this.on('newListener', onNewListener);
     if (transport) this.attach(transport);
   }
@@ -613,8 +608,7 @@ export class MuxConnection
   streamClosed(stream: MuxStream): void {
     this.openDeadlines.forget(stream);
     if (!this.streams.remove(stream)) return;
-    this.windowGrowth -= stream.receiveWindowSize - this.limits.initialWindow;
-    this.grownWindows.delete(stream);
+    this.windowBudget.release(stream);
     if (this.streams.size === 0) this.updateIdleTimer();
     this.maybeFinishClose();
   }
@@ -627,44 +621,14 @@ export class MuxConnection
     }
   }
 
-  /** @internal StreamHost: see window-tuning.ts. */
+  /** @internal StreamHost: see window-budget.ts. */
   tuneWindow(stream: MuxStream, current: number, elapsedMs: number): number {
-    const now = performance.now();
-    const input = {
-      current,
-      elapsedMs,
-      minRtt: this.liveness.minRtt,
-      samples: this.liveness.samples,
-      initialWindow: this.limits.initialWindow,
-      maxWindow: this.limits.maxWindow,
-      budgetLeft: this.limits.maxBufferedBytes - this.windowGrowth,
-      solo: now - this.contendedAt > SOLO_QUIET_MS,
-    };
-    const size = tuneWindow(input);
-    if (size >= tuneWindow({ ...input, budgetLeft: Infinity }) || !this.reclaimWindows(stream, now)) return size;
-    return tuneWindow({ ...input, budgetLeft: this.limits.maxBufferedBytes - this.windowGrowth });
-  }
-
-  /**
-   * The budget blocks `needy`'s growth: gives back the windows that other streams grew and
-   * no longer use (see window-tuning.ts). At most once per round trip. True if any shrank.
-   */
-  private reclaimWindows(needy: MuxStream, now: number): boolean {
-    const minRtt = this.liveness.minRtt;
-    if (minRtt === null || now - this.lastReclaimAt < minRtt) return false;
-    this.lastReclaimAt = now;
-    const before = this.windowGrowth;
-    for (const stream of this.grownWindows) {
-      if (stream !== needy && mayReclaim(stream.windowIdleMs(now), minRtt)) stream.shrinkWindow(this.limits.initialWindow, now);
-    }
-    return this.windowGrowth < before;
+    return this.windowBudget.tune(stream, current, elapsedMs, this.contendedAt);
   }
 
   /** @internal StreamHost */
   windowResized(stream: MuxStream, delta: number): void {
-    this.windowGrowth += delta;
-    if (stream.receiveWindowSize > this.limits.initialWindow) this.grownWindows.add(stream);
-    else this.grownWindows.delete(stream);
+    this.windowBudget.resized(stream, delta);
   }
 
   /** @internal SchedulerHost */
