@@ -2,10 +2,10 @@ import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { resolveLimits, type JsonValue, type SessionLimits } from '../config';
 import { FrameDecoder, type FrameSink } from '../codec/decoder';
-import { decodeCodeAndReason, encodeCodeAndReason, encodeFrame, encodeWindowUpdate } from '../codec/encode';
+import { decodeCodeAndReason, encodeCodeAndReason, encodeFrame, encodeGoAway, encodeWindowUpdate } from '../codec/encode';
 import { errorFromGoAway, errorFromRefusal, errorFromReset, isProtocolError, MuxError } from '../errors';
-import { Flag, FrameType, MAGIC, MAX_WINDOW, WireErrorCode } from '../protocol/constants';
-import { encodeSettings, parseSettings, type PeerSettings } from '../protocol/hello';
+import { Flag, FrameType, MAX_WINDOW, WireErrorCode } from '../protocol/constants';
+import type { PeerSettings } from '../protocol/hello';
 import { destroyQuietly, MuxStream, OpenState, type StreamHost } from './stream';
 import { StreamPool, type StreamOpener } from './stream-pool';
 import { WriteScheduler, type SchedulerHost } from './scheduler';
@@ -14,12 +14,11 @@ import { OpenDeadlines } from './open-deadlines';
 import { StreamTable } from './stream-table';
 import { Liveness, type LivenessHost } from './liveness';
 import { WindowBudget } from './window-budget';
-import type { ClientInfo, ConnectionOptions, ConnectionStats, HandshakeHooks, Role } from './types';
+import { Handshake, type HandshakeHost } from './handshake';
+import type { ConnectionOptions, ConnectionStats, HandshakeHooks, Role, SessionState } from './types';
 import { debug as log } from '../debug';
 
 export type { ClientInfo, ConnectionOptions, ConnectionStats, HandshakeHooks, Role } from './types';
-
-type SessionState = 'idle' | 'handshake' | 'ready' | 'closed';
 
 const kSession = Symbol('tcp-stream-muxer.session');
 
@@ -45,7 +44,7 @@ type Transport = Duplex & { [kSession]?: MuxConnection };
  */
 export class MuxConnection
   extends EventEmitter
-  implements StreamHost, FrameSink, StreamOpener, SchedulerHost, LivenessHost, AdmissionHost<MuxConnection>
+  implements StreamHost, FrameSink, StreamOpener, SchedulerHost, LivenessHost, AdmissionHost<MuxConnection>, HandshakeHost
 {
   /** The seed library's name for the stream opener; see {@link StreamPool}. */
   readonly StreamPool: StreamPool;
@@ -83,11 +82,11 @@ export class MuxConnection
   private endingTransport = false;
   private transportError: Error | null = null;
   private closeCallbacks: ((err?: Error) => void)[] = [];
-  private handshakeTimer: NodeJS.Timeout | null = null;
   private closeTimer: NodeJS.Timeout | null = null;
   private readonly liveness: Liveness;
+  private readonly handshake: Handshake;
   private hooks: HandshakeHooks | null = null;
-  private counters = { bytesIn: 0, bytesOut: 0, framesIn: 0, framesOut: 0 };
+  private counters = { bytesIn: 0, framesIn: 0 };
 
   /**
    * Runs a connection over `transport` (any duplex byte stream), or over one attached
@@ -114,6 +113,7 @@ export class MuxConnection
     // long path has in flight before tuning has grown anything.
     this.liveness = new Liveness(this, this.limits.keepAliveInterval, this.limits.keepAliveTimeout, 2 * this.limits.initialWindow);
     this.windowBudget = new WindowBudget(this.limits, this.liveness);
+    this.handshake = new Handshake(this, this.role, this.limits, options);
     this.on('newListener', onNewListener);
     if (transport) this.attach(transport);
   }
@@ -160,9 +160,9 @@ export class MuxConnection
       streamsOpenRemote: this.streams.remoteOpen,
       pendingStreams: this.admission.pending,
       bytesIn: this.counters.bytesIn,
-      bytesOut: this.counters.bytesOut + this.scheduler.bytesOut,
+      bytesOut: this.handshake.bytesOut + this.scheduler.bytesOut,
       framesIn: this.counters.framesIn,
-      framesOut: this.counters.framesOut + this.scheduler.framesOut,
+      framesOut: this.handshake.framesOut + this.scheduler.framesOut,
       bufferedIn: this.receivedBuffered,
       bufferedOut: this.scheduler.pendingControlBytes + (this.transport?.writableLength ?? 0),
       memoryBudget: this.limits.maxBufferedBytes,
@@ -185,70 +185,26 @@ export class MuxConnection
     t.on('error', transportOnError);
     t.on('close', transportOnClose);
     t.on('drain', transportOnDrain);
-    this.handshakeTimer = setTimeout(onHandshakeTimeout, this.limits.handshakeTimeout, this);
-    this.handshakeTimer.unref();
     if (log.enabled) log('%s connection started over %s', this.role, transport.constructor.name);
-    if (this.role === 'client') this.writeHello();
+    this.handshake.start();
     if (t.destroyed) process.nextTick(() => this.teardown(new MuxError('ERR_CONNECTION_CLOSED', 'transport was already closed')));
   }
 
-  private settings(): PeerSettings {
-    return {
-      initialWindow: this.limits.initialWindow,
-      maxFrameSize: this.limits.maxFrameSize,
-      maxStreams: this.limits.maxStreams,
-      maxMetaBytes: this.limits.maxMetaBytes,
-      hello: this.role === 'client' ? (this.options.hello ?? null) : null,
-    };
-  }
-
-  private writeHello(): void {
-    const hello = encodeFrame(FrameType.HELLO, 0, 0, encodeSettings(this.settings()));
-    this.writeRaw(Buffer.concat([MAGIC, hello]));
-  }
-
-  private writeRaw(bytes: Buffer): void {
-    const t = this.transport;
-    if (!t || t.destroyed || t.writableEnded) return;
-    this.counters.bytesOut += bytes.length;
-    this.counters.framesOut++; // every raw write is the magic and one frame (HELLO, GO_AWAY)
-    t.write(bytes);
-  }
-
-  private onHello(payload: Buffer): void {
-    const settings = parseSettings(payload);
+  /** @internal HandshakeHost */
+  helloReceived(settings: PeerSettings): void {
     this.peer = settings;
-    if (this.role === 'client') {
-      this.becomeReady();
-      return;
-    }
-    this.peerHello = settings.hello;
-    const authenticate = this.options.authenticate;
-    if (!authenticate) {
-      this.acceptClient();
-      return;
-    }
+    if (this.role === 'server') this.peerHello = settings.hello;
+  }
+
+  /** @internal HandshakeHost */
+  holdFrames(): void {
     this.decoder.pause();
     this.pauseReading(PauseReason.HANDSHAKE);
-    const info: ClientInfo = { remoteAddress: this.remoteAddress, remotePort: this.remotePort };
-    new Promise((resolve) => resolve(authenticate(settings.hello, info))).then(
-      (verdict) => {
-        if (this.state !== 'handshake') return;
-        if (verdict) this.acceptClient();
-        else this.rejectClient('authentication failed');
-      },
-      (err: unknown) => {
-        if (this.state !== 'handshake') return;
-        this.rejectClient(err instanceof Error ? err.message : 'authentication failed');
-      },
-    );
   }
 
-  private acceptClient(): void {
-    this.writeHello();
-    this.becomeReady();
+  /** @internal HandshakeHost */
+  releaseFrames(): void {
     this.resumeReading(PauseReason.HANDSHAKE);
-    // Frames the client sent behind its HELLO are decoded now, outside any socket callback.
     try {
       this.decoder.resume();
     } catch (err) {
@@ -256,18 +212,9 @@ export class MuxConnection
     }
   }
 
-  private rejectClient(reason: string): void {
-    if (log.enabled) log('%s rejected the client: %s', this.role, reason);
-    const goAway = encodeFrame(FrameType.GO_AWAY, 0, 0, encodeCodeAndReason(WireErrorCode.AUTH_FAILED, reason));
-    this.writeRaw(Buffer.concat([MAGIC, goAway]));
-    this.endTransport();
-    this.teardown(new MuxError('ERR_AUTH_FAILED', `client rejected: ${reason}`));
-  }
-
-  private becomeReady(): void {
+  /** @internal HandshakeHost: starts the connection's work and lets the streams opened meanwhile go. */
+  becomeReady(): void {
     this.state = 'ready';
-    if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
-    this.handshakeTimer = null;
     this.liveness.start();
     this.updateIdleTimer();
     const peer = this.peer!;
@@ -409,14 +356,7 @@ export class MuxConnection
   /** @internal FrameSink */
   onControl(type: FrameType, flags: number, streamId: number, payload: Buffer): void {
     this.counters.framesIn++;
-    if (this.state === 'handshake') {
-      if (type === FrameType.HELLO) return this.onHello(payload);
-      if (type === FrameType.GO_AWAY && this.role === 'client') {
-        const { code, reason } = decodeCodeAndReason(payload);
-        throw errorFromGoAway(code, reason);
-      }
-      throw new MuxError('ERR_HANDSHAKE_FAILED', `expected HELLO as the first frame, got ${FrameType[type]}`);
-    }
+    if (this.state === 'handshake') return this.handshake.onFrame(type, payload);
     switch (type) {
       case FrameType.WINDOW_UPDATE:
         return this.onWindowUpdateFrame(streamId, payload.readUInt32BE(0));
@@ -569,7 +509,7 @@ export class MuxConnection
 
   /** @internal LivenessHost */
   bytesMoved(): number {
-    return this.counters.bytesIn + this.counters.bytesOut + this.scheduler.bytesOut;
+    return this.counters.bytesIn + this.handshake.bytesOut + this.scheduler.bytesOut;
   }
 
   /** @internal LivenessHost */
@@ -729,21 +669,10 @@ export class MuxConnection
     const error = err instanceof MuxError ? err : new MuxError('ERR_PROTOCOL', String(err), { cause: err });
     if (log.enabled) log('%s protocol failure: %s %s', this.role, error.code, error.message);
     // Tell a muxer peer why, unless it never spoke our protocol at all.
-    if (this.state === 'ready' || isProtocolError(error)) {
-      if (this.state === 'handshake' && this.role === 'server') {
-        if (error.code !== 'ERR_HANDSHAKE_FAILED' || !error.message.startsWith('peer is not')) {
-          this.writeRaw(Buffer.concat([MAGIC, this.goAwayFrame(error)]));
-        }
-      } else if (this.state === 'ready') {
-        this.writeControlNow(this.goAwayFrame(error));
-      }
-    }
+    if (this.state === 'ready') this.writeControlNow(encodeGoAway(error.wireCode, error.message));
+    else if (this.state === 'handshake' && isProtocolError(error)) this.handshake.explainFailure(error);
     this.endTransport();
     this.teardown(error);
-  }
-
-  private goAwayFrame(err: MuxError): Buffer {
-    return encodeFrame(FrameType.GO_AWAY, 0, 0, encodeCodeAndReason(err.wireCode, err.message));
   }
 
   /** Puts pending control frames and `frame` on the transport now, ahead of any stream data. */
@@ -827,7 +756,7 @@ export class MuxConnection
   private goAway(code: WireErrorCode, reason: string): void {
     if (log.enabled) log('%s sending GO_AWAY %s %s', this.role, WireErrorCode[code] ?? code, reason);
     this.localGoAway = true;
-    this.queueControl(this.goAwayFrame(new MuxError('ERR_GOING_AWAY', reason, { wireCode: code })));
+    this.queueControl(encodeGoAway(code, reason));
     this.admission.refuseAll(WireErrorCode.GOING_AWAY, 'connection is closing');
     this.closeTimer = setTimeout(onCloseTimeout, this.limits.closeTimeout, this);
     this.closeTimer.unref();
@@ -863,7 +792,7 @@ export class MuxConnection
     const t = this.transport;
     if (err && t && this.state === 'ready' && !t.destroyed) {
       const muxErr = err instanceof MuxError ? err : new MuxError('ERR_CONNECTION_CLOSED', err.message, { cause: err });
-      this.writeControlNow(this.goAwayFrame(muxErr));
+      this.writeControlNow(encodeGoAway(muxErr.wireCode, muxErr.message));
     }
     this.appDestroyed = !err;
     if (t && !t.destroyed) {
@@ -887,8 +816,9 @@ export class MuxConnection
     if (this.state === 'closed') return;
     const wasHandshaking = this.state === 'handshake' || this.state === 'idle';
     this.state = 'closed';
-    for (const timer of [this.handshakeTimer, this.closeTimer, this.idleTimer]) if (timer) clearTimeout(timer);
-    this.handshakeTimer = this.closeTimer = this.idleTimer = null;
+    this.handshake.stop();
+    for (const timer of [this.closeTimer, this.idleTimer]) if (timer) clearTimeout(timer);
+    this.closeTimer = this.idleTimer = null;
     this.openDeadlines.clear();
     const t = this.transport;
     if (t && !this.endingTransport && !t.destroyed) t.destroy();
@@ -938,9 +868,6 @@ function transportOnDrain(this: Transport): void {
 }
 function onNewListener(this: MuxConnection, event: string | symbol): void {
   if (event === 'stream') this.scheduleBacklog();
-}
-function onHandshakeTimeout(session: MuxConnection): void {
-  session.destroyWith(new MuxError('ERR_HANDSHAKE_TIMEOUT', `handshake not completed within ${session.limits.handshakeTimeout} ms`));
 }
 function onIdleTimeout(session: MuxConnection): void {
   session.idleTimedOut();
