@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import { resolveLimits, type JsonValue, type SessionLimits } from '../config';
 import { FrameDecoder, type FrameSink } from '../codec/decoder';
 import { decodeCodeAndReason, encodeCodeAndReason, encodeFrame, encodeGoAway, encodeWindowUpdate } from '../codec/encode';
-import { errorFromGoAway, errorFromRefusal, errorFromReset, isProtocolError, MuxError } from '../errors';
+import { errorFromRefusal, errorFromReset, isProtocolError, MuxError } from '../errors';
 import { Flag, FrameType, MAX_WINDOW, WireErrorCode } from '../protocol/constants';
 import type { PeerSettings } from '../protocol/hello';
 import { destroyQuietly, MuxStream, OpenState, type StreamHost } from './stream';
@@ -15,6 +15,7 @@ import { StreamTable } from './stream-table';
 import { Liveness, type LivenessHost } from './liveness';
 import { WindowBudget } from './window-budget';
 import { Handshake, type HandshakeHost } from './handshake';
+import { Shutdown, type ShutdownHost } from './shutdown';
 import type { ConnectionOptions, ConnectionStats, HandshakeHooks, Role, SessionState } from './types';
 import { debug as log } from '../debug';
 
@@ -44,7 +45,7 @@ type Transport = Duplex & { [kSession]?: MuxConnection };
  */
 export class MuxConnection
   extends EventEmitter
-  implements StreamHost, FrameSink, StreamOpener, SchedulerHost, LivenessHost, AdmissionHost<MuxConnection>, HandshakeHost
+  implements StreamHost, FrameSink, StreamOpener, SchedulerHost, LivenessHost, AdmissionHost<MuxConnection>, HandshakeHost, ShutdownHost
 {
   /** The seed library's name for the stream opener; see {@link StreamPool}. */
   readonly StreamPool: StreamPool;
@@ -67,7 +68,6 @@ export class MuxConnection
   private pausedFor = 0;
   /** Streams waiting to be accepted, with their deadlines, oldest first (a Map keeps insertion order). */
   private readonly openDeadlines: OpenDeadlines;
-  private idleTimer: NodeJS.Timeout | null = null;
   private readonly waitingForReady: MuxStream[] = [];
   private readonly admission: Admission<MuxConnection>;
   private receivedBuffered = 0;
@@ -76,15 +76,11 @@ export class MuxConnection
   private contendedAt = -Infinity;
   private readonly windowBudget: WindowBudget;
 
-  private localGoAway = false;
-  private remoteGoAway = false;
-  private remoteGoAwayError: MuxError | null = null;
-  private endingTransport = false;
   private transportError: Error | null = null;
   private closeCallbacks: ((err?: Error) => void)[] = [];
-  private closeTimer: NodeJS.Timeout | null = null;
   private readonly liveness: Liveness;
   private readonly handshake: Handshake;
+  private readonly shutdown: Shutdown;
   private hooks: HandshakeHooks | null = null;
   private counters = { bytesIn: 0, framesIn: 0 };
 
@@ -114,6 +110,7 @@ export class MuxConnection
     this.liveness = new Liveness(this, this.limits.keepAliveInterval, this.limits.keepAliveTimeout, 2 * this.limits.initialWindow);
     this.windowBudget = new WindowBudget(this.limits, this.liveness);
     this.handshake = new Handshake(this, this.role, this.limits, options);
+    this.shutdown = new Shutdown(this, this.streams, this.limits, this.role);
     this.on('newListener', onNewListener);
     if (transport) this.attach(transport);
   }
@@ -145,7 +142,7 @@ export class MuxConnection
 
   /** True after `close()` or `destroy()` began, or the peer went away. */
   get closing(): boolean {
-    return this.localGoAway || this.remoteGoAway || this.state === 'closed';
+    return this.shutdown.sentGoAway || this.shutdown.receivedGoAway || this.state === 'closed';
   }
 
   /** @internal Streams open in both directions. */
@@ -216,7 +213,7 @@ export class MuxConnection
   becomeReady(): void {
     this.state = 'ready';
     this.liveness.start();
-    this.updateIdleTimer();
+    this.shutdown.updateIdleTimer();
     const peer = this.peer!;
     const waiting = this.waitingForReady.splice(0);
     // Admit the streams opened during the handshake one by one against the peer's limits.
@@ -256,7 +253,7 @@ export class MuxConnection
     const metaBytes = problem ? null : Buffer.from(json!, 'utf8');
     if (!problem && this.state === 'closed') problem = new MuxError('ERR_CONNECTION_CLOSED', 'connection is closed');
     if (!problem && this.peer) problem = this.checkOpenAllowed(metaBytes!);
-    if (!problem && this.localGoAway) problem = new MuxError('ERR_GOING_AWAY', 'connection is closing; no new streams');
+    if (!problem && this.shutdown.sentGoAway) problem = new MuxError('ERR_GOING_AWAY', 'connection is closing; no new streams');
     const id = this.streams.peekLocalId();
     if (!problem && id === null) problem = new MuxError('ERR_STREAM_LIMIT', 'stream ids are exhausted on this connection');
 
@@ -281,7 +278,7 @@ export class MuxConnection
     }
     this.streams.addLocal(stream);
     this.watchOpen(stream);
-    this.updateIdleTimer();
+    this.shutdown.updateIdleTimer();
     stream.pendingMeta = metaBytes!;
     if (this.state === 'ready') this.queueOpen(stream);
     else this.waitingForReady.push(stream);
@@ -301,7 +298,8 @@ export class MuxConnection
   /** Why a stream with this meta may not be opened now (with `open` local streams), or null. */
   private checkOpenAllowed(metaBytes: Buffer, open = this.streams.localOpen): MuxError | null {
     const peer = this.peer!;
-    if (this.localGoAway || this.remoteGoAway) return new MuxError('ERR_GOING_AWAY', 'connection is closing; no new streams');
+    if (this.shutdown.sentGoAway || this.shutdown.receivedGoAway)
+      return new MuxError('ERR_GOING_AWAY', 'connection is closing; no new streams');
     if (metaBytes.length > peer.maxMetaBytes) {
       return new MuxError('ERR_META_TOO_LARGE', `meta is ${metaBytes.length} bytes; the peer accepts at most ${peer.maxMetaBytes}`);
     }
@@ -363,7 +361,7 @@ export class MuxConnection
       case FrameType.PING:
         return this.liveness.onPing(flags, payload);
       case FrameType.GO_AWAY:
-        return this.onGoAway(payload);
+        return this.shutdown.onGoAway(payload);
       case FrameType.OPEN:
         return this.onOpen(streamId, payload);
       case FrameType.ACCEPT: {
@@ -447,7 +445,7 @@ export class MuxConnection
     } catch (err) {
       throw new MuxError('ERR_INVALID_META', `OPEN for stream ${streamId} carries invalid JSON meta`, { cause: err });
     }
-    if (this.localGoAway) return this.refuseId(streamId, WireErrorCode.GOING_AWAY, 'connection is closing');
+    if (this.shutdown.sentGoAway) return this.refuseId(streamId, WireErrorCode.GOING_AWAY, 'connection is closing');
     if (this.streams.remoteOpen >= this.limits.maxStreams) {
       return this.refuseId(streamId, WireErrorCode.STREAM_LIMIT, `at most ${this.limits.maxStreams} concurrent streams`);
     }
@@ -463,7 +461,7 @@ export class MuxConnection
       highWaterMark: this.limits.streamHighWaterMark,
     });
     this.streams.addRemote(stream);
-    this.updateIdleTimer();
+    this.shutdown.updateIdleTimer();
     this.admission.admit(stream, meta);
   }
 
@@ -487,21 +485,11 @@ export class MuxConnection
     this.admission.scheduleDrain();
   }
 
-  private onGoAway(payload: Buffer): void {
-    const { code, reason } = decodeCodeAndReason(payload);
-    this.remoteGoAway = true;
-    // An idle close is as normal as a plain one: the application hears `goaway`, no error.
-    if (code !== WireErrorCode.NORMAL && code !== WireErrorCode.IDLE_TIMEOUT) this.remoteGoAwayError = errorFromGoAway(code, reason);
-    if (log.enabled) log('%s received GO_AWAY %s %s', this.role, WireErrorCode[code] ?? code, reason);
-    this.emit('goaway', code, reason);
-    this.maybeFinishClose();
-  }
-
   // ---- ping and keepalive ----------------------------------------------------------------
 
   /** Sends a PING and resolves to the round-trip time in milliseconds. */
   ping(): Promise<number> {
-    if (this.state === 'closed' || this.endingTransport) {
+    if (this.state === 'closed' || this.shutdown.ending) {
       return Promise.reject(new MuxError('ERR_CONNECTION_CLOSED', 'connection is closed'));
     }
     return this.liveness.ping();
@@ -549,8 +537,8 @@ export class MuxConnection
     this.openDeadlines.forget(stream);
     if (!this.streams.remove(stream)) return;
     this.windowBudget.release(stream);
-    if (this.streams.size === 0) this.updateIdleTimer();
-    this.maybeFinishClose();
+    if (this.streams.size === 0) this.shutdown.updateIdleTimer();
+    this.shutdown.maybeFinish();
   }
 
   /** @internal StreamHost */
@@ -627,30 +615,6 @@ export class MuxConnection
     this.admission.refuse(stream, WireErrorCode.OPEN_TIMEOUT, message);
   }
 
-  /** Runs the idle timer while no stream is open (and only then). */
-  private updateIdleTimer(): void {
-    const timeout = this.limits.idleTimeout;
-    if (timeout === 0 || this.state !== 'ready' || this.localGoAway) return;
-    if (this.streams.size > 0) {
-      if (this.idleTimer) clearTimeout(this.idleTimer);
-      this.idleTimer = null;
-      return;
-    }
-    if (this.idleTimer) this.idleTimer.refresh();
-    else {
-      this.idleTimer = setTimeout(onIdleTimeout, timeout, this);
-      this.idleTimer.unref();
-    }
-  }
-
-  /** @internal No stream for `idleTimeout` ms: go away (the peer learns why) and close. */
-  idleTimedOut(): void {
-    this.idleTimer = null;
-    if (this.state !== 'ready' || this.localGoAway || this.streams.size > 0) return;
-    if (log.enabled) log('%s closing idle connection', this.role);
-    this.goAway(WireErrorCode.IDLE_TIMEOUT, `no stream for ${this.limits.idleTimeout} ms`);
-  }
-
   // ---- transport events --------------------------------------------------------------------
 
   /** @internal */
@@ -671,7 +635,7 @@ export class MuxConnection
     // Tell a muxer peer why, unless it never spoke our protocol at all.
     if (this.state === 'ready') this.writeControlNow(encodeGoAway(error.wireCode, error.message));
     else if (this.state === 'handshake' && isProtocolError(error)) this.handshake.explainFailure(error);
-    this.endTransport();
+    this.shutdown.endTransport();
     this.teardown(error);
   }
 
@@ -681,17 +645,6 @@ export class MuxConnection
     if (!t || t.destroyed || t.writableEnded) return;
     this.scheduler.queueControl(frame);
     this.scheduler.flushControl(t);
-  }
-
-  private endTransport(): void {
-    const t = this.transport;
-    if (!t || this.endingTransport) return;
-    this.endingTransport = true;
-    if (!t.destroyed) t.end();
-    // A peer that never closes its side cannot keep our socket: destroy after a grace period.
-    const timer = setTimeout(() => t.destroy(), 2000);
-    timer.unref();
-    t.once('close', () => clearTimeout(timer));
   }
 
   /** @internal */
@@ -718,7 +671,7 @@ export class MuxConnection
   }
 
   private closeError(): MuxError | null {
-    if (this.remoteGoAwayError) return this.remoteGoAwayError;
+    if (this.shutdown.peerError) return this.shutdown.peerError;
     if (this.transportError) {
       const err = this.transportError;
       return new MuxError('ERR_CONNECTION_CLOSED', `connection lost: ${err.message}`, { cause: err });
@@ -744,43 +697,23 @@ export class MuxConnection
       }
       this.closeCallbacks.push(callback);
     }
-    if (this.state === 'closed' || this.localGoAway) return;
+    if (this.state === 'closed' || this.shutdown.sentGoAway) return;
     if (this.state !== 'ready') {
       this.destroy();
       return;
     }
-    this.goAway(WireErrorCode.NORMAL, 'closing');
+    this.shutdown.goAway(WireErrorCode.NORMAL, 'closing');
   }
 
-  /** Sends GO_AWAY with `code`, refuses what waits, and closes once open streams finish. */
-  private goAway(code: WireErrorCode, reason: string): void {
-    if (log.enabled) log('%s sending GO_AWAY %s %s', this.role, WireErrorCode[code] ?? code, reason);
-    this.localGoAway = true;
-    this.queueControl(encodeGoAway(code, reason));
-    this.admission.refuseAll(WireErrorCode.GOING_AWAY, 'connection is closing');
-    this.closeTimer = setTimeout(onCloseTimeout, this.limits.closeTimeout, this);
-    this.closeTimer.unref();
-    this.maybeFinishClose();
+  /** @internal ShutdownHost */
+  flushControl(): void {
+    const t = this.transport;
+    if (t && !t.destroyed && !t.writableEnded) this.scheduler.flushControl(t);
   }
 
-  /** @internal closeTimeout expired: reset what is left and close. */
-  closeTimedOut(): void {
-    const err = new MuxError('ERR_GOING_AWAY', `stream still open ${this.limits.closeTimeout} ms after close()`);
-    for (const stream of this.streams.values()) {
-      this.sendReset(stream, WireErrorCode.GOING_AWAY, err.message);
-      this.streams.remove(stream);
-      stream.abort(err);
-    }
-    this.maybeFinishClose();
-  }
-
-  private maybeFinishClose(): void {
-    if (!(this.localGoAway || this.remoteGoAway) || this.streams.size > 0 || this.endingTransport) return;
-    if (this.state !== 'ready') return;
-    // Whatever is queued (the GO_AWAY, last window updates) must reach the peer first.
-    const t = this.transport!;
-    if (!t.destroyed && !t.writableEnded) this.scheduler.flushControl(t);
-    this.endTransport();
+  /** @internal ShutdownHost */
+  refuseWaiting(code: WireErrorCode, reason: string): void {
+    this.admission.refuseAll(code, reason);
   }
 
   /**
@@ -796,7 +729,7 @@ export class MuxConnection
     }
     this.appDestroyed = !err;
     if (t && !t.destroyed) {
-      if (err) this.endTransport();
+      if (err) this.shutdown.endTransport();
       else t.destroy();
     }
     this.teardown(err ? (err instanceof MuxError ? err : new MuxError('ERR_CONNECTION_CLOSED', err.message, { cause: err })) : null);
@@ -817,11 +750,10 @@ export class MuxConnection
     const wasHandshaking = this.state === 'handshake' || this.state === 'idle';
     this.state = 'closed';
     this.handshake.stop();
-    for (const timer of [this.closeTimer, this.idleTimer]) if (timer) clearTimeout(timer);
-    this.closeTimer = this.idleTimer = null;
+    this.shutdown.stop();
     this.openDeadlines.clear();
     const t = this.transport;
-    if (t && !this.endingTransport && !t.destroyed) t.destroy();
+    if (t && !this.shutdown.ending && !t.destroyed) t.destroy();
 
     const streamErr = new MuxError('ERR_CONNECTION_CLOSED', err ? `connection closed: ${err.message}` : 'connection closed', {
       cause: err ?? undefined,
@@ -868,10 +800,4 @@ function transportOnDrain(this: Transport): void {
 }
 function onNewListener(this: MuxConnection, event: string | symbol): void {
   if (event === 'stream') this.scheduleBacklog();
-}
-function onIdleTimeout(session: MuxConnection): void {
-  session.idleTimedOut();
-}
-function onCloseTimeout(session: MuxConnection): void {
-  session.closeTimedOut();
 }
