@@ -3,19 +3,20 @@ import type { Duplex } from 'node:stream';
 import { resolveLimits, type JsonValue, type SessionLimits } from '../config';
 import { FrameDecoder, type FrameSink } from '../codec/decoder';
 import { decodeCodeAndReason, encodeCodeAndReason, encodeFrame, encodeGoAway, encodeWindowUpdate } from '../codec/encode';
-import { errorFromRefusal, errorFromReset, isProtocolError, MuxError } from '../errors';
+import { errorFromReset, isProtocolError, MuxError } from '../errors';
 import { Flag, FrameType, MAX_WINDOW, WireErrorCode } from '../protocol/constants';
 import type { PeerSettings } from '../protocol/hello';
-import { destroyQuietly, MuxStream, OpenState, type StreamHost } from './stream';
+import type { MuxStream, StreamHost } from './stream';
 import { StreamPool, type StreamOpener } from './stream-pool';
 import { WriteScheduler, type SchedulerHost } from './scheduler';
-import { Admission, BACKLOG_FULL, type AdmissionHost } from './admission';
+import { Admission, type AdmissionHost } from './admission';
 import { OpenDeadlines } from './open-deadlines';
 import { StreamTable } from './stream-table';
 import { Liveness, type LivenessHost } from './liveness';
 import { WindowBudget } from './window-budget';
 import { Handshake, type HandshakeHost } from './handshake';
 import { Shutdown, type ShutdownHost } from './shutdown';
+import { StreamOpening, type OpeningHost } from './stream-opening';
 import type { ConnectionOptions, ConnectionStats, HandshakeHooks, Role, SessionState } from './types';
 import { debug as log } from '../debug';
 
@@ -45,7 +46,16 @@ type Transport = Duplex & { [kSession]?: MuxConnection };
  */
 export class MuxConnection
   extends EventEmitter
-  implements StreamHost, FrameSink, StreamOpener, SchedulerHost, LivenessHost, AdmissionHost<MuxConnection>, HandshakeHost, ShutdownHost
+  implements
+    StreamHost,
+    FrameSink,
+    StreamOpener,
+    SchedulerHost,
+    LivenessHost,
+    AdmissionHost<MuxConnection>,
+    HandshakeHost,
+    ShutdownHost,
+    OpeningHost
 {
   /** The seed library's name for the stream opener; see {@link StreamPool}. */
   readonly StreamPool: StreamPool;
@@ -59,17 +69,17 @@ export class MuxConnection
   private transport: Transport | null = null;
   private readonly decoder: FrameDecoder;
   private readonly streams: StreamTable;
-  private peer: PeerSettings | null = null;
+  /** @internal The peer's HELLO settings; null until it arrives. */
+  peer: PeerSettings | null = null;
   /** The peer's `hello` value from the handshake (server side); `null` if none was sent. */
   peerHello: JsonValue = null;
 
   private readonly scheduler = new WriteScheduler(this);
   /** Why reading from the transport is paused (PauseReason bits); 0 = reading. */
   private pausedFor = 0;
-  /** Streams waiting to be accepted, with their deadlines, oldest first (a Map keeps insertion order). */
   private readonly openDeadlines: OpenDeadlines;
-  private readonly waitingForReady: MuxStream[] = [];
   private readonly admission: Admission<MuxConnection>;
+  private readonly opening: StreamOpening;
   private receivedBuffered = 0;
   private lastDataStreamId = 0;
   /** Last time a stream other than the previous one received data (`performance.now()`): window tuning's `solo`. */
@@ -103,14 +113,15 @@ export class MuxConnection
       maxHelloBytes: Math.max(this.limits.maxMetaBytes, 64 * 1024),
     });
     this.StreamPool = new StreamPool(this);
-    this.openDeadlines = new OpenDeadlines(this.limits.openTimeout, (stream) => this.expireOpen(stream));
-    this.admission = new Admission<MuxConnection>(this, this.limits.maxPendingStreams, options.acceptStream);
+    this.openDeadlines = new OpenDeadlines(this.limits.openTimeout, (stream) => this.opening.expire(stream));
+    this.admission = new Admission<MuxConnection>(this, this.openDeadlines, this.limits.maxPendingStreams, options.acceptStream);
     // Twice the initial window may move during a quiet round trip: a window's worth is what a
     // long path has in flight before tuning has grown anything.
     this.liveness = new Liveness(this, this.limits.keepAliveInterval, this.limits.keepAliveTimeout, 2 * this.limits.initialWindow);
     this.windowBudget = new WindowBudget(this.limits, this.liveness);
     this.handshake = new Handshake(this, this.role, this.limits, options);
     this.shutdown = new Shutdown(this, this.streams, this.limits, this.role);
+    this.opening = new StreamOpening(this, this.streams, this.admission, this.openDeadlines, this.shutdown, this.limits);
     this.on('newListener', onNewListener);
     if (transport) this.attach(transport);
   }
@@ -215,105 +226,16 @@ export class MuxConnection
     this.liveness.start();
     this.shutdown.updateIdleTimer();
     const peer = this.peer!;
-    const waiting = this.waitingForReady.splice(0);
-    // Admit the streams opened during the handshake one by one against the peer's limits.
-    let admitted = 0;
-    for (const stream of waiting) {
-      if (stream.destroyed) continue;
-      stream.sendWindow = peer.initialWindow;
-      const problem = this.checkOpenAllowed(stream.pendingMeta!, admitted);
-      if (problem) {
-        this.streams.remove(stream);
-        stream.pendingMeta = null;
-        stream.abort(problem);
-        continue;
-      }
-      admitted++;
-      this.queueOpen(stream);
-    }
+    this.opening.openWaiting(peer);
     if (log.enabled) log('%s connection ready (peer window %d, peer max streams %d)', this.role, peer.initialWindow, peer.maxStreams);
     this.emit('connect');
     if (this.hooks) this.hooks.onReady(this);
     this.scheduler.schedule();
   }
 
-  // ---- opening streams -------------------------------------------------------------------
-
-  /** @internal Implements `StreamPool.createStream`. */
+  /** @internal Implements `StreamPool.createStream`: see stream-opening.ts. */
   openStream(meta: JsonValue | undefined, ack: ((stream: MuxStream) => void) | undefined): MuxStream | Promise<MuxStream> {
-    const value: JsonValue = meta === undefined ? null : meta;
-    let json: string | undefined;
-    let problem: MuxError | null = null;
-    try {
-      json = JSON.stringify(value);
-      if (json === undefined) problem = new MuxError('ERR_INVALID_META', 'meta must be a JSON value');
-    } catch (err) {
-      problem = new MuxError('ERR_INVALID_META', `meta cannot be encoded as JSON: ${(err as Error).message}`, { cause: err });
-    }
-    const metaBytes = problem ? null : Buffer.from(json!, 'utf8');
-    if (!problem && this.state === 'closed') problem = new MuxError('ERR_CONNECTION_CLOSED', 'connection is closed');
-    if (!problem && this.peer) problem = this.checkOpenAllowed(metaBytes!);
-    if (!problem && this.shutdown.sentGoAway) problem = new MuxError('ERR_GOING_AWAY', 'connection is closing; no new streams');
-    const id = this.streams.peekLocalId();
-    if (!problem && id === null) problem = new MuxError('ERR_STREAM_LIMIT', 'stream ids are exhausted on this connection');
-
-    const stream = new MuxStream({
-      id: problem ? 0 : id!,
-      meta: value,
-      host: this,
-      recvWindow: this.limits.initialWindow,
-      sendWindow: this.peer ? this.peer.initialWindow : 0,
-      openState: OpenState.OPENING,
-      highWaterMark: this.limits.streamHighWaterMark,
-    });
-    if (problem) {
-      stream.closedOnWire = true;
-      const err = problem;
-      if (ack) {
-        process.nextTick(() => destroyQuietly(stream, err));
-        return stream;
-      }
-      stream.destroy();
-      return Promise.reject(err);
-    }
-    this.streams.addLocal(stream);
-    this.watchOpen(stream);
-    this.shutdown.updateIdleTimer();
-    stream.pendingMeta = metaBytes!;
-    if (this.state === 'ready') this.queueOpen(stream);
-    else this.waitingForReady.push(stream);
-
-    if (ack) {
-      stream.onAccepted = ack;
-      return stream;
-    }
-    return new Promise<MuxStream>((resolve, reject) => {
-      stream.onAccepted = resolve;
-      stream.onRefused = (err) => {
-        reject(err);
-      };
-    });
-  }
-
-  /** Why a stream with this meta may not be opened now (with `open` local streams), or null. */
-  private checkOpenAllowed(metaBytes: Buffer, open = this.streams.localOpen): MuxError | null {
-    const peer = this.peer!;
-    if (this.shutdown.sentGoAway || this.shutdown.receivedGoAway)
-      return new MuxError('ERR_GOING_AWAY', 'connection is closing; no new streams');
-    if (metaBytes.length > peer.maxMetaBytes) {
-      return new MuxError('ERR_META_TOO_LARGE', `meta is ${metaBytes.length} bytes; the peer accepts at most ${peer.maxMetaBytes}`);
-    }
-    if (open >= peer.maxStreams) {
-      return new MuxError('ERR_STREAM_LIMIT', `the peer allows at most ${peer.maxStreams} concurrent streams from this side`);
-    }
-    return null;
-  }
-
-  private queueOpen(stream: MuxStream): void {
-    const metaBytes = stream.pendingMeta!;
-    stream.pendingMeta = null;
-    this.queueControl(encodeFrame(FrameType.OPEN, 0, stream.id, metaBytes));
-    this.scheduleSend(stream);
+    return this.opening.open(meta, ack);
   }
 
   // ---- frames from the peer --------------------------------------------------------------
@@ -363,30 +285,13 @@ export class MuxConnection
       case FrameType.GO_AWAY:
         return this.shutdown.onGoAway(payload);
       case FrameType.OPEN:
-        return this.onOpen(streamId, payload);
-      case FrameType.ACCEPT: {
-        const stream = this.localStream(streamId, 'ACCEPT');
-        if (stream && stream.openState !== OpenState.OPENING) {
-          throw new MuxError('ERR_PROTOCOL', `ACCEPT for stream ${streamId}, which is not waiting for one`);
-        }
-        if (stream) {
-          this.openDeadlines.forget(stream);
-          stream.onAccept();
-        }
-        return;
-      }
-      case FrameType.REFUSE: {
-        const stream = this.localStream(streamId, 'REFUSE');
-        if (stream && stream.openState !== OpenState.OPENING) {
-          throw new MuxError('ERR_PROTOCOL', `REFUSE for stream ${streamId}, which is already accepted`);
-        }
-        const { code, reason } = decodeCodeAndReason(payload);
-        if (log.enabled) log('%s stream %d refused by the peer: %s %s', this.role, streamId, WireErrorCode[code] ?? code, reason);
-        if (stream) stream.abort(errorFromRefusal(code, reason));
-        return;
-      }
+        return this.opening.onOpen(streamId, payload);
+      case FrameType.ACCEPT:
+        return this.opening.onAccept(streamId);
+      case FrameType.REFUSE:
+        return this.opening.onRefuse(streamId, payload);
       case FrameType.RESET: {
-        const stream = this.knownStream(streamId, 'RESET');
+        const stream = this.streams.lookup(streamId, 'RESET');
         const { code, reason } = decodeCodeAndReason(payload);
         if (log.enabled) log('%s stream %d reset by the peer: %s %s', this.role, streamId, WireErrorCode[code] ?? code, reason);
         if (stream) stream.abort(errorFromReset(code, reason));
@@ -401,34 +306,11 @@ export class MuxConnection
 
   /** @internal FrameSink */
   onOversizeOpen(streamId: number, length: number): void {
-    if (this.state !== 'ready') throw new MuxError('ERR_HANDSHAKE_FAILED', 'OPEN before the handshake completed');
-    this.streams.claimRemoteId(streamId);
-    this.queueControl(
-      encodeFrame(
-        FrameType.REFUSE,
-        0,
-        streamId,
-        encodeCodeAndReason(WireErrorCode.META_TOO_LARGE, `meta of ${length} bytes exceeds maxMetaBytes ${this.limits.maxMetaBytes}`),
-      ),
-    );
-  }
-
-  private knownStream(streamId: number, what: string): MuxStream | undefined {
-    const stream = this.streams.get(streamId);
-    if (stream === undefined && !this.streams.wasOpened(streamId)) {
-      throw new MuxError('ERR_PROTOCOL', `${what} for stream ${streamId}, which was never opened`);
-    }
-    return stream;
-  }
-
-  private localStream(streamId: number, what: string): MuxStream | undefined {
-    if (!this.streams.isLocalId(streamId))
-      throw new MuxError('ERR_PROTOCOL', `${what} for stream ${streamId}, which the peer opened itself`);
-    return this.knownStream(streamId, what);
+    this.opening.onOversizeOpen(streamId, length);
   }
 
   private onWindowUpdateFrame(streamId: number, increment: number): void {
-    const stream = this.knownStream(streamId, 'WINDOW_UPDATE');
+    const stream = this.streams.lookup(streamId, 'WINDOW_UPDATE');
     if (increment === 0) throw new MuxError('ERR_PROTOCOL', `WINDOW_UPDATE of 0 on stream ${streamId}`);
     if (!stream) return;
     if (stream.sendWindow + increment > MAX_WINDOW) {
@@ -437,47 +319,9 @@ export class MuxConnection
     stream.onWindowUpdate(increment);
   }
 
-  private onOpen(streamId: number, payload: Buffer): void {
-    this.streams.claimRemoteId(streamId);
-    let meta: JsonValue;
-    try {
-      meta = JSON.parse(payload.toString('utf8')) as JsonValue;
-    } catch (err) {
-      throw new MuxError('ERR_INVALID_META', `OPEN for stream ${streamId} carries invalid JSON meta`, { cause: err });
-    }
-    if (this.shutdown.sentGoAway) return this.refuseId(streamId, WireErrorCode.GOING_AWAY, 'connection is closing');
-    if (this.streams.remoteOpen >= this.limits.maxStreams) {
-      return this.refuseId(streamId, WireErrorCode.STREAM_LIMIT, `at most ${this.limits.maxStreams} concurrent streams`);
-    }
-    // Refused before a stream object is built: an open flood must cost little per frame.
-    if (this.admission.full) return this.refuseId(streamId, WireErrorCode.STREAM_LIMIT, BACKLOG_FULL);
-    const stream = new MuxStream({
-      id: streamId,
-      meta,
-      host: this,
-      recvWindow: this.limits.initialWindow,
-      sendWindow: this.peer!.initialWindow,
-      openState: OpenState.PENDING,
-      highWaterMark: this.limits.streamHighWaterMark,
-    });
-    this.streams.addRemote(stream);
-    this.shutdown.updateIdleTimer();
-    this.admission.admit(stream, meta);
-  }
-
-  private refuseId(streamId: number, code: WireErrorCode, reason: string): void {
-    if (log.enabled) log('%s refused stream %d: %s', this.role, streamId, reason);
-    this.queueControl(encodeFrame(FrameType.REFUSE, 0, streamId, encodeCodeAndReason(code, reason)));
-  }
-
-  /** @internal AdmissionHost */
+  /** @internal AdmissionHost, ShutdownHost */
   get connection(): MuxConnection {
     return this;
-  }
-
-  /** @internal AdmissionHost */
-  stopWatching(stream: MuxStream): void {
-    this.openDeadlines.forget(stream);
   }
 
   /** @internal A `stream` listener was added. */
@@ -596,23 +440,6 @@ export class MuxConnection
   /** @internal Writes what is queued; the transport's `drain` calls it too. */
   flush(): void {
     this.scheduler.flush();
-  }
-
-  // ---- open and idle deadlines ------------------------------------------------------------
-
-  /** @internal AdmissionHost: see open-deadlines.ts. */
-  watchOpen(stream: MuxStream): void {
-    this.openDeadlines.watch(stream);
-  }
-
-  /** A stream's open was not accepted within `openTimeout`. */
-  private expireOpen(stream: MuxStream): void {
-    const message = `stream ${stream.id} not accepted within ${this.limits.openTimeout} ms`;
-    if (stream.openState === OpenState.OPENING) {
-      destroyQuietly(stream, new MuxError('ERR_OPEN_TIMEOUT', message));
-      return;
-    }
-    this.admission.refuse(stream, WireErrorCode.OPEN_TIMEOUT, message);
   }
 
   // ---- transport events --------------------------------------------------------------------
@@ -758,8 +585,7 @@ export class MuxConnection
     const streamErr = new MuxError('ERR_CONNECTION_CLOSED', err ? `connection closed: ${err.message}` : 'connection closed', {
       cause: err ?? undefined,
     });
-    const streams = [...this.streams.clear(), ...this.waitingForReady];
-    this.waitingForReady.length = 0;
+    const streams = [...this.streams.clear(), ...this.opening.takeWaiting()];
     this.admission.clear();
     this.scheduler.clear();
     for (const stream of streams) stream.abort(streamErr);
