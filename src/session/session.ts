@@ -86,7 +86,6 @@ export class MuxConnection
   private contendedAt = -Infinity;
   private readonly windowBudget: WindowBudget;
 
-  private transportError: Error | null = null;
   private closeCallbacks: ((err?: Error) => void)[] = [];
   private readonly liveness: Liveness;
   private readonly handshake: Handshake;
@@ -120,7 +119,7 @@ export class MuxConnection
     this.liveness = new Liveness(this, this.limits.keepAliveInterval, this.limits.keepAliveTimeout, 2 * this.limits.initialWindow);
     this.windowBudget = new WindowBudget(this.limits, this.liveness);
     this.handshake = new Handshake(this, this.role, this.limits, options);
-    this.shutdown = new Shutdown(this, this.streams, this.limits, this.role);
+    this.shutdown = new Shutdown(this, this.streams, this.admission, this.limits, this.role);
     this.opening = new StreamOpening(this, this.streams, this.admission, this.openDeadlines, this.shutdown, this.limits);
     this.on('newListener', onNewListener);
     if (transport) this.attach(transport);
@@ -486,28 +485,15 @@ export class MuxConnection
 
   /** @internal */
   onTransportError(err: Error): void {
-    if (!this.transportError) this.transportError = err;
+    if (!this.shutdown.transportError) this.shutdown.transportError = err;
     if (log.enabled) log('%s transport error: %s', this.role, err.message);
     if (this.transport && !this.transport.destroyed) this.transport.destroy();
-    this.teardown(this.closeError());
+    this.teardown(this.shutdown.closeError());
   }
 
   /** @internal */
   onTransportClose(): void {
-    this.teardown(this.closeError());
-  }
-
-  private closeError(): MuxError | null {
-    if (this.shutdown.peerError) return this.shutdown.peerError;
-    if (this.transportError) {
-      const err = this.transportError;
-      return new MuxError('ERR_CONNECTION_CLOSED', `connection lost: ${err.message}`, { cause: err });
-    }
-    if (this.state === 'handshake') return new MuxError('ERR_HANDSHAKE_FAILED', 'connection closed during the handshake');
-    if (this.streams.size > 0 || this.admission.pending > 0) {
-      return new MuxError('ERR_CONNECTION_CLOSED', 'connection closed with streams still open');
-    }
-    return null;
+    this.teardown(this.shutdown.closeError());
   }
 
   // ---- closing -----------------------------------------------------------------------------
@@ -536,11 +522,6 @@ export class MuxConnection
   flushControl(): void {
     const t = this.transport;
     if (t && !t.destroyed && !t.writableEnded) this.scheduler.flushControl(t);
-  }
-
-  /** @internal ShutdownHost */
-  refuseWaiting(code: WireErrorCode, reason: string): void {
-    this.admission.refuseAll(code, reason);
   }
 
   /**

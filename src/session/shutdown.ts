@@ -1,7 +1,8 @@
 /**
  * How a ready connection winds down (PROTOCOL.md, section 10): GO_AWAY sent (`close()`, the
  * idle timeout) or received, no new streams after it, open streams given `closeTimeout` to
- * finish, then our side of the transport ended once the last control frames are out.
+ * finish, then our side of the transport ended once the last control frames are out; and,
+ * however it ended, which error the connection reports once its transport is gone.
  *
  * The GO_AWAY flags live here because everything that decides "may a stream still open?"
  * or "is it time to end the transport?" reads them. The session keeps the abrupt endings
@@ -14,6 +15,7 @@ import type { SessionLimits } from '../config';
 import { decodeCodeAndReason, encodeGoAway } from '../codec/encode';
 import { errorFromGoAway, MuxError } from '../errors';
 import { WireErrorCode } from '../protocol/constants';
+import type { Admission } from './admission';
 import type { MuxStream } from './stream';
 import type { StreamTable } from './stream-table';
 import type { Role, SessionState } from './types';
@@ -29,8 +31,6 @@ export interface ShutdownHost {
   /** Write every queued control frame now, ahead of stream data. */
   flushControl(): void;
   sendReset(stream: MuxStream, code: WireErrorCode, reason: string): void;
-  /** Refuse the streams the peer opened that still wait for the application. */
-  refuseWaiting(code: WireErrorCode, reason: string): void;
 }
 
 // A peer that never closes its side of the transport is cut off this long after ours ended.
@@ -46,12 +46,15 @@ export class Shutdown {
   peerError: MuxError | null = null;
   /** Our side of the transport is ending: nothing more will be written. */
   ending = false;
+  /** The transport's first error, if it failed. */
+  transportError: Error | null = null;
   private closeTimer: NodeJS.Timeout | null = null;
   private idleTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly host: ShutdownHost,
     private readonly streams: StreamTable,
+    private readonly admission: Pick<Admission<EventEmitter>, 'pending' | 'refuseAll'>,
     private readonly limits: Pick<SessionLimits, 'closeTimeout' | 'idleTimeout'>,
     private readonly role: Role,
   ) {}
@@ -61,7 +64,7 @@ export class Shutdown {
     if (log.enabled) log('%s sending GO_AWAY %s %s', this.role, WireErrorCode[code] ?? code, reason);
     this.sentGoAway = true;
     this.host.queueControl(encodeGoAway(code, reason));
-    this.host.refuseWaiting(WireErrorCode.GOING_AWAY, 'connection is closing');
+    this.admission.refuseAll(WireErrorCode.GOING_AWAY, 'connection is closing');
     this.closeTimer = setTimeout(onCloseTimeout, this.limits.closeTimeout, this);
     this.closeTimer.unref();
     this.maybeFinish();
@@ -97,6 +100,20 @@ export class Shutdown {
     const timer = setTimeout(() => t.destroy(), END_GRACE_MS);
     timer.unref();
     t.once('close', () => clearTimeout(timer));
+  }
+
+  /** Why the connection closes now that its transport is gone; null for a clean end. */
+  closeError(): MuxError | null {
+    if (this.peerError) return this.peerError;
+    if (this.transportError) {
+      const err = this.transportError;
+      return new MuxError('ERR_CONNECTION_CLOSED', `connection lost: ${err.message}`, { cause: err });
+    }
+    if (this.host.state === 'handshake') return new MuxError('ERR_HANDSHAKE_FAILED', 'connection closed during the handshake');
+    if (this.streams.size > 0 || this.admission.pending > 0) {
+      return new MuxError('ERR_CONNECTION_CLOSED', 'connection closed with streams still open');
+    }
+    return null;
   }
 
   /** Runs the idle timer while no stream is open (and only then); call when the count may have changed. */
