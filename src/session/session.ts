@@ -36,6 +36,14 @@ const enum PauseReason {
 
 type Transport = Duplex & { [kSession]?: MuxConnection };
 
+// The connection keeps the transport, the stream table, the per-frame work (DATA pieces,
+// window updates, what streams ask of it) and teardown. The rest is delegated, each part in
+// its own file behind a narrow host interface that this class implements: the handshake
+// (handshake.ts), opening streams (stream-opening.ts, admission.ts, open-deadlines.ts),
+// writing (scheduler.ts), pings (liveness.ts), window growth (window-budget.ts) and the
+// graceful close (shutdown.ts). State touched for every frame stays here, so the hot path
+// reaches it without an extra hop.
+
 /**
  * One multiplexed connection over any Node `Duplex`: the handshake, the stream table,
  * flow-control windows, and the write scheduler. The server's `connection` argument and
@@ -73,25 +81,27 @@ export class MuxConnection
   peer: PeerSettings | null = null;
   /** The peer's `hello` value from the handshake (server side); `null` if none was sent. */
   peerHello: JsonValue = null;
+  private hooks: HandshakeHooks | null = null;
+  private closeCallbacks: ((err?: Error) => void)[] = [];
 
   private readonly scheduler = new WriteScheduler(this);
-  /** Why reading from the transport is paused (PauseReason bits); 0 = reading. */
-  private pausedFor = 0;
+  private readonly handshake: Handshake;
   private readonly openDeadlines: OpenDeadlines;
   private readonly admission: Admission<MuxConnection>;
   private readonly opening: StreamOpening;
+  private readonly liveness: Liveness;
+  private readonly windowBudget: WindowBudget;
+  private readonly shutdown: Shutdown;
+
+  // Updated for every DATA frame, so kept here rather than one object further away.
+  private counters = { bytesIn: 0, framesIn: 0 };
+  /** Received stream bytes the application has not read yet: the memory budget in use. */
   private receivedBuffered = 0;
+  /** Why reading from the transport is paused (PauseReason bits); 0 = reading. */
+  private pausedFor = 0;
   private lastDataStreamId = 0;
   /** Last time a stream other than the previous one received data (`performance.now()`): window tuning's `solo`. */
   private contendedAt = -Infinity;
-  private readonly windowBudget: WindowBudget;
-
-  private closeCallbacks: ((err?: Error) => void)[] = [];
-  private readonly liveness: Liveness;
-  private readonly handshake: Handshake;
-  private readonly shutdown: Shutdown;
-  private hooks: HandshakeHooks | null = null;
-  private counters = { bytesIn: 0, framesIn: 0 };
 
   /**
    * Runs a connection over `transport` (any duplex byte stream), or over one attached
@@ -177,7 +187,7 @@ export class MuxConnection
     };
   }
 
-  // ---- attaching and the handshake -----------------------------------------------------
+  // ---- attaching and the handshake: see handshake.ts -----------------------------------
 
   /** @internal Starts the protocol on `transport`. */
   attach(transport: Duplex, hooks: HandshakeHooks | null = null): void {
@@ -232,9 +242,21 @@ export class MuxConnection
     this.scheduler.schedule();
   }
 
-  /** @internal Implements `StreamPool.createStream`: see stream-opening.ts. */
+  // ---- opening streams: see stream-opening.ts and admission.ts ---------------------------
+
+  /** @internal Implements `StreamPool.createStream`. */
   openStream(meta: JsonValue | undefined, ack: ((stream: MuxStream) => void) | undefined): MuxStream | Promise<MuxStream> {
     return this.opening.open(meta, ack);
+  }
+
+  /** @internal AdmissionHost, ShutdownHost */
+  get connection(): MuxConnection {
+    return this;
+  }
+
+  /** @internal A `stream` listener was added. */
+  scheduleBacklog(): void {
+    this.admission.scheduleDrain();
   }
 
   // ---- frames from the peer --------------------------------------------------------------
@@ -318,17 +340,7 @@ export class MuxConnection
     stream.onWindowUpdate(increment);
   }
 
-  /** @internal AdmissionHost, ShutdownHost */
-  get connection(): MuxConnection {
-    return this;
-  }
-
-  /** @internal A `stream` listener was added. */
-  scheduleBacklog(): void {
-    this.admission.scheduleDrain();
-  }
-
-  // ---- ping and keepalive ----------------------------------------------------------------
+  // ---- ping and keepalive: see liveness.ts -----------------------------------------------
 
   /** Sends a PING and resolves to the round-trip time in milliseconds. */
   ping(): Promise<number> {
@@ -496,7 +508,7 @@ export class MuxConnection
     this.teardown(this.shutdown.closeError());
   }
 
-  // ---- closing -----------------------------------------------------------------------------
+  // ---- closing: the graceful part is in shutdown.ts ----------------------------------------
 
   /**
    * Graceful close: sends GO_AWAY, refuses new streams both ways, lets open streams finish
