@@ -33,7 +33,7 @@ export interface ShutdownHost {
   sendReset(stream: MuxStream, code: WireErrorCode, reason: string): void;
 }
 
-// A peer that never closes its side of the transport is cut off this long after ours ended.
+// How long the peer has to close its side of the transport after we ended ours.
 const END_GRACE_MS = 2000;
 
 /** GO_AWAY both ways, the close and idle timeouts, and ending the transport, for one connection. */

@@ -204,8 +204,9 @@ export class StreamOpening {
 
   /** Why a stream with this meta may not be opened now (with `open` local streams), or null. */
   private checkAllowed(peer: PeerSettings, metaBytes: Buffer, open = this.streams.localOpen): MuxError | null {
-    if (this.shutdown.sentGoAway || this.shutdown.receivedGoAway)
+    if (this.shutdown.sentGoAway || this.shutdown.receivedGoAway) {
       return new MuxError('ERR_GOING_AWAY', 'connection is closing; no new streams');
+    }
     if (metaBytes.length > peer.maxMetaBytes) {
       return new MuxError('ERR_META_TOO_LARGE', `meta is ${metaBytes.length} bytes; the peer accepts at most ${peer.maxMetaBytes}`);
     }
