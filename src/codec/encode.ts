@@ -40,6 +40,11 @@ export function decodeCodeAndReason(payload: Buffer): { code: number; reason: st
   return { code: payload.readUInt32BE(0), reason: payload.toString('utf8', 4) };
 }
 
+/** A whole GO_AWAY frame: the connection is going away with `code`, for `reason`. */
+export function encodeGoAway(code: number, reason: string): Buffer {
+  return encodeFrame(FrameType.GO_AWAY, 0, 0, encodeCodeAndReason(code, reason));
+}
+
 /** Payload of a WINDOW_UPDATE frame. */
 export function encodeWindowUpdate(streamId: number, increment: number): Buffer {
   const frame = Buffer.allocUnsafe(HEADER_LENGTH + 4);

@@ -3,6 +3,7 @@ import { encodeCodeAndReason, encodeFrame } from '../codec/encode';
 import type { JsonValue } from '../config';
 import { MuxError } from '../errors';
 import { FrameType, WireErrorCode } from '../protocol/constants';
+import type { OpenDeadlines } from './open-deadlines';
 import { OpenState, type MuxStream } from './stream';
 import { debug } from '../debug';
 
@@ -12,9 +13,6 @@ export interface AdmissionHost<Connection extends EventEmitter> {
   readonly connection: Connection;
   readonly ready: boolean;
   queueControl(frame: Buffer): void;
-  /** Start / stop the open deadline of a stream waiting for the application. */
-  watchOpen(stream: MuxStream): void;
-  stopWatching(stream: MuxStream): void;
 }
 
 /** Reason sent with a REFUSE when streams wait for the application and the queue is full. */
@@ -33,6 +31,8 @@ export class Admission<Connection extends EventEmitter> {
 
   constructor(
     private readonly host: AdmissionHost<Connection>,
+    /** A stream waiting in the backlog has the connection's open deadline. */
+    private readonly deadlines: OpenDeadlines,
     private readonly maxPending: number,
     private readonly acceptStream: ((meta: JsonValue, connection: Connection) => unknown) | undefined,
   ) {}
@@ -116,12 +116,12 @@ export class Admission<Connection extends EventEmitter> {
     if (listening && this.backlog.length === 0) return this.deliver(stream);
     if (this.full) return this.refuse(stream, WireErrorCode.STREAM_LIMIT, BACKLOG_FULL);
     this.backlog.push(stream);
-    this.host.watchOpen(stream);
+    this.deadlines.watch(stream);
     if (listening) this.scheduleDrain();
   }
 
   private deliver(stream: MuxStream): void {
-    this.host.stopWatching(stream);
+    this.deadlines.forget(stream);
     stream.openState = OpenState.OPEN;
     this.accepted++;
     this.host.queueControl(encodeFrame(FrameType.ACCEPT, 0, stream.id));

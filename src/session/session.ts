@@ -2,29 +2,27 @@ import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { resolveLimits, type JsonValue, type SessionLimits } from '../config';
 import { FrameDecoder, type FrameSink } from '../codec/decoder';
-import { decodeCodeAndReason, encodeCodeAndReason, encodeFrame, encodeWindowUpdate } from '../codec/encode';
-import { errorFromGoAway, errorFromRefusal, errorFromReset, isProtocolError, MuxError } from '../errors';
-import { Flag, FrameType, MAGIC, MAX_WINDOW, WireErrorCode } from '../protocol/constants';
-import { encodeSettings, parseSettings, type PeerSettings } from '../protocol/hello';
-import { destroyQuietly, MuxStream, OpenState, type StreamHost } from './stream';
+import { decodeCodeAndReason, encodeCodeAndReason, encodeFrame, encodeGoAway, encodeWindowUpdate } from '../codec/encode';
+import { errorFromReset, isProtocolError, MuxError } from '../errors';
+import { Flag, FrameType, MAX_WINDOW, WireErrorCode } from '../protocol/constants';
+import type { PeerSettings } from '../protocol/hello';
+import type { MuxStream, StreamHost } from './stream';
 import { StreamPool, type StreamOpener } from './stream-pool';
 import { WriteScheduler, type SchedulerHost } from './scheduler';
-import { Admission, BACKLOG_FULL, type AdmissionHost } from './admission';
+import { Admission, type AdmissionHost } from './admission';
 import { OpenDeadlines } from './open-deadlines';
 import { StreamTable } from './stream-table';
 import { Liveness, type LivenessHost } from './liveness';
-import { mayReclaim, tuneWindow } from './window-tuning';
-import type { ClientInfo, ConnectionOptions, ConnectionStats, HandshakeHooks, Role } from './types';
+import { WindowBudget } from './window-budget';
+import { Handshake, type HandshakeHost } from './handshake';
+import { Shutdown, type ShutdownHost } from './shutdown';
+import { StreamOpening, type OpeningHost } from './stream-opening';
+import type { ConnectionOptions, ConnectionStats, HandshakeHooks, Role, SessionState } from './types';
 import { debug as log } from '../debug';
 
 export type { ClientInfo, ConnectionOptions, ConnectionStats, HandshakeHooks, Role } from './types';
 
-type SessionState = 'idle' | 'handshake' | 'ready' | 'closed';
-
 const kSession = Symbol('tcp-stream-muxer.session');
-
-// A stream counts as alone on its connection when no other stream received data this long.
-const SOLO_QUIET_MS = 100;
 
 /** Reasons to stop reading from the transport; reading resumes when none is left. */
 const enum PauseReason {
@@ -38,6 +36,14 @@ const enum PauseReason {
 
 type Transport = Duplex & { [kSession]?: MuxConnection };
 
+// The connection keeps the transport, the stream table, the per-frame work (DATA pieces,
+// window updates, what streams ask of it) and teardown. The rest is delegated, each part in
+// its own file behind a narrow host interface that this class implements: the handshake
+// (handshake.ts), opening streams (stream-opening.ts, admission.ts, open-deadlines.ts),
+// writing (scheduler.ts), pings (liveness.ts), window growth (window-budget.ts) and the
+// graceful close (shutdown.ts). State touched for every frame stays here, so the hot path
+// reaches it without an extra hop.
+
 /**
  * One multiplexed connection over any Node `Duplex`: the handshake, the stream table,
  * flow-control windows, and the write scheduler. The server's `connection` argument and
@@ -48,7 +54,16 @@ type Transport = Duplex & { [kSession]?: MuxConnection };
  */
 export class MuxConnection
   extends EventEmitter
-  implements StreamHost, FrameSink, StreamOpener, SchedulerHost, LivenessHost, AdmissionHost<MuxConnection>
+  implements
+    StreamHost,
+    FrameSink,
+    StreamOpener,
+    SchedulerHost,
+    LivenessHost,
+    AdmissionHost<MuxConnection>,
+    HandshakeHost,
+    ShutdownHost,
+    OpeningHost
 {
   /** The seed library's name for the stream opener; see {@link StreamPool}. */
   readonly StreamPool: StreamPool;
@@ -62,38 +77,31 @@ export class MuxConnection
   private transport: Transport | null = null;
   private readonly decoder: FrameDecoder;
   private readonly streams: StreamTable;
-  private peer: PeerSettings | null = null;
+  /** @internal The peer's HELLO settings; null until it arrives. */
+  peer: PeerSettings | null = null;
   /** The peer's `hello` value from the handshake (server side); `null` if none was sent. */
   peerHello: JsonValue = null;
+  private hooks: HandshakeHooks | null = null;
+  private closeCallbacks: ((err?: Error) => void)[] = [];
 
   private readonly scheduler = new WriteScheduler(this);
+  private readonly handshake: Handshake;
+  private readonly openDeadlines: OpenDeadlines;
+  private readonly admission: Admission<MuxConnection>;
+  private readonly opening: StreamOpening;
+  private readonly liveness: Liveness;
+  private readonly windowBudget: WindowBudget;
+  private readonly shutdown: Shutdown;
+
+  // Updated for every DATA frame, so kept here rather than one object further away.
+  private counters = { bytesIn: 0, framesIn: 0 };
+  /** Received stream bytes the application has not read yet: the memory budget in use. */
+  private receivedBuffered = 0;
   /** Why reading from the transport is paused (PauseReason bits); 0 = reading. */
   private pausedFor = 0;
-  /** Streams waiting to be accepted, with their deadlines, oldest first (a Map keeps insertion order). */
-  private readonly openDeadlines: OpenDeadlines;
-  private idleTimer: NodeJS.Timeout | null = null;
-  private readonly waitingForReady: MuxStream[] = [];
-  private readonly admission: Admission<MuxConnection>;
-  private receivedBuffered = 0;
   private lastDataStreamId = 0;
+  /** Last time a stream other than the previous one received data (`performance.now()`): window tuning's `solo`. */
   private contendedAt = -Infinity;
-  /** Bytes by which auto-tuning grew the windows of open streams, together. */
-  private windowGrowth = 0;
-  /** Streams whose receive window is above the initial one: where the budget went. */
-  private readonly grownWindows = new Set<MuxStream>();
-  private lastReclaimAt = -Infinity;
-
-  private localGoAway = false;
-  private remoteGoAway = false;
-  private remoteGoAwayError: MuxError | null = null;
-  private endingTransport = false;
-  private transportError: Error | null = null;
-  private closeCallbacks: ((err?: Error) => void)[] = [];
-  private handshakeTimer: NodeJS.Timeout | null = null;
-  private closeTimer: NodeJS.Timeout | null = null;
-  private readonly liveness: Liveness;
-  private hooks: HandshakeHooks | null = null;
-  private counters = { bytesIn: 0, bytesOut: 0, framesIn: 0, framesOut: 0 };
 
   /**
    * Runs a connection over `transport` (any duplex byte stream), or over one attached
@@ -114,11 +122,15 @@ export class MuxConnection
       maxHelloBytes: Math.max(this.limits.maxMetaBytes, 64 * 1024),
     });
     this.StreamPool = new StreamPool(this);
-    this.openDeadlines = new OpenDeadlines(this.limits.openTimeout, (stream) => this.expireOpen(stream));
-    this.admission = new Admission<MuxConnection>(this, this.limits.maxPendingStreams, options.acceptStream);
+    this.openDeadlines = new OpenDeadlines(this.limits.openTimeout, (stream) => this.opening.expire(stream));
+    this.admission = new Admission<MuxConnection>(this, this.openDeadlines, this.limits.maxPendingStreams, options.acceptStream);
     // Twice the initial window may move during a quiet round trip: a window's worth is what a
     // long path has in flight before tuning has grown anything.
     this.liveness = new Liveness(this, this.limits.keepAliveInterval, this.limits.keepAliveTimeout, 2 * this.limits.initialWindow);
+    this.windowBudget = new WindowBudget(this.limits, this.liveness);
+    this.handshake = new Handshake(this, this.role, this.limits, options);
+    this.shutdown = new Shutdown(this, this.streams, this.admission, this.limits, this.role);
+    this.opening = new StreamOpening(this, this.streams, this.admission, this.openDeadlines, this.shutdown, this.limits);
     this.on('newListener', onNewListener);
     if (transport) this.attach(transport);
   }
@@ -150,7 +162,7 @@ export class MuxConnection
 
   /** True after `close()` or `destroy()` began, or the peer went away. */
   get closing(): boolean {
-    return this.localGoAway || this.remoteGoAway || this.state === 'closed';
+    return this.shutdown.sentGoAway || this.shutdown.receivedGoAway || this.state === 'closed';
   }
 
   /** @internal Streams open in both directions. */
@@ -165,9 +177,9 @@ export class MuxConnection
       streamsOpenRemote: this.streams.remoteOpen,
       pendingStreams: this.admission.pending,
       bytesIn: this.counters.bytesIn,
-      bytesOut: this.counters.bytesOut + this.scheduler.bytesOut,
+      bytesOut: this.handshake.bytesOut + this.scheduler.bytesOut,
       framesIn: this.counters.framesIn,
-      framesOut: this.counters.framesOut + this.scheduler.framesOut,
+      framesOut: this.handshake.framesOut + this.scheduler.framesOut,
       bufferedIn: this.receivedBuffered,
       bufferedOut: this.scheduler.pendingControlBytes + (this.transport?.writableLength ?? 0),
       memoryBudget: this.limits.maxBufferedBytes,
@@ -175,7 +187,7 @@ export class MuxConnection
     };
   }
 
-  // ---- attaching and the handshake -----------------------------------------------------
+  // ---- attaching and the handshake: see handshake.ts -----------------------------------
 
   /** @internal Starts the protocol on `transport`. */
   attach(transport: Duplex, hooks: HandshakeHooks | null = null): void {
@@ -190,70 +202,26 @@ export class MuxConnection
     t.on('error', transportOnError);
     t.on('close', transportOnClose);
     t.on('drain', transportOnDrain);
-    this.handshakeTimer = setTimeout(onHandshakeTimeout, this.limits.handshakeTimeout, this);
-    this.handshakeTimer.unref();
     if (log.enabled) log('%s connection started over %s', this.role, transport.constructor.name);
-    if (this.role === 'client') this.writeHello();
+    this.handshake.start();
     if (t.destroyed) process.nextTick(() => this.teardown(new MuxError('ERR_CONNECTION_CLOSED', 'transport was already closed')));
   }
 
-  private settings(): PeerSettings {
-    return {
-      initialWindow: this.limits.initialWindow,
-      maxFrameSize: this.limits.maxFrameSize,
-      maxStreams: this.limits.maxStreams,
-      maxMetaBytes: this.limits.maxMetaBytes,
-      hello: this.role === 'client' ? (this.options.hello ?? null) : null,
-    };
-  }
-
-  private writeHello(): void {
-    const hello = encodeFrame(FrameType.HELLO, 0, 0, encodeSettings(this.settings()));
-    this.writeRaw(Buffer.concat([MAGIC, hello]));
-  }
-
-  private writeRaw(bytes: Buffer): void {
-    const t = this.transport;
-    if (!t || t.destroyed || t.writableEnded) return;
-    this.counters.bytesOut += bytes.length;
-    this.counters.framesOut++; // every raw write is the magic and one frame (HELLO, GO_AWAY)
-    t.write(bytes);
-  }
-
-  private onHello(payload: Buffer): void {
-    const settings = parseSettings(payload);
+  /** @internal HandshakeHost */
+  helloReceived(settings: PeerSettings): void {
     this.peer = settings;
-    if (this.role === 'client') {
-      this.becomeReady();
-      return;
-    }
-    this.peerHello = settings.hello;
-    const authenticate = this.options.authenticate;
-    if (!authenticate) {
-      this.acceptClient();
-      return;
-    }
+    if (this.role === 'server') this.peerHello = settings.hello;
+  }
+
+  /** @internal HandshakeHost */
+  holdFrames(): void {
     this.decoder.pause();
     this.pauseReading(PauseReason.HANDSHAKE);
-    const info: ClientInfo = { remoteAddress: this.remoteAddress, remotePort: this.remotePort };
-    new Promise((resolve) => resolve(authenticate(settings.hello, info))).then(
-      (verdict) => {
-        if (this.state !== 'handshake') return;
-        if (verdict) this.acceptClient();
-        else this.rejectClient('authentication failed');
-      },
-      (err: unknown) => {
-        if (this.state !== 'handshake') return;
-        this.rejectClient(err instanceof Error ? err.message : 'authentication failed');
-      },
-    );
   }
 
-  private acceptClient(): void {
-    this.writeHello();
-    this.becomeReady();
+  /** @internal HandshakeHost */
+  releaseFrames(): void {
     this.resumeReading(PauseReason.HANDSHAKE);
-    // Frames the client sent behind its HELLO are decoded now, outside any socket callback.
     try {
       this.decoder.resume();
     } catch (err) {
@@ -261,119 +229,34 @@ export class MuxConnection
     }
   }
 
-  private rejectClient(reason: string): void {
-    if (log.enabled) log('%s rejected the client: %s', this.role, reason);
-    const goAway = encodeFrame(FrameType.GO_AWAY, 0, 0, encodeCodeAndReason(WireErrorCode.AUTH_FAILED, reason));
-    this.writeRaw(Buffer.concat([MAGIC, goAway]));
-    this.endTransport();
-    this.teardown(new MuxError('ERR_AUTH_FAILED', `client rejected: ${reason}`));
-  }
-
-  private becomeReady(): void {
+  /** @internal HandshakeHost: starts the connection's work and lets the streams opened meanwhile go. */
+  becomeReady(): void {
     this.state = 'ready';
-    if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
-    this.handshakeTimer = null;
     this.liveness.start();
-    this.updateIdleTimer();
+    this.shutdown.updateIdleTimer();
     const peer = this.peer!;
-    const waiting = this.waitingForReady.splice(0);
-    // Admit the streams opened during the handshake one by one against the peer's limits.
-    let admitted = 0;
-    for (const stream of waiting) {
-      if (stream.destroyed) continue;
-      stream.sendWindow = peer.initialWindow;
-      const problem = this.checkOpenAllowed(stream.pendingMeta!, admitted);
-      if (problem) {
-        this.streams.remove(stream);
-        stream.pendingMeta = null;
-        stream.abort(problem);
-        continue;
-      }
-      admitted++;
-      this.queueOpen(stream);
-    }
+    this.opening.openWaiting(peer);
     if (log.enabled) log('%s connection ready (peer window %d, peer max streams %d)', this.role, peer.initialWindow, peer.maxStreams);
     this.emit('connect');
     if (this.hooks) this.hooks.onReady(this);
     this.scheduler.schedule();
   }
 
-  // ---- opening streams -------------------------------------------------------------------
+  // ---- opening streams: see stream-opening.ts and admission.ts ---------------------------
 
   /** @internal Implements `StreamPool.createStream`. */
   openStream(meta: JsonValue | undefined, ack: ((stream: MuxStream) => void) | undefined): MuxStream | Promise<MuxStream> {
-    const value: JsonValue = meta === undefined ? null : meta;
-    let json: string | undefined;
-    let problem: MuxError | null = null;
-    try {
-      json = JSON.stringify(value);
-      if (json === undefined) problem = new MuxError('ERR_INVALID_META', 'meta must be a JSON value');
-    } catch (err) {
-      problem = new MuxError('ERR_INVALID_META', `meta cannot be encoded as JSON: ${(err as Error).message}`, { cause: err });
-    }
-    const metaBytes = problem ? null : Buffer.from(json!, 'utf8');
-    if (!problem && this.state === 'closed') problem = new MuxError('ERR_CONNECTION_CLOSED', 'connection is closed');
-    if (!problem && this.peer) problem = this.checkOpenAllowed(metaBytes!);
-    if (!problem && this.localGoAway) problem = new MuxError('ERR_GOING_AWAY', 'connection is closing; no new streams');
-    const id = this.streams.peekLocalId();
-    if (!problem && id === null) problem = new MuxError('ERR_STREAM_LIMIT', 'stream ids are exhausted on this connection');
-
-    const stream = new MuxStream({
-      id: problem ? 0 : id!,
-      meta: value,
-      host: this,
-      recvWindow: this.limits.initialWindow,
-      sendWindow: this.peer ? this.peer.initialWindow : 0,
-      openState: OpenState.OPENING,
-      highWaterMark: this.limits.streamHighWaterMark,
-    });
-    if (problem) {
-      stream.closedOnWire = true;
-      const err = problem;
-      if (ack) {
-        process.nextTick(() => destroyQuietly(stream, err));
-        return stream;
-      }
-      stream.destroy();
-      return Promise.reject(err);
-    }
-    this.streams.addLocal(stream);
-    this.watchOpen(stream);
-    this.updateIdleTimer();
-    stream.pendingMeta = metaBytes!;
-    if (this.state === 'ready') this.queueOpen(stream);
-    else this.waitingForReady.push(stream);
-
-    if (ack) {
-      stream.onAccepted = ack;
-      return stream;
-    }
-    return new Promise<MuxStream>((resolve, reject) => {
-      stream.onAccepted = resolve;
-      stream.onRefused = (err) => {
-        reject(err);
-      };
-    });
+    return this.opening.open(meta, ack);
   }
 
-  /** Why a stream with this meta may not be opened now (with `open` local streams), or null. */
-  private checkOpenAllowed(metaBytes: Buffer, open = this.streams.localOpen): MuxError | null {
-    const peer = this.peer!;
-    if (this.localGoAway || this.remoteGoAway) return new MuxError('ERR_GOING_AWAY', 'connection is closing; no new streams');
-    if (metaBytes.length > peer.maxMetaBytes) {
-      return new MuxError('ERR_META_TOO_LARGE', `meta is ${metaBytes.length} bytes; the peer accepts at most ${peer.maxMetaBytes}`);
-    }
-    if (open >= peer.maxStreams) {
-      return new MuxError('ERR_STREAM_LIMIT', `the peer allows at most ${peer.maxStreams} concurrent streams from this side`);
-    }
-    return null;
+  /** @internal AdmissionHost, ShutdownHost */
+  get connection(): MuxConnection {
+    return this;
   }
 
-  private queueOpen(stream: MuxStream): void {
-    const metaBytes = stream.pendingMeta!;
-    stream.pendingMeta = null;
-    this.queueControl(encodeFrame(FrameType.OPEN, 0, stream.id, metaBytes));
-    this.scheduleSend(stream);
+  /** @internal A `stream` listener was added. */
+  scheduleBacklog(): void {
+    this.admission.scheduleDrain();
   }
 
   // ---- frames from the peer --------------------------------------------------------------
@@ -414,46 +297,22 @@ export class MuxConnection
   /** @internal FrameSink */
   onControl(type: FrameType, flags: number, streamId: number, payload: Buffer): void {
     this.counters.framesIn++;
-    if (this.state === 'handshake') {
-      if (type === FrameType.HELLO) return this.onHello(payload);
-      if (type === FrameType.GO_AWAY && this.role === 'client') {
-        const { code, reason } = decodeCodeAndReason(payload);
-        throw errorFromGoAway(code, reason);
-      }
-      throw new MuxError('ERR_HANDSHAKE_FAILED', `expected HELLO as the first frame, got ${FrameType[type]}`);
-    }
+    if (this.state === 'handshake') return this.handshake.onFrame(type, payload);
     switch (type) {
       case FrameType.WINDOW_UPDATE:
         return this.onWindowUpdateFrame(streamId, payload.readUInt32BE(0));
       case FrameType.PING:
         return this.liveness.onPing(flags, payload);
       case FrameType.GO_AWAY:
-        return this.onGoAway(payload);
+        return this.shutdown.onGoAway(payload);
       case FrameType.OPEN:
-        return this.onOpen(streamId, payload);
-      case FrameType.ACCEPT: {
-        const stream = this.localStream(streamId, 'ACCEPT');
-        if (stream && stream.openState !== OpenState.OPENING) {
-          throw new MuxError('ERR_PROTOCOL', `ACCEPT for stream ${streamId}, which is not waiting for one`);
-        }
-        if (stream) {
-          this.openDeadlines.forget(stream);
-          stream.onAccept();
-        }
-        return;
-      }
-      case FrameType.REFUSE: {
-        const stream = this.localStream(streamId, 'REFUSE');
-        if (stream && stream.openState !== OpenState.OPENING) {
-          throw new MuxError('ERR_PROTOCOL', `REFUSE for stream ${streamId}, which is already accepted`);
-        }
-        const { code, reason } = decodeCodeAndReason(payload);
-        if (log.enabled) log('%s stream %d refused by the peer: %s %s', this.role, streamId, WireErrorCode[code] ?? code, reason);
-        if (stream) stream.abort(errorFromRefusal(code, reason));
-        return;
-      }
+        return this.opening.onOpen(streamId, payload);
+      case FrameType.ACCEPT:
+        return this.opening.onAccept(streamId);
+      case FrameType.REFUSE:
+        return this.opening.onRefuse(streamId, payload);
       case FrameType.RESET: {
-        const stream = this.knownStream(streamId, 'RESET');
+        const stream = this.streams.lookup(streamId, 'RESET');
         const { code, reason } = decodeCodeAndReason(payload);
         if (log.enabled) log('%s stream %d reset by the peer: %s %s', this.role, streamId, WireErrorCode[code] ?? code, reason);
         if (stream) stream.abort(errorFromReset(code, reason));
@@ -468,34 +327,11 @@ export class MuxConnection
 
   /** @internal FrameSink */
   onOversizeOpen(streamId: number, length: number): void {
-    if (this.state !== 'ready') throw new MuxError('ERR_HANDSHAKE_FAILED', 'OPEN before the handshake completed');
-    this.streams.claimRemoteId(streamId);
-    this.queueControl(
-      encodeFrame(
-        FrameType.REFUSE,
-        0,
-        streamId,
-        encodeCodeAndReason(WireErrorCode.META_TOO_LARGE, `meta of ${length} bytes exceeds maxMetaBytes ${this.limits.maxMetaBytes}`),
-      ),
-    );
-  }
-
-  private knownStream(streamId: number, what: string): MuxStream | undefined {
-    const stream = this.streams.get(streamId);
-    if (stream === undefined && !this.streams.wasOpened(streamId)) {
-      throw new MuxError('ERR_PROTOCOL', `${what} for stream ${streamId}, which was never opened`);
-    }
-    return stream;
-  }
-
-  private localStream(streamId: number, what: string): MuxStream | undefined {
-    if (!this.streams.isLocalId(streamId))
-      throw new MuxError('ERR_PROTOCOL', `${what} for stream ${streamId}, which the peer opened itself`);
-    return this.knownStream(streamId, what);
+    this.opening.onOversizeOpen(streamId, length);
   }
 
   private onWindowUpdateFrame(streamId: number, increment: number): void {
-    const stream = this.knownStream(streamId, 'WINDOW_UPDATE');
+    const stream = this.streams.lookup(streamId, 'WINDOW_UPDATE');
     if (increment === 0) throw new MuxError('ERR_PROTOCOL', `WINDOW_UPDATE of 0 on stream ${streamId}`);
     if (!stream) return;
     if (stream.sendWindow + increment > MAX_WINDOW) {
@@ -504,69 +340,11 @@ export class MuxConnection
     stream.onWindowUpdate(increment);
   }
 
-  private onOpen(streamId: number, payload: Buffer): void {
-    this.streams.claimRemoteId(streamId);
-    let meta: JsonValue;
-    try {
-      meta = JSON.parse(payload.toString('utf8')) as JsonValue;
-    } catch (err) {
-      throw new MuxError('ERR_INVALID_META', `OPEN for stream ${streamId} carries invalid JSON meta`, { cause: err });
-    }
-    if (this.localGoAway) return this.refuseId(streamId, WireErrorCode.GOING_AWAY, 'connection is closing');
-    if (this.streams.remoteOpen >= this.limits.maxStreams) {
-      return this.refuseId(streamId, WireErrorCode.STREAM_LIMIT, `at most ${this.limits.maxStreams} concurrent streams`);
-    }
-    // Refused before a stream object is built: an open flood must cost little per frame.
-    if (this.admission.full) return this.refuseId(streamId, WireErrorCode.STREAM_LIMIT, BACKLOG_FULL);
-    const stream = new MuxStream({
-      id: streamId,
-      meta,
-      host: this,
-      recvWindow: this.limits.initialWindow,
-      sendWindow: this.peer!.initialWindow,
-      openState: OpenState.PENDING,
-      highWaterMark: this.limits.streamHighWaterMark,
-    });
-    this.streams.addRemote(stream);
-    this.updateIdleTimer();
-    this.admission.admit(stream, meta);
-  }
-
-  private refuseId(streamId: number, code: WireErrorCode, reason: string): void {
-    if (log.enabled) log('%s refused stream %d: %s', this.role, streamId, reason);
-    this.queueControl(encodeFrame(FrameType.REFUSE, 0, streamId, encodeCodeAndReason(code, reason)));
-  }
-
-  /** @internal AdmissionHost */
-  get connection(): MuxConnection {
-    return this;
-  }
-
-  /** @internal AdmissionHost */
-  stopWatching(stream: MuxStream): void {
-    this.openDeadlines.forget(stream);
-  }
-
-  /** @internal A `stream` listener was added. */
-  scheduleBacklog(): void {
-    this.admission.scheduleDrain();
-  }
-
-  private onGoAway(payload: Buffer): void {
-    const { code, reason } = decodeCodeAndReason(payload);
-    this.remoteGoAway = true;
-    // An idle close is as normal as a plain one: the application hears `goaway`, no error.
-    if (code !== WireErrorCode.NORMAL && code !== WireErrorCode.IDLE_TIMEOUT) this.remoteGoAwayError = errorFromGoAway(code, reason);
-    if (log.enabled) log('%s received GO_AWAY %s %s', this.role, WireErrorCode[code] ?? code, reason);
-    this.emit('goaway', code, reason);
-    this.maybeFinishClose();
-  }
-
-  // ---- ping and keepalive ----------------------------------------------------------------
+  // ---- ping and keepalive: see liveness.ts -----------------------------------------------
 
   /** Sends a PING and resolves to the round-trip time in milliseconds. */
   ping(): Promise<number> {
-    if (this.state === 'closed' || this.endingTransport) {
+    if (this.state === 'closed' || this.shutdown.ending) {
       return Promise.reject(new MuxError('ERR_CONNECTION_CLOSED', 'connection is closed'));
     }
     return this.liveness.ping();
@@ -574,7 +352,7 @@ export class MuxConnection
 
   /** @internal LivenessHost */
   bytesMoved(): number {
-    return this.counters.bytesIn + this.counters.bytesOut + this.scheduler.bytesOut;
+    return this.counters.bytesIn + this.handshake.bytesOut + this.scheduler.bytesOut;
   }
 
   /** @internal LivenessHost */
@@ -613,10 +391,9 @@ export class MuxConnection
   streamClosed(stream: MuxStream): void {
     this.openDeadlines.forget(stream);
     if (!this.streams.remove(stream)) return;
-    this.windowGrowth -= stream.receiveWindowSize - this.limits.initialWindow;
-    this.grownWindows.delete(stream);
-    if (this.streams.size === 0) this.updateIdleTimer();
-    this.maybeFinishClose();
+    this.windowBudget.release(stream);
+    if (this.streams.size === 0) this.shutdown.updateIdleTimer();
+    this.shutdown.maybeFinish();
   }
 
   /** @internal StreamHost */
@@ -627,44 +404,14 @@ export class MuxConnection
     }
   }
 
-  /** @internal StreamHost: see window-tuning.ts. */
+  /** @internal StreamHost: see window-budget.ts. */
   tuneWindow(stream: MuxStream, current: number, elapsedMs: number): number {
-    const now = performance.now();
-    const input = {
-      current,
-      elapsedMs,
-      minRtt: this.liveness.minRtt,
-      samples: this.liveness.samples,
-      initialWindow: this.limits.initialWindow,
-      maxWindow: this.limits.maxWindow,
-      budgetLeft: this.limits.maxBufferedBytes - this.windowGrowth,
-      solo: now - this.contendedAt > SOLO_QUIET_MS,
-    };
-    const size = tuneWindow(input);
-    if (size >= tuneWindow({ ...input, budgetLeft: Infinity }) || !this.reclaimWindows(stream, now)) return size;
-    return tuneWindow({ ...input, budgetLeft: this.limits.maxBufferedBytes - this.windowGrowth });
-  }
-
-  /**
-   * The budget blocks `needy`'s growth: gives back the windows that other streams grew and
-   * no longer use (see window-tuning.ts). At most once per round trip. True if any shrank.
-   */
-  private reclaimWindows(needy: MuxStream, now: number): boolean {
-    const minRtt = this.liveness.minRtt;
-    if (minRtt === null || now - this.lastReclaimAt < minRtt) return false;
-    this.lastReclaimAt = now;
-    const before = this.windowGrowth;
-    for (const stream of this.grownWindows) {
-      if (stream !== needy && mayReclaim(stream.windowIdleMs(now), minRtt)) stream.shrinkWindow(this.limits.initialWindow, now);
-    }
-    return this.windowGrowth < before;
+    return this.windowBudget.tune(stream, current, elapsedMs, this.contendedAt);
   }
 
   /** @internal StreamHost */
   windowResized(stream: MuxStream, delta: number): void {
-    this.windowGrowth += delta;
-    if (stream.receiveWindowSize > this.limits.initialWindow) this.grownWindows.add(stream);
-    else this.grownWindows.delete(stream);
+    this.windowBudget.resized(stream, delta);
   }
 
   /** @internal SchedulerHost */
@@ -706,47 +453,6 @@ export class MuxConnection
     this.scheduler.flush();
   }
 
-  // ---- open and idle deadlines ------------------------------------------------------------
-
-  /** @internal AdmissionHost: see open-deadlines.ts. */
-  watchOpen(stream: MuxStream): void {
-    this.openDeadlines.watch(stream);
-  }
-
-  /** A stream's open was not accepted within `openTimeout`. */
-  private expireOpen(stream: MuxStream): void {
-    const message = `stream ${stream.id} not accepted within ${this.limits.openTimeout} ms`;
-    if (stream.openState === OpenState.OPENING) {
-      destroyQuietly(stream, new MuxError('ERR_OPEN_TIMEOUT', message));
-      return;
-    }
-    this.admission.refuse(stream, WireErrorCode.OPEN_TIMEOUT, message);
-  }
-
-  /** Runs the idle timer while no stream is open (and only then). */
-  private updateIdleTimer(): void {
-    const timeout = this.limits.idleTimeout;
-    if (timeout === 0 || this.state !== 'ready' || this.localGoAway) return;
-    if (this.streams.size > 0) {
-      if (this.idleTimer) clearTimeout(this.idleTimer);
-      this.idleTimer = null;
-      return;
-    }
-    if (this.idleTimer) this.idleTimer.refresh();
-    else {
-      this.idleTimer = setTimeout(onIdleTimeout, timeout, this);
-      this.idleTimer.unref();
-    }
-  }
-
-  /** @internal No stream for `idleTimeout` ms: go away (the peer learns why) and close. */
-  idleTimedOut(): void {
-    this.idleTimer = null;
-    if (this.state !== 'ready' || this.localGoAway || this.streams.size > 0) return;
-    if (log.enabled) log('%s closing idle connection', this.role);
-    this.goAway(WireErrorCode.IDLE_TIMEOUT, `no stream for ${this.limits.idleTimeout} ms`);
-  }
-
   // ---- transport events --------------------------------------------------------------------
 
   /** @internal */
@@ -765,21 +471,10 @@ export class MuxConnection
     const error = err instanceof MuxError ? err : new MuxError('ERR_PROTOCOL', String(err), { cause: err });
     if (log.enabled) log('%s protocol failure: %s %s', this.role, error.code, error.message);
     // Tell a muxer peer why, unless it never spoke our protocol at all.
-    if (this.state === 'ready' || isProtocolError(error)) {
-      if (this.state === 'handshake' && this.role === 'server') {
-        if (error.code !== 'ERR_HANDSHAKE_FAILED' || !error.message.startsWith('peer is not')) {
-          this.writeRaw(Buffer.concat([MAGIC, this.goAwayFrame(error)]));
-        }
-      } else if (this.state === 'ready') {
-        this.writeControlNow(this.goAwayFrame(error));
-      }
-    }
-    this.endTransport();
+    if (this.state === 'ready') this.writeControlNow(encodeGoAway(error.wireCode, error.message));
+    else if (this.state === 'handshake' && isProtocolError(error)) this.handshake.explainFailure(error);
+    this.shutdown.endTransport();
     this.teardown(error);
-  }
-
-  private goAwayFrame(err: MuxError): Buffer {
-    return encodeFrame(FrameType.GO_AWAY, 0, 0, encodeCodeAndReason(err.wireCode, err.message));
   }
 
   /** Puts pending control frames and `frame` on the transport now, ahead of any stream data. */
@@ -788,17 +483,6 @@ export class MuxConnection
     if (!t || t.destroyed || t.writableEnded) return;
     this.scheduler.queueControl(frame);
     this.scheduler.flushControl(t);
-  }
-
-  private endTransport(): void {
-    const t = this.transport;
-    if (!t || this.endingTransport) return;
-    this.endingTransport = true;
-    if (!t.destroyed) t.end();
-    // A peer that never closes its side cannot keep our socket: destroy after a grace period.
-    const timer = setTimeout(() => t.destroy(), 2000);
-    timer.unref();
-    t.once('close', () => clearTimeout(timer));
   }
 
   /** @internal */
@@ -813,31 +497,18 @@ export class MuxConnection
 
   /** @internal */
   onTransportError(err: Error): void {
-    if (!this.transportError) this.transportError = err;
+    if (!this.shutdown.transportError) this.shutdown.transportError = err;
     if (log.enabled) log('%s transport error: %s', this.role, err.message);
     if (this.transport && !this.transport.destroyed) this.transport.destroy();
-    this.teardown(this.closeError());
+    this.teardown(this.shutdown.closeError());
   }
 
   /** @internal */
   onTransportClose(): void {
-    this.teardown(this.closeError());
+    this.teardown(this.shutdown.closeError());
   }
 
-  private closeError(): MuxError | null {
-    if (this.remoteGoAwayError) return this.remoteGoAwayError;
-    if (this.transportError) {
-      const err = this.transportError;
-      return new MuxError('ERR_CONNECTION_CLOSED', `connection lost: ${err.message}`, { cause: err });
-    }
-    if (this.state === 'handshake') return new MuxError('ERR_HANDSHAKE_FAILED', 'connection closed during the handshake');
-    if (this.streams.size > 0 || this.admission.pending > 0) {
-      return new MuxError('ERR_CONNECTION_CLOSED', 'connection closed with streams still open');
-    }
-    return null;
-  }
-
-  // ---- closing -----------------------------------------------------------------------------
+  // ---- closing: the graceful part is in shutdown.ts ----------------------------------------
 
   /**
    * Graceful close: sends GO_AWAY, refuses new streams both ways, lets open streams finish
@@ -851,43 +522,18 @@ export class MuxConnection
       }
       this.closeCallbacks.push(callback);
     }
-    if (this.state === 'closed' || this.localGoAway) return;
+    if (this.state === 'closed' || this.shutdown.sentGoAway) return;
     if (this.state !== 'ready') {
       this.destroy();
       return;
     }
-    this.goAway(WireErrorCode.NORMAL, 'closing');
+    this.shutdown.goAway(WireErrorCode.NORMAL, 'closing');
   }
 
-  /** Sends GO_AWAY with `code`, refuses what waits, and closes once open streams finish. */
-  private goAway(code: WireErrorCode, reason: string): void {
-    if (log.enabled) log('%s sending GO_AWAY %s %s', this.role, WireErrorCode[code] ?? code, reason);
-    this.localGoAway = true;
-    this.queueControl(this.goAwayFrame(new MuxError('ERR_GOING_AWAY', reason, { wireCode: code })));
-    this.admission.refuseAll(WireErrorCode.GOING_AWAY, 'connection is closing');
-    this.closeTimer = setTimeout(onCloseTimeout, this.limits.closeTimeout, this);
-    this.closeTimer.unref();
-    this.maybeFinishClose();
-  }
-
-  /** @internal closeTimeout expired: reset what is left and close. */
-  closeTimedOut(): void {
-    const err = new MuxError('ERR_GOING_AWAY', `stream still open ${this.limits.closeTimeout} ms after close()`);
-    for (const stream of this.streams.values()) {
-      this.sendReset(stream, WireErrorCode.GOING_AWAY, err.message);
-      this.streams.remove(stream);
-      stream.abort(err);
-    }
-    this.maybeFinishClose();
-  }
-
-  private maybeFinishClose(): void {
-    if (!(this.localGoAway || this.remoteGoAway) || this.streams.size > 0 || this.endingTransport) return;
-    if (this.state !== 'ready') return;
-    // Whatever is queued (the GO_AWAY, last window updates) must reach the peer first.
-    const t = this.transport!;
-    if (!t.destroyed && !t.writableEnded) this.scheduler.flushControl(t);
-    this.endTransport();
+  /** @internal ShutdownHost */
+  flushControl(): void {
+    const t = this.transport;
+    if (t && !t.destroyed && !t.writableEnded) this.scheduler.flushControl(t);
   }
 
   /**
@@ -899,11 +545,11 @@ export class MuxConnection
     const t = this.transport;
     if (err && t && this.state === 'ready' && !t.destroyed) {
       const muxErr = err instanceof MuxError ? err : new MuxError('ERR_CONNECTION_CLOSED', err.message, { cause: err });
-      this.writeControlNow(this.goAwayFrame(muxErr));
+      this.writeControlNow(encodeGoAway(muxErr.wireCode, muxErr.message));
     }
     this.appDestroyed = !err;
     if (t && !t.destroyed) {
-      if (err) this.endTransport();
+      if (err) this.shutdown.endTransport();
       else t.destroy();
     }
     this.teardown(err ? (err instanceof MuxError ? err : new MuxError('ERR_CONNECTION_CLOSED', err.message, { cause: err })) : null);
@@ -923,17 +569,16 @@ export class MuxConnection
     if (this.state === 'closed') return;
     const wasHandshaking = this.state === 'handshake' || this.state === 'idle';
     this.state = 'closed';
-    for (const timer of [this.handshakeTimer, this.closeTimer, this.idleTimer]) if (timer) clearTimeout(timer);
-    this.handshakeTimer = this.closeTimer = this.idleTimer = null;
+    this.handshake.stop();
+    this.shutdown.stop();
     this.openDeadlines.clear();
     const t = this.transport;
-    if (t && !this.endingTransport && !t.destroyed) t.destroy();
+    if (t && !this.shutdown.ending && !t.destroyed) t.destroy();
 
     const streamErr = new MuxError('ERR_CONNECTION_CLOSED', err ? `connection closed: ${err.message}` : 'connection closed', {
       cause: err ?? undefined,
     });
-    const streams = [...this.streams.clear(), ...this.waitingForReady];
-    this.waitingForReady.length = 0;
+    const streams = [...this.streams.clear(), ...this.opening.takeWaiting()];
     this.admission.clear();
     this.scheduler.clear();
     for (const stream of streams) stream.abort(streamErr);
@@ -974,13 +619,4 @@ function transportOnDrain(this: Transport): void {
 }
 function onNewListener(this: MuxConnection, event: string | symbol): void {
   if (event === 'stream') this.scheduleBacklog();
-}
-function onHandshakeTimeout(session: MuxConnection): void {
-  session.destroyWith(new MuxError('ERR_HANDSHAKE_TIMEOUT', `handshake not completed within ${session.limits.handshakeTimeout} ms`));
-}
-function onIdleTimeout(session: MuxConnection): void {
-  session.idleTimedOut();
-}
-function onCloseTimeout(session: MuxConnection): void {
-  session.closeTimedOut();
 }

@@ -43,6 +43,24 @@ export class StreamTable {
     return this.isLocalId(id) ? id < this.nextLocalId : id <= this.highestRemoteId;
   }
 
+  /**
+   * The open stream that a frame from the peer (`frame` names its type) is for; undefined if
+   * that stream has closed since. Throws `ERR_PROTOCOL` for an id that was never opened.
+   */
+  lookup(id: number, frame: string): MuxStream | undefined {
+    const stream = this.streams.get(id);
+    if (stream === undefined && !this.wasOpened(id)) {
+      throw new MuxError('ERR_PROTOCOL', `${frame} for stream ${id}, which was never opened`);
+    }
+    return stream;
+  }
+
+  /** As {@link lookup}, for an answer to this side's OPEN (ACCEPT, REFUSE): the id must be ours. */
+  lookupLocal(id: number, frame: string): MuxStream | undefined {
+    if (!this.isLocalId(id)) throw new MuxError('ERR_PROTOCOL', `${frame} for stream ${id}, which the peer opened itself`);
+    return this.lookup(id, frame);
+  }
+
   /** The id for the next stream this side opens, or null once the 31-bit space is used up. */
   peekLocalId(): number | null {
     return this.nextLocalId > MAX_STREAM_ID ? null : this.nextLocalId;

@@ -5,6 +5,9 @@ import type { MuxConnection } from './session';
 /** Which end of the connection this is: clients open odd stream ids, servers even ones. */
 export type Role = 'client' | 'server';
 
+/** Where a connection is in its life: no transport yet, the HELLO exchange, open for streams, closed. */
+export type SessionState = 'idle' | 'handshake' | 'ready' | 'closed';
+
 /** What `authenticate` learns about the connecting client. */
 export interface ClientInfo {
   /** The client's address as the server's socket sees it (undefined over a non-TCP duplex). */
