@@ -59,4 +59,23 @@ describe('ChunkQueue', () => {
     assert.equal(part.toString(), 'abc');
     assert.equal(queue.headLength, 5);
   });
+
+  test('bytes that straddle chunks go into the scratch buffer when it is large enough, else into a new one', () => {
+    const queue = new ChunkQueue();
+    for (const text of ['abc', 'def', 'ghi', 'jkl']) queue.push(Buffer.from(text));
+    const scratch = Buffer.alloc(8, 0x2e);
+
+    const within = queue.take(2, scratch);
+    assert.notEqual(within.buffer, scratch.buffer, 'inside the head chunk: still a view of it');
+    assert.equal(within.toString(), 'ab');
+
+    const straddling = queue.take(5, scratch);
+    assert.equal(straddling.buffer, scratch.buffer, 'copied into the scratch buffer');
+    assert.equal(straddling.toString(), 'cdefg');
+    assert.equal(scratch.toString(), 'cdefg...', 'only the first 5 bytes of it were written');
+
+    const tooBig = queue.take(5, Buffer.alloc(4));
+    assert.equal(tooBig.toString(), 'hijkl', 'a scratch buffer too small is not used');
+    assert.equal(queue.bytes, 0);
+  });
 });

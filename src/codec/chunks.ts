@@ -20,8 +20,12 @@ export class ChunkQueue {
     return this.head < this.chunks.length ? this.chunks[this.head].length : 0;
   }
 
-  /** Removes exactly `n` bytes (at most {@link bytes}) from the front. */
-  take(n: number): Buffer {
+  /**
+   * Removes exactly `n` bytes (at most {@link bytes}) from the front. Bytes that straddle
+   * chunks are copied into `scratch` when it is large enough (the result is then a view of
+   * it: `result.buffer === scratch.buffer`), otherwise into a new buffer.
+   */
+  take(n: number, scratch?: Buffer): Buffer {
     this.bytes -= n;
     // No local alias of this.chunks: shift() may replace the array while we copy.
     const first = this.chunks[this.head];
@@ -30,7 +34,7 @@ export class ChunkQueue {
       this.chunks[this.head] = first.subarray(n);
       return first.subarray(0, n);
     }
-    const out = Buffer.allocUnsafe(n);
+    const out = scratch !== undefined && scratch.length >= n ? scratch.subarray(0, n) : Buffer.allocUnsafe(n);
     let offset = 0;
     while (offset < n) {
       const chunk = this.chunks[this.head];

@@ -2,6 +2,7 @@ import type { Duplex } from 'node:stream';
 import { encodeFrame, encodeHeader } from '../codec/encode';
 import { Flag, FrameType, HEADER_LENGTH } from '../protocol/constants';
 import type { MuxStream } from './stream';
+import { acquireFrameBuffer, releaseFrameBuffer, recyclesWrittenBuffers } from './frame-buffers';
 
 /** What the scheduler needs from its connection. */
 export interface SchedulerHost {
@@ -41,6 +42,13 @@ export class WriteScheduler {
   /** Frames and bytes handed to the transport. */
   framesOut = 0;
   bytesOut = 0;
+  /** Pooled payload buffers the transport is writing, oldest first (write callbacks come in order). */
+  private readonly pooledInFlight: Buffer[] = [];
+  private readonly onPooledWritten = (err?: Error | null): void => {
+    const buffer = this.pooledInFlight.shift();
+    // After a failed write the transport may not be done with it: leave it to the GC.
+    if (buffer !== undefined && !err) releaseFrameBuffer(buffer);
+  };
 
   constructor(private readonly host: SchedulerHost) {}
 
@@ -92,6 +100,7 @@ export class WriteScheduler {
     const t = this.host.writableTransport();
     if (t === null || t.writableNeedDrain) return;
     const frameLimit = this.host.frameLimit();
+    const recycle = recyclesWrittenBuffers(t);
     let budget = FLUSH_BUDGET;
     let writable = true;
     this.flushing = true;
@@ -105,16 +114,27 @@ export class WriteScheduler {
         if (this.readyHead >= this.ready.length || budget <= 0 || maxDataFrames === 0) break;
         const stream = this.ready[this.readyHead++];
         stream.queuedForSend = false;
-        const payload = stream.takeFrame(frameLimit);
-        if (payload === null) continue;
+        const scratch = recycle ? acquireFrameBuffer() : undefined;
+        const payload = stream.takeFrame(frameLimit, scratch);
+        if (payload === null) {
+          if (scratch !== undefined) releaseFrameBuffer(scratch);
+          continue;
+        }
         const fin = stream.lastTakeFin;
         maxDataFrames--;
         const flags = fin ? Flag.FIN : 0;
         if (payload.length <= COPY_PAYLOAD_MAX) {
           writable = t.write(encodeFrame(FrameType.DATA, flags, stream.id, payload));
+          if (scratch !== undefined) releaseFrameBuffer(scratch); // encodeFrame copied what it held
         } else {
           writable = t.write(encodeHeader(FrameType.DATA, flags, stream.id, payload.length));
-          writable = t.write(payload);
+          if (scratch !== undefined && payload.buffer === scratch.buffer) {
+            this.pooledInFlight.push(scratch);
+            writable = t.write(payload, this.onPooledWritten);
+          } else {
+            if (scratch !== undefined) releaseFrameBuffer(scratch);
+            writable = t.write(payload);
+          }
         }
         this.framesOut++;
         this.bytesOut += HEADER_LENGTH + payload.length;
@@ -152,6 +172,7 @@ export class WriteScheduler {
 
   /** Drops everything queued (the connection is gone). */
   clear(): void {
+    this.pooledInFlight.length = 0; // late write callbacks then find nothing to release
     this.control.length = 0;
     this.controlHead = 0;
     this.controlBytes = 0;

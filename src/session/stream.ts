@@ -196,13 +196,13 @@ export class MuxStream extends Duplex {
   /**
    * @internal Takes the next DATA frame's payload, at most `limit` bytes and within the
    * send window. Returns null when nothing can go now. Sets `lastTakeFin` when the frame
-   * must carry FIN.
+   * must carry FIN. Writes coalesced into one payload are copied into `scratch` if it fits.
    */
-  takeFrame(limit: number): Buffer | null {
+  takeFrame(limit: number, scratch?: Buffer): Buffer | null {
     const size = Math.min(limit, this.sendWindow, this.outQueue.bytes);
     if (size === 0 && !(this.finPending && this.outQueue.bytes === 0 && !this.finSent)) return null;
     // Many small writes become one frame: the copy in take() is what coalesces them.
-    const payload = size === 0 ? EMPTY : this.outQueue.take(size);
+    const payload = size === 0 ? EMPTY : this.outQueue.take(size, scratch);
     this.sendWindow -= size;
     this.bytesSent += size;
     this.lastTakeFin = this.finPending && this.outQueue.bytes === 0;
