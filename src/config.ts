@@ -45,9 +45,9 @@ export interface SessionLimits {
 export const DEFAULTS: Readonly<SessionLimits> = Object.freeze({
   // 256 KiB covers a loopback or LAN bandwidth-delay product; auto-tuning grows it for WANs.
   initialWindow: 256 * 1024,
-  // 64 MiB lets one stream fill ~5 Gbit/s at 100 ms RTT; memory stays bounded by maxBufferedBytes,
-  // which all windows share (an idle grown window is reclaimed for a stream that needs it).
-  maxWindow: 64 * 1024 * 1024,
+  // 16 MiB (~1.3 Gbit/s at 100 ms RTT) is a quarter of maxBufferedBytes: one stream whose reader
+  // stalls after its window grew cannot fill the budget and pause the connection's other streams.
+  maxWindow: 16 * 1024 * 1024,
   // 64 KiB frames keep one stream from holding the socket for more than ~0.1 ms on loopback.
   maxFrameSize: 64 * 1024,
   // A quarter of the initial window: a writer yields often enough for window updates to be

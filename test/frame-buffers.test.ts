@@ -8,10 +8,10 @@ import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { Duplex, PassThrough } from 'node:stream';
 import * as tls from 'node:tls';
-import type { MuxStream } from '../src/index';
+import { wrap, type MuxConnection, type MuxStream } from '../src/index';
 import { FRAME_BUFFER_SIZE, frameBufferCounts, recyclesWrittenBuffers } from '../src/session/frame-buffers';
 import { sha256, withTimeout } from './helpers/async';
-import { connectOver, tcpTransport, type ConnectedPair } from './helpers/mux';
+import { connectOver, HOST, tcpTransport, type ConnectedPair } from './helpers/mux';
 import { openPair } from './helpers/streams';
 
 const MESSAGE = 64;
@@ -120,3 +120,51 @@ test('only plain TCP sockets recycle written buffers', () => {
   assert.equal(recyclesWrittenBuffers(new tls.TLSSocket(new net.Socket())), false, 'TLS: the TLS layer owns the write');
   assert.equal(recyclesWrittenBuffers(new PassThrough()), false);
 });
+
+/** A muxer pair over one real TCP connection, with the server's raw socket for stalling it. */
+async function wrappedTcpPair(): Promise<{ client: MuxConnection; server: MuxConnection; serverSocket: net.Socket; close(): void }> {
+  const listener = net.createServer();
+  await new Promise<void>((resolve) => listener.listen(0, HOST, () => resolve()));
+  const accepted = new Promise<net.Socket>((resolve) => listener.once('connection', resolve));
+  const clientSocket = net.connect((listener.address() as net.AddressInfo).port, HOST);
+  const serverSocket = await accepted;
+  // Windows far larger than the socket buffers, so that a stalled reader leaves writes pending.
+  const options = { initialWindow: 32 * 1024 * 1024, maxWindow: 32 * 1024 * 1024, maxBufferedBytes: 256 * 1024 * 1024 };
+  const client = wrap(clientSocket, { role: 'client', ...options });
+  const server = wrap(serverSocket, { role: 'server', ...options });
+  return {
+    client,
+    server,
+    serverSocket,
+    close() {
+      client.destroy();
+      server.destroy();
+      listener.close();
+    },
+  };
+}
+
+test(
+  'a pooled buffer is not reused while its write is still pending: the receiver stalls while another connection recycles buffers',
+  { timeout: 60_000 },
+  async (t) => {
+    const stalled = await wrappedTcpPair();
+    const busy = await wrappedTcpPair();
+    t.after(() => {
+      stalled.close();
+      busy.close();
+    });
+    const [stalledPair, busyPair] = await Promise.all([
+      openPair(stalled.client, stalled.server, 'stalled'),
+      openPair(busy.client, busy.server, 'busy'),
+    ]);
+    const received = keepEverything(stalledPair.remote);
+    busyPair.remote.resume();
+    // The stalled side's socket stops reading, so the writer's socket writes go asynchronous,
+    // while the other connection keeps taking and releasing pooled buffers.
+    stalled.serverSocket.pause();
+    setTimeout(() => stalled.serverSocket.resume(), 1500);
+    const [sent] = await Promise.all([writeMessages(stalledPair.local, 300_000), writeMessages(busyPair.local, 300_000)]);
+    assert.equal(sha256(Buffer.concat(await received)), sent, 'every byte arrived as written');
+  },
+);

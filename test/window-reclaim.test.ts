@@ -93,7 +93,8 @@ test('an idle grown window is given back when another stream needs the budget; i
 
 test('a grown window that is still in use is not taken', { timeout: 30_000 }, async (t) => {
   const { server, port } = await serveForTest(t, { initialWindow: INITIAL, maxWindow: BUDGET, maxBufferedBytes: BUDGET });
-  const { peer, con } = await rawClientForTest(t, server, port, { pingDelayMs: PING_DELAY_MS });
+  // A long path (8 round trips: 1.6 s) leaves a slow machine ample time for stream 3's transfer.
+  const { peer, con } = await rawClientForTest(t, server, port, { pingDelayMs: 200 });
   await con.ping();
   await con.ping();
 
@@ -109,4 +110,26 @@ test('a grown window that is still in use is not taken', { timeout: 30_000 }, as
   await waitFor(() => second.received() === sentOnSecond, 10_000, 'stream 3 to read everything');
   assert.equal(first.stream.stats().receiveWindowSize, BUDGET, 'stream 1 keeps its window');
   assert.equal(second.stream.stats().receiveWindowSize, 2 * INITIAL, 'stream 3 grew only by the INITIAL bytes the budget had left');
+});
+
+test('a grown window returns to the budget when its stream closes', { timeout: 30_000 }, async (t) => {
+  const { server, port } = await serveForTest(t, { initialWindow: INITIAL, maxWindow: BUDGET, maxBufferedBytes: BUDGET });
+  const { peer, con } = await rawClientForTest(t, server, port, { pingDelayMs: PING_DELAY_MS });
+  await con.ping();
+  await con.ping();
+
+  const first = await acceptedStream(peer, con, 1);
+  const sentOnFirst = await sendWithinWindow(peer, 1, 6 * MiB);
+  await waitFor(() => first.received() === sentOnFirst, 10_000, 'stream 1 to read everything');
+  assert.equal(first.stream.stats().receiveWindowSize, BUDGET);
+  const closed = new Promise<void>((resolve) => first.stream.once('close', () => resolve()));
+  first.stream.on('error', () => {});
+  peer.reset(1, 0);
+  await closed;
+
+  // At once, not after RECLAIM_IDLE_RTTS: nothing is left to reclaim, the budget is simply free.
+  const second = await acceptedStream(peer, con, 3);
+  const sentOnSecond = await sendWithinWindow(peer, 3, 6 * MiB);
+  await waitFor(() => second.received() === sentOnSecond, 10_000, 'stream 3 to read everything');
+  assert.equal(second.stream.stats().receiveWindowSize, BUDGET);
 });

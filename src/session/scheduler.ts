@@ -42,13 +42,6 @@ export class WriteScheduler {
   /** Frames and bytes handed to the transport. */
   framesOut = 0;
   bytesOut = 0;
-  /** Pooled payload buffers the transport is writing, oldest first (write callbacks come in order). */
-  private readonly pooledInFlight: Buffer[] = [];
-  private readonly onPooledWritten = (err?: Error | null): void => {
-    const buffer = this.pooledInFlight.shift();
-    // After a failed write the transport may not be done with it: leave it to the GC.
-    if (buffer !== undefined && !err) releaseFrameBuffer(buffer);
-  };
 
   constructor(private readonly host: SchedulerHost) {}
 
@@ -129,8 +122,12 @@ export class WriteScheduler {
         } else {
           writable = t.write(encodeHeader(FrameType.DATA, flags, stream.id, payload.length));
           if (scratch !== undefined && payload.buffer === scratch.buffer) {
-            this.pooledInFlight.push(scratch);
-            writable = t.write(payload, this.onPooledWritten);
+            // A closure per pooled frame (one per 64 KiB): write callbacks are not always in
+            // write order (a write after end() calls back at once).
+            writable = t.write(payload, (err?: Error | null) => {
+              // After a failed write the transport may not be done with it: leave it to the GC.
+              if (!err) releaseFrameBuffer(scratch);
+            });
           } else {
             if (scratch !== undefined) releaseFrameBuffer(scratch);
             writable = t.write(payload);
@@ -172,7 +169,6 @@ export class WriteScheduler {
 
   /** Drops everything queued (the connection is gone). */
   clear(): void {
-    this.pooledInFlight.length = 0; // late write callbacks then find nothing to release
     this.control.length = 0;
     this.controlHead = 0;
     this.controlBytes = 0;

@@ -581,6 +581,7 @@ export class MuxConnection
     const streams = [...this.streams.clear(), ...this.opening.takeWaiting()];
     this.admission.clear();
     this.scheduler.clear();
+    this.windowBudget.clear();
     for (const stream of streams) stream.abort(streamErr);
     this.liveness.stop(streamErr);
 

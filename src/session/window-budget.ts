@@ -68,6 +68,12 @@ export class WindowBudget {
     else this.grown.delete(stream);
   }
 
+  /** The connection is gone: forget every stream (so none is kept alive from here). */
+  clear(): void {
+    this.growth = 0;
+    this.grown.clear();
+  }
+
   /** `stream` closed: whatever its window grew returns to the budget. */
   release(stream: MuxStream): void {
     this.growth -= stream.receiveWindowSize - this.limits.initialWindow;
