@@ -4,7 +4,7 @@
  * budget. Driven from a raw peer whose PING answers are delayed (a long path, as the
  * server measures it) and whose data goes out only within the credit it was granted.
  */
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import type { MuxConnection, MuxStream } from '../src/index';
 import { RECLAIM_IDLE_RTTS } from '../src/session/window-tuning';
@@ -49,24 +49,40 @@ async function acceptedStream(
   return { stream, received: () => received };
 }
 
-test('an idle grown window is given back when another stream needs the budget; its credit stays valid', { timeout: 30_000 }, async (t) => {
-  const { server, port } = await serveForTest(t, { initialWindow: INITIAL, maxWindow: BUDGET, maxBufferedBytes: BUDGET });
-  const { peer, con } = await rawClientForTest(t, server, port, { pingDelayMs: PING_DELAY_MS });
-  // Two quiet round trips: the server now trusts a path of at least PING_DELAY_MS.
-  let slowestRtt = Math.max(await con.ping(), await con.ping());
+type Received = Awaited<ReturnType<typeof acceptedStream>>;
 
+/** Sends `bytes` more on `streamId` within its credit and waits until the reader has them all. */
+async function deliver(peer: WirePeer, streamId: number, reader: Received, bytes: number, sentBefore = 0): Promise<number> {
+  const sent = await sendWithinWindow(peer, streamId, bytes, sentBefore);
+  await waitFor(() => reader.received() === sent, 10_000, `stream ${streamId} to read everything`);
+  return sent;
+}
+
+/**
+ * A server whose budget is BUDGET, a raw peer on a path of `pingDelayMs` (two quiet round
+ * trips measured, so the server trusts it), and stream 1 grown to the whole budget.
+ */
+async function grownFirstStream(t: TestContext, pingDelayMs: number) {
+  const { server, port } = await serveForTest(t, { initialWindow: INITIAL, maxWindow: BUDGET, maxBufferedBytes: BUDGET });
+  const { peer, con } = await rawClientForTest(t, server, port, { pingDelayMs });
+  const slowestRtt = Math.max(await con.ping(), await con.ping());
   const first = await acceptedStream(peer, con, 1);
-  let sentOnFirst = await sendWithinWindow(peer, 1, 6 * MiB);
-  await waitFor(() => first.received() === sentOnFirst, 10_000, 'stream 1 to read everything');
+  const sentOnFirst = await deliver(peer, 1, first, 6 * MiB);
   assert.equal(first.stream.stats().receiveWindowSize, BUDGET, 'stream 1 grew to the whole budget');
+  return { peer, con, first, sentOnFirst, slowestRtt };
+}
+
+test('an idle grown window is given back when another stream needs the budget; its credit stays valid', { timeout: 30_000 }, async (t) => {
+  const grown = await grownFirstStream(t, PING_DELAY_MS);
+  const { peer, con, first } = grown;
+  let { sentOnFirst, slowestRtt } = grown;
 
   // Stream 1 goes quiet for longer than RECLAIM_IDLE_RTTS round trips.
   slowestRtt = Math.max(slowestRtt, await con.ping());
   await delay(RECLAIM_IDLE_RTTS * slowestRtt + 200);
 
   const second = await acceptedStream(peer, con, 3);
-  const sentOnSecond = await sendWithinWindow(peer, 3, 6 * MiB);
-  await waitFor(() => second.received() === sentOnSecond, 10_000, 'stream 3 to read everything');
+  await deliver(peer, 3, second, 6 * MiB);
   assert.equal(second.stream.stats().receiveWindowSize, BUDGET, 'stream 3 grew past what the budget left it (512 KiB)');
   assert.equal(first.stream.stats().receiveWindowSize, INITIAL, 'stream 1 went back to the initial window');
   const oldCredit = creditOf(peer, 1, sentOnFirst);
@@ -75,8 +91,7 @@ test('an idle grown window is given back when another stream needs the budget; i
 
   // The peer may still use all of stream 1's old credit; grants resume once it is back inside the window.
   const updatesBefore = peer.framesOf(FrameType.WINDOW_UPDATE, 1).length;
-  sentOnFirst = await sendWithinWindow(peer, 1, oldCredit + MiB, sentOnFirst);
-  await waitFor(() => first.received() === sentOnFirst, 10_000, 'stream 1 to read its old credit and more');
+  sentOnFirst = await deliver(peer, 1, first, oldCredit + MiB, sentOnFirst);
   await peer.sync();
   assert.deepEqual(peer.framesOf(FrameType.GO_AWAY), [], 'no flow-control error: the old credit was honoured');
   assert.deepEqual(peer.framesOf(FrameType.RESET, 1), []);
@@ -92,36 +107,19 @@ test('an idle grown window is given back when another stream needs the budget; i
 });
 
 test('a grown window that is still in use is not taken', { timeout: 30_000 }, async (t) => {
-  const { server, port } = await serveForTest(t, { initialWindow: INITIAL, maxWindow: BUDGET, maxBufferedBytes: BUDGET });
   // A long path (8 round trips: 1.6 s) leaves a slow machine ample time for stream 3's transfer.
-  const { peer, con } = await rawClientForTest(t, server, port, { pingDelayMs: 200 });
-  await con.ping();
-  await con.ping();
-
-  const first = await acceptedStream(peer, con, 1);
-  const sentOnFirst = await sendWithinWindow(peer, 1, 6 * MiB);
-  await waitFor(() => first.received() === sentOnFirst, 10_000, 'stream 1 to read everything');
-  assert.equal(first.stream.stats().receiveWindowSize, BUDGET);
+  const { peer, con, first } = await grownFirstStream(t, 200);
 
   // At once, well within RECLAIM_IDLE_RTTS round trips of stream 1's last growth.
   const second = await acceptedStream(peer, con, 3);
   // Enough for a few tunings of stream 3, all blocked by the budget.
-  const sentOnSecond = await sendWithinWindow(peer, 3, 1 * MiB);
-  await waitFor(() => second.received() === sentOnSecond, 10_000, 'stream 3 to read everything');
+  await deliver(peer, 3, second, 1 * MiB);
   assert.equal(first.stream.stats().receiveWindowSize, BUDGET, 'stream 1 keeps its window');
   assert.equal(second.stream.stats().receiveWindowSize, 2 * INITIAL, 'stream 3 grew only by the INITIAL bytes the budget had left');
 });
 
 test('a grown window returns to the budget when its stream closes', { timeout: 30_000 }, async (t) => {
-  const { server, port } = await serveForTest(t, { initialWindow: INITIAL, maxWindow: BUDGET, maxBufferedBytes: BUDGET });
-  const { peer, con } = await rawClientForTest(t, server, port, { pingDelayMs: PING_DELAY_MS });
-  await con.ping();
-  await con.ping();
-
-  const first = await acceptedStream(peer, con, 1);
-  const sentOnFirst = await sendWithinWindow(peer, 1, 6 * MiB);
-  await waitFor(() => first.received() === sentOnFirst, 10_000, 'stream 1 to read everything');
-  assert.equal(first.stream.stats().receiveWindowSize, BUDGET);
+  const { peer, con, first } = await grownFirstStream(t, PING_DELAY_MS);
   const closed = new Promise<void>((resolve) => first.stream.once('close', () => resolve()));
   first.stream.on('error', () => {});
   peer.reset(1, 0);
@@ -129,7 +127,6 @@ test('a grown window returns to the budget when its stream closes', { timeout: 3
 
   // At once, not after RECLAIM_IDLE_RTTS: nothing is left to reclaim, the budget is simply free.
   const second = await acceptedStream(peer, con, 3);
-  const sentOnSecond = await sendWithinWindow(peer, 3, 6 * MiB);
-  await waitFor(() => second.received() === sentOnSecond, 10_000, 'stream 3 to read everything');
+  await deliver(peer, 3, second, 6 * MiB);
   assert.equal(second.stream.stats().receiveWindowSize, BUDGET);
 });

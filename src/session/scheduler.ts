@@ -94,6 +94,8 @@ export class WriteScheduler {
     if (t === null || t.writableNeedDrain) return;
     const frameLimit = this.host.frameLimit();
     const recycle = recyclesWrittenBuffers(t);
+    // One pooled buffer at hand for the whole flush; only a payload coalesced into it uses it up.
+    let scratch: Buffer | undefined;
     let budget = FLUSH_BUDGET;
     let writable = true;
     this.flushing = true;
@@ -107,29 +109,21 @@ export class WriteScheduler {
         if (this.readyHead >= this.ready.length || budget <= 0 || maxDataFrames === 0) break;
         const stream = this.ready[this.readyHead++];
         stream.queuedForSend = false;
-        const scratch = recycle ? acquireFrameBuffer() : undefined;
+        if (recycle && scratch === undefined) scratch = acquireFrameBuffer();
         const payload = stream.takeFrame(frameLimit, scratch);
-        if (payload === null) {
-          if (scratch !== undefined) releaseFrameBuffer(scratch);
-          continue;
-        }
+        if (payload === null) continue;
         const fin = stream.lastTakeFin;
         maxDataFrames--;
         const flags = fin ? Flag.FIN : 0;
         if (payload.length <= COPY_PAYLOAD_MAX) {
+          // encodeFrame copies the payload, so a scratch buffer it came from stays free.
           writable = t.write(encodeFrame(FrameType.DATA, flags, stream.id, payload));
-          if (scratch !== undefined) releaseFrameBuffer(scratch); // encodeFrame copied what it held
         } else {
           writable = t.write(encodeHeader(FrameType.DATA, flags, stream.id, payload.length));
           if (scratch !== undefined && payload.buffer === scratch.buffer) {
-            // A closure per pooled frame (one per 64 KiB): write callbacks are not always in
-            // write order (a write after end() calls back at once).
-            writable = t.write(payload, (err?: Error | null) => {
-              // After a failed write the transport may not be done with it: leave it to the GC.
-              if (!err) releaseFrameBuffer(scratch);
-            });
+            writable = t.write(payload, releaseWhenWritten(scratch));
+            scratch = undefined;
           } else {
-            if (scratch !== undefined) releaseFrameBuffer(scratch);
             writable = t.write(payload);
           }
         }
@@ -145,6 +139,7 @@ export class WriteScheduler {
     } finally {
       this.flushing = false;
       t.uncork();
+      if (scratch !== undefined) releaseFrameBuffer(scratch);
     }
     this.compact();
     if (this.readingPaused && this.controlBytes <= CONTROL_BACKLOG_LIMIT / 2) {
@@ -214,6 +209,18 @@ export class WriteScheduler {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/**
+ * The write callback that gives a pooled payload buffer back. A closure per pooled frame (one
+ * per 64 KiB), because write callbacks are not always in write order (a write after end()
+ * calls back at once).
+ */
+function releaseWhenWritten(buffer: Buffer): (err?: Error | null) => void {
+  return (err) => {
+    // After a failed write the transport may not be done with it: leave it to the GC.
+    if (!err) releaseFrameBuffer(buffer);
+  };
+}
 
 function flushTick(scheduler: WriteScheduler): void {
   scheduler.flush();
