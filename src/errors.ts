@@ -25,6 +25,8 @@ export type MuxErrorCode =
   | 'ERR_KEEPALIVE_TIMEOUT'
   | 'ERR_IDLE_TIMEOUT'
   | 'ERR_BUFFER_LIMIT'
+  | 'ERR_OVERLOADED'
+  | 'ERR_RATE_LIMIT'
   | 'ERR_INVALID_CONFIG'
   | 'ERR_INVALID_ARGUMENT'
   | 'ERR_FILE_TRANSFER'
@@ -78,8 +80,12 @@ function defaultWireCode(code: MuxErrorCode): WireErrorCode {
     case 'ERR_HANDSHAKE_FAILED':
       return WireErrorCode.PROTOCOL_ERROR;
     case 'ERR_FLOW_CONTROL':
-    case 'ERR_BUFFER_LIMIT':
       return WireErrorCode.FLOW_CONTROL_ERROR;
+    case 'ERR_BUFFER_LIMIT':
+    case 'ERR_OVERLOADED':
+      return WireErrorCode.OVERLOADED;
+    case 'ERR_RATE_LIMIT':
+      return WireErrorCode.ENHANCE_YOUR_CALM;
     case 'ERR_FRAME_TOO_LARGE':
       return WireErrorCode.FRAME_TOO_LARGE;
     case 'ERR_STREAM_LIMIT':
@@ -118,6 +124,8 @@ export function errorFromRefusal(code: number, reason: string): MuxError {
       return new MuxError('ERR_GOING_AWAY', `peer refused the stream: it is going away${suffix}`);
     case WireErrorCode.OPEN_TIMEOUT:
       return new MuxError('ERR_OPEN_TIMEOUT', `peer refused the stream: not accepted in time${suffix}`);
+    case WireErrorCode.OVERLOADED:
+      return new MuxError('ERR_OVERLOADED', `peer refused the stream: it is overloaded${suffix}`);
     default:
       return new MuxError('ERR_STREAM_REFUSED', `peer refused the stream${suffix || ` (code ${code})`}`, {
         wireCode: WireErrorCode.REFUSED,
@@ -143,6 +151,10 @@ export function errorFromGoAway(code: number, reason: string): MuxError {
       return new MuxError('ERR_KEEPALIVE_TIMEOUT', `peer closed the connection: keepalive timeout${suffix}`);
     case WireErrorCode.IDLE_TIMEOUT:
       return new MuxError('ERR_IDLE_TIMEOUT', `peer closed the idle connection${suffix}`);
+    case WireErrorCode.OVERLOADED:
+      return new MuxError('ERR_OVERLOADED', `peer closed the connection: it is overloaded${suffix}`);
+    case WireErrorCode.ENHANCE_YOUR_CALM:
+      return new MuxError('ERR_RATE_LIMIT', `peer closed the connection: too much work without data from this side${suffix}`);
     default: {
       const name = WireErrorCode[code] ?? `code ${code}`;
       return new MuxError('ERR_CONNECTION_CLOSED', `peer closed the connection (${name})${suffix}`);

@@ -4,10 +4,13 @@ import type { AddressInfo } from 'node:net';
 import * as tls from 'node:tls';
 import { MuxError } from './errors';
 import { MuxConnection, type ConnectionOptions, type HandshakeHooks } from './session/session';
-import { resolveLimits } from './config';
+import { resolveLimits, resolveServerLimits, type ServerLimits } from './config';
+import { MemoryPool } from './session/memory-account';
+import { encodeGoAway } from './codec/encode';
+import { MAGIC, WireErrorCode } from './protocol/constants';
 
 /** Options of a {@link MuxServer}: every connection option, plus where to listen. */
-export interface MuxServerOptions extends Omit<ConnectionOptions, 'role' | 'hello'> {
+export interface MuxServerOptions extends Omit<ConnectionOptions, 'role' | 'hello'>, Partial<ServerLimits> {
   /** Interface to listen on. Default: all interfaces, as with `net.Server`. */
   host?: string;
   /**
@@ -35,6 +38,11 @@ export class MuxServer extends EventEmitter implements HandshakeHooks {
   private readonly options: MuxServerOptions;
   private readonly handshaking = new Set<MuxConnection>();
   private readonly connections = new Set<MuxConnection>();
+  private readonly serverLimits: ServerLimits;
+  private readonly memory: MemoryPool;
+  /** TCP sockets still in their TLS handshake, by remote address and port (they count as handshakes too). */
+  private readonly tlsPending = new Map<string, net.Socket>();
+  private tlsHandshakes = 0;
   private closing = false;
   private closed = false;
   private listenFailed = false;
@@ -52,9 +60,13 @@ export class MuxServer extends EventEmitter implements HandshakeHooks {
     }
     this.options = { ...(options ?? {}) };
     const limits = resolveLimits(this.options); // fail fast on a bad option, before listening
+    this.serverLimits = resolveServerLimits(this.options);
+    this.memory = new MemoryPool(this.serverLimits.maxServerMemory);
     if (this.options.tls) {
       const server = tls.createServer({ ...this.options.tls, handshakeTimeout: limits.handshakeTimeout });
-      server.on('secureConnection', (socket: tls.TLSSocket) => this.onSocket(socket));
+      // A TLS handshake costs more than ours: it counts against maxHandshakes from the first byte.
+      server.on('connection', (socket: net.Socket) => this.onTlsSocket(socket));
+      server.on('secureConnection', (socket: tls.TLSSocket) => this.tlsHandshakeDone(socket));
       server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => {
         socket.destroy();
         this.emit('clientError', new MuxError('ERR_TLS_HANDSHAKE', `TLS handshake failed: ${err.message}`, { cause: err }), socket);
@@ -94,13 +106,59 @@ export class MuxServer extends EventEmitter implements HandshakeHooks {
     return this.connections.size;
   }
 
+  /** Connections still in their handshake (TLS included). */
+  get handshakeCount(): number {
+    return this.handshaking.size + this.tlsHandshakes;
+  }
+
+  /** Bytes all connections' peers make the server hold together (the sum of their memory accounts). */
+  get memoryUsed(): number {
+    return this.memory.used;
+  }
+
+  private onTlsSocket(socket: net.Socket): void {
+    if (this.overloaded() !== null) {
+      // Nothing can be said in the clear to a TLS client: it sees the connection close.
+      socket.destroy();
+      return;
+    }
+    const key = socketKey(socket);
+    if (key === null) return;
+    this.tlsPending.set(key, socket);
+    this.tlsHandshakes++;
+    socket.once('close', () => {
+      if (this.tlsPending.get(key) !== socket) return;
+      this.tlsPending.delete(key);
+      this.tlsHandshakes--;
+    });
+  }
+
+  private tlsHandshakeDone(socket: tls.TLSSocket): void {
+    const key = socketKey(socket);
+    if (key !== null && this.tlsPending.delete(key)) this.tlsHandshakes--;
+    this.onSocket(socket);
+  }
+
+  /** Why a new connection would be refused now, or null. */
+  private overloaded(): string | null {
+    const { maxConnections, maxHandshakes, maxServerMemory } = this.serverLimits;
+    if (this.connections.size >= maxConnections) return `the server has its maximum of ${maxConnections} connections`;
+    if (this.handshaking.size + this.tlsHandshakes >= maxHandshakes) {
+      return `the server has ${maxHandshakes} connections in their handshake`;
+    }
+    if (this.memory.full) return `the server is out of memory for connections (${maxServerMemory} bytes)`;
+    return null;
+  }
+
   private onSocket(socket: net.Socket): void {
     if (this.closing) {
       socket.destroy();
       return;
     }
+    const full = this.overloaded();
+    if (full !== null) return this.refuse(socket, full);
     const { host: _host, path: _path, backlog: _backlog, tls: _tls, ...connectionOptions } = this.options;
-    const connection = new MuxConnection(null, { ...connectionOptions, role: 'server' });
+    const connection = new MuxConnection(null, { ...connectionOptions, role: 'server', memoryPool: this.memory } as ConnectionOptions);
     if (connection.limits.noDelay) socket.setNoDelay(true);
     this.handshaking.add(connection);
     connection.once('close', () => {
@@ -108,6 +166,18 @@ export class MuxServer extends EventEmitter implements HandshakeHooks {
       this.connections.delete(connection);
     });
     connection.attach(socket, this);
+  }
+
+  /**
+   * Turns a connection away before anything is allocated for it: the magic and a GO_AWAY
+   * OVERLOADED, so the client reports why (and may retry later), then the socket closes.
+   */
+  private refuse(socket: net.Socket, reason: string): void {
+    socket.on('error', () => {});
+    socket.end(Buffer.concat([MAGIC, encodeGoAway(WireErrorCode.OVERLOADED, reason)]));
+    // A client that never reads cannot keep the socket: the bytes are small, a moment is enough.
+    setTimeout(() => socket.destroy(), REFUSED_SOCKET_GRACE_MS).unref();
+    this.emit('clientError', new MuxError('ERR_OVERLOADED', `connection refused: ${reason}`), socket);
   }
 
   /** @internal HandshakeHooks */
@@ -171,5 +241,12 @@ export class MuxServer extends EventEmitter implements HandshakeHooks {
     return this;
   }
 }
+
+function socketKey(socket: net.Socket): string | null {
+  return socket.remotePort === undefined ? null : `${socket.remoteAddress}:${socket.remotePort}`;
+}
+
+// How long a refused socket may take to read its GO_AWAY before it is destroyed.
+const REFUSED_SOCKET_GRACE_MS = 1000;
 
 export { MuxError };

@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { FrameDecoder, type DecoderLimits, type FrameSink } from '../src/codec/decoder';
 import { decodeCodeAndReason, encodeCodeAndReason, encodeFrame, encodeHeader, encodeWindowUpdate, writeHeader } from '../src/codec/encode';
 import { MuxError } from '../src/errors';
-import { Flag, FrameType, MAGIC, WireErrorCode } from '../src/protocol/constants';
+import { Flag, FrameType, MAGIC, PROTOCOL_VERSION, WireErrorCode } from '../src/protocol/constants';
 import { encodeSettings, type PeerSettings } from '../src/protocol/hello';
 import { bytewise, CollectingSink, decodeChunks, splitAt, TEST_LIMITS, type DecodedFrame } from './helpers/collect';
 import { wire } from './helpers/frame-builder';
@@ -35,7 +35,14 @@ function data(streamId: number, payload: Buffer, fin = false): Sample {
   };
 }
 
-const SETTINGS: PeerSettings = { initialWindow: 262144, maxFrameSize: 65536, maxStreams: 100, maxMetaBytes: 4096, hello: { token: 'é' } };
+const SETTINGS: PeerSettings = {
+  initialWindow: 262144,
+  connectionWindow: 16777216,
+  maxFrameSize: 65536,
+  maxStreams: 100,
+  maxMetaBytes: 4096,
+  hello: { token: 'é' },
+};
 
 /** One of each frame type, with payloads long enough to be split inside. */
 function oneOfEach(): Sample[] {
@@ -140,17 +147,17 @@ describe('encoder', () => {
   test('writes the header fields big-endian in the order version, type, flags, stream id, length', () => {
     const expected = wire().header({ type: FrameType.RESET, flags: 0xabcd, stream: 0x01020304, length: 0x05060708 }).bytes();
     assert.deepEqual(encodeHeader(FrameType.RESET, 0xabcd, 0x01020304, 0x05060708), expected);
-    assert.equal(expected.toString('hex'), '0107abcd0102030405060708');
+    assert.equal(expected.toString('hex'), '0207abcd0102030405060708');
   });
 
   test('encodes the largest stream id and length without sign trouble', () => {
-    assert.equal(encodeHeader(FrameType.DATA, 0, 0x7fffffff, 0xffffffff).toString('hex'), '010000007fffffffffffffff');
+    assert.equal(encodeHeader(FrameType.DATA, 0, 0x7fffffff, 0xffffffff).toString('hex'), '020000007fffffffffffffff');
   });
 
   test('writeHeader writes at the given offset and leaves the other bytes alone', () => {
     const target = Buffer.alloc(16, 0xee);
     writeHeader(target, 2, FrameType.PING, Flag.ACK, 0, 8);
-    assert.equal(target.toString('hex'), 'eeee010200020000000000000008eeee');
+    assert.equal(target.toString('hex'), 'eeee020200020000000000000008eeee');
   });
 
   test('encodeFrame puts the payload after the header and sets the length', () => {
@@ -374,7 +381,7 @@ const SMALL_LIMITS: DecoderLimits = { maxFrameSize: 1024, maxMetaBytes: 16, maxH
 /** Headers with awkward values on every field, each followed by its declared payload. */
 const hostileFrame = fc
   .record({
-    version: fc.oneof({ weight: 12, arbitrary: fc.constant(1) }, { weight: 1, arbitrary: fc.integer({ min: 0, max: 255 }) }),
+    version: fc.oneof({ weight: 12, arbitrary: fc.constant(PROTOCOL_VERSION) }, { weight: 1, arbitrary: fc.integer({ min: 0, max: 255 }) }),
     type: fc.oneof({ weight: 12, arbitrary: fc.integer({ min: 0, max: 8 }) }, { weight: 1, arbitrary: fc.integer({ min: 9, max: 255 }) }),
     flags: fc.oneof({ weight: 8, arbitrary: fc.constantFrom(0, 1, 2, 3) }, { weight: 1, arbitrary: fc.integer({ min: 0, max: 0xffff }) }),
     stream: fc.constantFrom(0, 0, 1, 2, 0x7fffffff, 0x80000000, 0xffffffff),
@@ -460,12 +467,12 @@ describe('decoder rejects protocol violations', () => {
     assert.equal(outcome.decoder.bufferedBytes, 3);
   });
 
-  test('a header version other than 1 is a version mismatch', () => {
-    for (const version of [0, 2, 255]) {
+  test('a header version other than 2 is a version mismatch', () => {
+    for (const version of [0, 1, 3, 255]) {
       const err = assertRejects(
         header(FrameType.PING, 0, 0, 8, version),
         'ERR_VERSION_MISMATCH',
-        new RegExp(`version ${version}; this side speaks version 1`),
+        new RegExp(`version ${version}; this side speaks version 2`),
       );
       assert.equal(err.wireCode, WireErrorCode.PROTOCOL_ERROR);
     }
@@ -506,8 +513,12 @@ describe('decoder rejects protocol violations', () => {
       assertRejects(header(FrameType.DATA, 0, stream, 0), 'ERR_PROTOCOL', /reserved top bit/);
   });
 
-  test('stream frames on stream 0 are protocol errors', () => {
-    for (const type of [FrameType.DATA, FrameType.WINDOW_UPDATE, FrameType.OPEN, FrameType.ACCEPT, FrameType.REFUSE, FrameType.RESET]) {
+  test('stream frames on stream 0 are protocol errors; WINDOW_UPDATE on stream 0 is the connection window', () => {
+    const decoded = decodeChunks([header(FrameType.WINDOW_UPDATE, 0, 0, 4), Buffer.from([0, 1, 0, 0])], TEST_LIMITS, {
+      expectMagic: false,
+    });
+    assert.equal(decoded.frames.length, 1);
+    for (const type of [FrameType.DATA, FrameType.OPEN, FrameType.ACCEPT, FrameType.REFUSE, FrameType.RESET]) {
       assertRejects(header(type, 0, 0, 4), 'ERR_PROTOCOL', new RegExp(`${FrameType[type]} frame on stream 0`));
     }
   });

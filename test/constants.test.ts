@@ -26,8 +26,8 @@ function members(enumObject: Record<string, string | number>): Record<string, nu
 }
 
 describe('wire constants', () => {
-  test('the protocol version is 1', () => {
-    assert.equal(PROTOCOL_VERSION, 1);
+  test('the protocol version is 2', () => {
+    assert.equal(PROTOCOL_VERSION, 2);
   });
 
   test('the magic preface is the four ASCII bytes "TSMX"', () => {
@@ -75,6 +75,8 @@ describe('wire constants', () => {
       KEEPALIVE_TIMEOUT: 11,
       IDLE_TIMEOUT: 12,
       OPEN_TIMEOUT: 13,
+      ENHANCE_YOUR_CALM: 14,
+      OVERLOADED: 15,
     });
   });
 

@@ -7,7 +7,14 @@ import * as path from 'node:path';
 import { MuxError } from '../src/errors';
 import { encodeSettings, parseSettings, type PeerSettings } from '../src/protocol/hello';
 
-const VALID: PeerSettings = { initialWindow: 262144, maxFrameSize: 65536, maxStreams: 16384, maxMetaBytes: 65536, hello: null };
+const VALID: PeerSettings = {
+  initialWindow: 262144,
+  connectionWindow: 16777216,
+  maxFrameSize: 65536,
+  maxStreams: 16384,
+  maxMetaBytes: 65536,
+  hello: null,
+};
 
 const json = (value: unknown): Buffer => Buffer.from(JSON.stringify(value), 'utf8');
 
@@ -34,8 +41,8 @@ describe('HELLO settings', () => {
     assert.deepEqual(parseSettings(encodeSettings(settings)), settings);
   });
 
-  test('the spec table gives a range for each of the four numeric fields', () => {
-    assert.deepEqual([...specRanges().keys()].sort(), ['initialWindow', 'maxFrameSize', 'maxMetaBytes', 'maxStreams']);
+  test('the spec table gives a range for each of the five numeric fields', () => {
+    assert.deepEqual([...specRanges().keys()].sort(), ['connectionWindow', 'initialWindow', 'maxFrameSize', 'maxMetaBytes', 'maxStreams']);
   });
 
   test('accepts each numeric field at both ends of its spec range and rejects one past either end', () => {
@@ -48,7 +55,7 @@ describe('HELLO settings', () => {
   });
 
   test('rejects a numeric field that is missing, fractional or not a number', () => {
-    for (const key of ['initialWindow', 'maxFrameSize', 'maxStreams', 'maxMetaBytes']) {
+    for (const key of ['initialWindow', 'connectionWindow', 'maxFrameSize', 'maxStreams', 'maxMetaBytes']) {
       const { [key as keyof PeerSettings]: _omitted, ...missing } = VALID;
       assertHandshakeFailure(json(missing), new RegExp(`HELLO field ${key}`));
       assertHandshakeFailure(json({ ...VALID, [key]: 4096.5 }), new RegExp(`HELLO field ${key}`));

@@ -241,8 +241,8 @@ function checkVector(vector: Vector): string[] {
 const vectors = parseVectors(SPEC);
 
 describe('PROTOCOL.md test vectors', () => {
-  test('the spec holds between 8 and 12 vectors with unique names', () => {
-    assert.ok(vectors.length >= 8 && vectors.length <= 12, `found ${vectors.length} vectors`);
+  test('the spec holds between 8 and 16 vectors with unique names', () => {
+    assert.ok(vectors.length >= 8 && vectors.length <= 16, `found ${vectors.length} vectors`);
     assert.equal(new Set(vectors.map((v) => v.name)).size, vectors.length);
   });
 
@@ -314,9 +314,9 @@ describe('PROTOCOL.md test vectors', () => {
   test('an unknown key or a malformed line in a vector is reported', () => {
     const vector = vectors[0];
     assert.notDeepEqual(checkVector({ ...vector, fields: new Map([...vector.fields, ['colour', 'red']]) }), []);
-    const [parsed] = parseVectors('vector x: 010500000000000100000000\nheader: type=ACCEPT flags=none stream=1 length=0\nnot a field\n');
+    const [parsed] = parseVectors('vector x: 020500000000000100000000\nheader: type=ACCEPT flags=none stream=1 length=0\nnot a field\n');
     assert.notDeepEqual(checkVector(parsed), []);
-    const [good] = parseVectors('vector x: 010500000000000100000000\nheader: type=ACCEPT flags=none stream=1 length=0\n');
+    const [good] = parseVectors('vector x: 020500000000000100000000\nheader: type=ACCEPT flags=none stream=1 length=0\n');
     assert.deepEqual(checkVector(good), []);
   });
 });

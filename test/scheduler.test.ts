@@ -96,8 +96,11 @@ function harness(options: { frameLimit?: number; highWaterMark?: number } = {}):
     setReadingPaused: (paused) => {
       pauses.push(paused);
     },
+    controlQueued: () => {},
+    writeBlocked: () => {},
   };
   const scheduler = new WriteScheduler(schedulerHost);
+  scheduler.addSendCredit(0x7fffffff);
   // As the session does: the transport's drain restarts the flush.
   transport.on('drain', () => scheduler.flush());
   const streamHost: StreamHost = {
@@ -106,6 +109,7 @@ function harness(options: { frameLimit?: number; highWaterMark?: number } = {}):
     sendReset: () => {},
     streamClosed: () => {},
     releaseReceived: () => {},
+    deliverLater: (stream) => stream.deliverStaged(),
     tuneWindow: (_stream, current) => current,
     windowResized: () => {},
   };

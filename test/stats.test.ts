@@ -21,6 +21,7 @@ const MAX_FRAME = DEFAULTS.maxFrameSize;
 function helloBytes(limits = DEFAULTS): number {
   const settings = encodeSettings({
     initialWindow: limits.initialWindow,
+    connectionWindow: limits.connectionWindow,
     maxFrameSize: limits.maxFrameSize,
     maxStreams: limits.maxStreams,
     maxMetaBytes: limits.maxMetaBytes,
@@ -100,6 +101,7 @@ describe('con.stats()', { concurrency: true }, () => {
             framesOut: 1 + 2 * PROBES,
             bufferedIn: 0,
             bufferedOut: 0,
+            memoryUsed: 0,
             memoryBudget: DEFAULTS.maxBufferedBytes,
             lastRtt: null,
           },

@@ -272,9 +272,9 @@ describe('keepalive', () => {
   });
 });
 
-describe('keepalive while reading is paused by the memory budget', () => {
+describe('keepalive while the application does not read', () => {
   test(
-    'a receiver that stops reading for many keepalive timeouts keeps its connection: it sends heartbeats, and all data arrives once it reads',
+    'a receiver whose application stops reading for many keepalive timeouts keeps its connection, and all data arrives once it reads',
     T,
     async (t) => {
       const keepAlive = { keepAliveInterval: 100, keepAliveTimeout: 200 };
@@ -290,7 +290,8 @@ describe('keepalive while reading is paused by the memory budget', () => {
       const payloads = Array.from({ length: 8 }, () => randomBytes(256 * 1024));
       const streams = await Promise.all(payloads.map(() => client.StreamPool.createStream('upload')));
       streams.forEach((stream, i) => stream.end(payloads[i]));
-      await waitFor(() => serverCon.stats().bufferedIn > 64 * 1024, 5000, 'the server to exceed its budget and stop reading');
+      // The connection window (a quarter of the budget) fills; the server keeps reading its transport.
+      await waitFor(() => serverCon.stats().bufferedIn >= 16 * 1024, 5000, 'the connection window to fill');
 
       await delay(1500); // more than seven keepalive timeouts
       assert.deepEqual(

@@ -180,6 +180,7 @@ function scriptedHost(targets: number[] = []): ScriptedHost {
     releaseReceived: (bytes) => {
       host.released += bytes;
     },
+    deliverLater: (stream) => stream.deliverStaged(),
     tuneWindow: (_stream, current, elapsedMs) => {
       host.tuneCalls.push({ current, elapsedMs });
       return host.targets.length > 0 ? host.targets.shift()! : current;

@@ -10,6 +10,7 @@ import {
   MAX_STREAM_ID,
   PING_PAYLOAD_LENGTH,
   PROTOCOL_VERSION,
+  RETIRED_VERSIONS,
   WINDOW_UPDATE_PAYLOAD_LENGTH,
 } from '../protocol/constants';
 
@@ -64,6 +65,8 @@ export class FrameDecoder {
   private paused = false;
   private failure: MuxError | null = null;
   private inLoop = false;
+  /** Set when the peer's header carried a retired version we can still answer in (see RETIRED_VERSIONS). */
+  peerVersion: number | null = null;
 
   constructor(
     private readonly sink: FrameSink,
@@ -174,6 +177,7 @@ export class FrameDecoder {
     const header = this.consume(HEADER_LENGTH);
     const version = header[0];
     if (version !== PROTOCOL_VERSION) {
+      if (RETIRED_VERSIONS.includes(version)) this.peerVersion = version;
       throw new MuxError('ERR_VERSION_MISMATCH', `peer speaks protocol version ${version}; this side speaks version ${PROTOCOL_VERSION}`);
     }
     const type = header[1] as FrameType;
@@ -197,7 +201,7 @@ export class FrameDecoder {
         this.state = State.DATA_PAYLOAD;
         return;
       case FrameType.WINDOW_UPDATE:
-        requireStream(type, streamId);
+        // Stream 0 is the connection's window; any other id is a stream's.
         requireNoFlags(type, flags);
         requireLength(type, length, WINDOW_UPDATE_PAYLOAD_LENGTH, WINDOW_UPDATE_PAYLOAD_LENGTH);
         return;

@@ -40,9 +40,14 @@ export function decodeCodeAndReason(payload: Buffer): { code: number; reason: st
   return { code: payload.readUInt32BE(0), reason: payload.toString('utf8', 4) };
 }
 
-/** A whole GO_AWAY frame: the connection is going away with `code`, for `reason`. */
-export function encodeGoAway(code: number, reason: string): Buffer {
-  return encodeFrame(FrameType.GO_AWAY, 0, 0, encodeCodeAndReason(code, reason));
+/**
+ * A whole GO_AWAY frame: the connection is going away with `code`, for `reason`. `version`
+ * frames it for a peer that speaks a retired version (the layout of GO_AWAY never changed).
+ */
+export function encodeGoAway(code: number, reason: string, version = PROTOCOL_VERSION): Buffer {
+  const frame = encodeFrame(FrameType.GO_AWAY, 0, 0, encodeCodeAndReason(code, reason));
+  if (version !== PROTOCOL_VERSION) frame[0] = version;
+  return frame;
 }
 
 /** Payload of a WINDOW_UPDATE frame. */

@@ -1,10 +1,16 @@
 /**
- * Wire vocabulary of protocol version 1. Every value here is defined by PROTOCOL.md, not an
+ * Wire vocabulary of protocol version 2. Every value here is defined by PROTOCOL.md, not an
  * implementation choice: changing one changes the wire and breaks interoperability.
  */
 
 /** Protocol version carried in every frame header. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
+
+/**
+ * Versions this side recognises but no longer speaks: a peer that sends one is told so in
+ * its own version's framing, so it can report why instead of a bare mismatch.
+ */
+export const RETIRED_VERSIONS: readonly number[] = [1];
 
 /** Bytes every peer sends before its first frame: ASCII "TSMX". */
 export const MAGIC = Buffer.from([0x54, 0x53, 0x4d, 0x58]);
@@ -37,7 +43,10 @@ export const MAX_CONTROL_PAYLOAD = 4 + 1024;
 export enum FrameType {
   /** Stream bytes. Counts against the receiver's window. With FIN, the sender's last bytes. */
   DATA = 0x0,
-  /** Grants the peer more send window on a stream: payload is a u32 increment (non-zero). */
+  /**
+   * Grants the peer more send window: on a stream, for that stream; on stream 0, for the
+   * connection (all streams' DATA together). Payload is a u32 increment (non-zero).
+   */
   WINDOW_UPDATE = 0x1,
   /** Liveness and RTT probe on stream 0: 8 opaque bytes; answered by the same bytes with ACK. */
   PING = 0x2,
@@ -96,4 +105,8 @@ export enum WireErrorCode {
   IDLE_TIMEOUT = 12,
   /** The opener did not see the stream accepted in time, or the backlog overflowed. */
   OPEN_TIMEOUT = 13,
+  /** The peer caused too much work that moves no data (resets, refused opens, pings). */
+  ENHANCE_YOUR_CALM = 14,
+  /** The receiver is out of memory or connection capacity; try again later. */
+  OVERLOADED = 15,
 }

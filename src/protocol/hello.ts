@@ -1,11 +1,17 @@
 import type { JsonValue } from '../config';
 import { MuxError } from '../errors';
 import { MAX_STREAM_ID, MAX_WINDOW } from './constants';
+import { encodeIJson, parseIJson } from './json';
 
 /** What each peer announces in its HELLO frame (PROTOCOL.md, "Handshake"). */
 export interface PeerSettings {
   /** Receive window the sender grants on every new stream, in bytes. */
   initialWindow: number;
+  /**
+   * Receive window the sender grants for DATA on all streams together, in bytes: the
+   * connection-level credit the receiver of this HELLO starts with (PROTOCOL.md, section 8).
+   */
+  connectionWindow: number;
   /** Largest DATA payload the sender accepts, in bytes. */
   maxFrameSize: number;
   /** Streams the receiver of this HELLO may have open toward the sender at once. */
@@ -18,23 +24,21 @@ export interface PeerSettings {
 
 const NUMERIC_FIELDS: [keyof PeerSettings, number, number][] = [
   ['initialWindow', 1024, MAX_WINDOW],
+  ['connectionWindow', 1024, MAX_WINDOW],
   ['maxFrameSize', 1024, 0x7fffffff],
   ['maxStreams', 0, MAX_STREAM_ID],
-  ['maxMetaBytes', 2, 0x7fffffff],
+  // 4 bytes carry the smallest meta there is: `null`.
+  ['maxMetaBytes', 4, 0x7fffffff],
 ];
 
+/** The HELLO payload: compact JSON, fields in the order of PROTOCOL.md's table. Throws `ERR_INVALID_META` for a `hello` that is not I-JSON. */
 export function encodeSettings(settings: PeerSettings): Buffer {
-  return Buffer.from(JSON.stringify(settings), 'utf8');
+  return encodeIJson(settings, 'hello');
 }
 
 /** Parses and checks a HELLO payload; throws `ERR_HANDSHAKE_FAILED` on anything malformed. */
 export function parseSettings(payload: Buffer): PeerSettings {
-  let value: unknown;
-  try {
-    value = JSON.parse(payload.toString('utf8'));
-  } catch (err) {
-    throw new MuxError('ERR_HANDSHAKE_FAILED', 'HELLO payload is not valid JSON', { cause: err });
-  }
+  const { value } = parseIJson(payload, 'HELLO payload', 'ERR_HANDSHAKE_FAILED');
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new MuxError('ERR_HANDSHAKE_FAILED', 'HELLO payload must be a JSON object');
   }

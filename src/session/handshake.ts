@@ -12,7 +12,7 @@ import type { Duplex } from 'node:stream';
 import type { SessionLimits } from '../config';
 import { decodeCodeAndReason, encodeFrame, encodeGoAway } from '../codec/encode';
 import { errorFromGoAway, MuxError } from '../errors';
-import { FrameType, MAGIC, WireErrorCode } from '../protocol/constants';
+import { FrameType, MAGIC, PROTOCOL_VERSION, WireErrorCode } from '../protocol/constants';
 import { encodeSettings, parseSettings, type PeerSettings } from '../protocol/hello';
 import type { ClientInfo, ConnectionOptions, Role, SessionState } from './types';
 import { debug as log } from '../debug';
@@ -76,9 +76,15 @@ export class Handshake {
    * A protocol error ends the handshake: a server tells the client why (behind the magic, as
    * the client expects it), unless the client never spoke the protocol at all.
    */
-  explainFailure(error: MuxError): void {
+  explainFailure(error: MuxError, retiredVersion: number | null = null): void {
     if (this.role !== 'server') return;
     if (error.code === 'ERR_HANDSHAKE_FAILED' && error.message.startsWith('peer is not')) return;
+    if (retiredVersion !== null) {
+      // Framed in the client's own version, so an older release reads why instead of a bare mismatch.
+      const reason = `this server speaks protocol version ${PROTOCOL_VERSION}; version ${retiredVersion} is no longer supported: upgrade tcp-stream-muxer`;
+      this.writeFirst(encodeGoAway(WireErrorCode.PROTOCOL_ERROR, reason, retiredVersion));
+      return;
+    }
     this.writeFirst(encodeGoAway(error.wireCode, error.message));
   }
 
@@ -135,6 +141,7 @@ export class Handshake {
   private writeHello(): void {
     const settings: PeerSettings = {
       initialWindow: this.limits.initialWindow,
+      connectionWindow: this.limits.connectionWindow,
       maxFrameSize: this.limits.maxFrameSize,
       maxStreams: this.limits.maxStreams,
       maxMetaBytes: this.limits.maxMetaBytes,

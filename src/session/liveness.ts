@@ -39,6 +39,7 @@ export class Liveness {
   private heardFrom = true;
   private heardSincePing = true;
   private heartbeat: NodeJS.Timeout | null = null;
+  private stallTimer: NodeJS.Timeout | null = null;
   /** Last measured round trip in milliseconds, or null before the first. */
   lastRtt: number | null = null;
   /**
@@ -83,6 +84,33 @@ export class Liveness {
     this.clearDeadline();
     this.heartbeat = setInterval(onHeartbeat, Math.max(1, Math.floor(Math.min(this.intervalMs, this.timeoutMs) / 2)), this);
     this.heartbeat.unref();
+  }
+
+  /**
+   * The transport took no more of our bytes (its buffer is full): if it does not drain
+   * within the keepalive timeout, the peer has stopped reading, whatever it still sends us,
+   * and the connection ends. A peer that keeps sending but never reads would otherwise hold
+   * it (and our unread answers) for ever, since its traffic satisfies the keepalive.
+   */
+  writeBlocked(): void {
+    if (this.stallTimer !== null || this.intervalMs === 0) return;
+    this.stallTimer = setTimeout(onWriteStall, this.timeoutMs, this);
+    this.stallTimer.unref();
+  }
+
+  /** The transport drained: the peer reads. */
+  writeDrained(): void {
+    if (this.stallTimer === null) return;
+    clearTimeout(this.stallTimer);
+    this.stallTimer = null;
+  }
+
+  /** @internal */
+  stalled(): void {
+    this.stallTimer = null;
+    this.host.onKeepAliveTimeout(
+      new MuxError('ERR_KEEPALIVE_TIMEOUT', `peer has not read anything this side sent for ${this.timeoutMs} ms`),
+    );
   }
 
   /** @internal An unanswered-by-design PING: nothing waits for its answer. */
@@ -164,6 +192,7 @@ export class Liveness {
   /** Stops the timers and fails every unanswered ping with `err`. */
   stop(err: Error): void {
     this.setReading(true);
+    this.writeDrained();
     if (this.probeTimer) clearTimeout(this.probeTimer);
     this.probeTimer = null;
     if (this.interval) clearInterval(this.interval);
@@ -185,6 +214,10 @@ function onInterval(liveness: Liveness): void {
 
 function onHeartbeat(liveness: Liveness): void {
   liveness.beat();
+}
+
+function onWriteStall(liveness: Liveness): void {
+  liveness.stalled();
 }
 
 function onDeadline(liveness: Liveness): void {

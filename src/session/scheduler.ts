@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream';
 import { encodeFrame, encodeHeader } from '../codec/encode';
-import { Flag, FrameType, HEADER_LENGTH } from '../protocol/constants';
+import { Flag, FrameType, HEADER_LENGTH, MAX_WINDOW } from '../protocol/constants';
 import type { MuxStream } from './stream';
 import { acquireFrameBuffer, releaseFrameBuffer, recyclesWrittenBuffers } from './frame-buffers';
 
@@ -12,6 +12,10 @@ export interface SchedulerHost {
   frameLimit(): number;
   /** Control frames pile up (the peer does not read): stop or restart reading from it. */
   setReadingPaused(paused: boolean): void;
+  /** Queued control frames grew or shrank by `delta` bytes (they count in the memory account). */
+  controlQueued(delta: number): void;
+  /** The transport refused more for now (`write()` returned false); `drain` will follow if the peer reads. */
+  writeBlocked(): void;
 }
 
 // Control frames waiting beyond this many bytes mean the peer is not reading what it asks
@@ -39,6 +43,8 @@ export class WriteScheduler {
   private scheduled = false;
   private flushing = false;
   private readingPaused = false;
+  /** DATA bytes the peer's connection window still allows (PROTOCOL.md, section 8). */
+  private sendCredit = 0;
   /** Frames and bytes handed to the transport. */
   framesOut = 0;
   bytesOut = 0;
@@ -50,9 +56,24 @@ export class WriteScheduler {
     return this.controlBytes;
   }
 
+  /** The peer granted `increment` more bytes of connection window; false if that overflows it. */
+  addSendCredit(increment: number): boolean {
+    if (this.sendCredit + increment > MAX_WINDOW) return false;
+    const wasBlocked = this.sendCredit === 0;
+    this.sendCredit += increment;
+    if (wasBlocked && this.readyHead < this.ready.length) this.schedule();
+    return true;
+  }
+
+  /** DATA bytes the peer's connection window still allows. */
+  get connectionCredit(): number {
+    return this.sendCredit;
+  }
+
   queueControl(frame: Buffer): void {
     this.control.push(frame);
     this.controlBytes += frame.length;
+    this.host.controlQueued(frame.length);
     if (this.controlBytes > CONTROL_BACKLOG_LIMIT && !this.readingPaused) {
       this.readingPaused = true;
       this.host.setReadingPaused(true);
@@ -106,12 +127,13 @@ export class WriteScheduler {
           writable = this.writeControl(t);
           continue;
         }
-        if (this.readyHead >= this.ready.length || budget <= 0 || maxDataFrames === 0) break;
+        if (this.readyHead >= this.ready.length || budget <= 0 || maxDataFrames === 0 || this.sendCredit === 0) break;
         const stream = this.ready[this.readyHead++];
         stream.queuedForSend = false;
         if (recycle && scratch === undefined) scratch = acquireFrameBuffer();
-        const payload = stream.takeFrame(frameLimit, scratch);
+        const payload = stream.takeFrame(Math.min(frameLimit, this.sendCredit), scratch);
         if (payload === null) continue;
+        this.sendCredit -= payload.length;
         const fin = stream.lastTakeFin;
         maxDataFrames--;
         const flags = fin ? Flag.FIN : 0;
@@ -146,7 +168,11 @@ export class WriteScheduler {
       this.readingPaused = false;
       this.host.setReadingPaused(false);
     }
-    if (!writable || !this.hasWork()) return;
+    if (!writable) {
+      this.host.writeBlocked();
+      return;
+    }
+    if (!this.hasWork()) return;
     if (maxDataFrames !== Infinity) {
       this.schedule(); // the rest goes out at the end of the tick, round-robin
     } else if (!this.scheduled) {
@@ -166,6 +192,7 @@ export class WriteScheduler {
   clear(): void {
     this.control.length = 0;
     this.controlHead = 0;
+    this.host.controlQueued(-this.controlBytes);
     this.controlBytes = 0;
     for (let i = this.readyHead; i < this.ready.length; i++) this.ready[i].queuedForSend = false;
     this.ready.length = 0;
@@ -173,11 +200,12 @@ export class WriteScheduler {
   }
 
   private hasWork(): boolean {
-    return this.controlHead < this.control.length || this.readyHead < this.ready.length;
+    return this.controlHead < this.control.length || (this.readyHead < this.ready.length && this.sendCredit > 0);
   }
 
   private writeControl(t: Duplex): boolean {
     let writable = true;
+    const before = this.controlBytes;
     while (this.controlHead < this.control.length && writable) {
       const frame = this.control[this.controlHead];
       this.control[this.controlHead++] = EMPTY;
@@ -186,6 +214,7 @@ export class WriteScheduler {
       this.bytesOut += frame.length;
       writable = t.write(frame);
     }
+    this.host.controlQueued(this.controlBytes - before);
     return writable;
   }
 

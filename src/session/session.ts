@@ -1,6 +1,10 @@
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { resolveLimits, type JsonValue, type SessionLimits } from '../config';
+import { MemoryAccount, type MemoryPool } from './memory-account';
+import { WastedWork } from './wasted-work';
+import { WINDOW_UPDATE_STEP } from './window-tuning';
+import { encodeIJson } from '../protocol/json';
 import { FrameDecoder, type FrameSink } from '../codec/decoder';
 import { decodeCodeAndReason, encodeCodeAndReason, encodeFrame, encodeGoAway, encodeWindowUpdate } from '../codec/encode';
 import { errorFromReset, isProtocolError, MuxError } from '../errors';
@@ -30,8 +34,6 @@ const enum PauseReason {
   HANDSHAKE = 1,
   /** Our answers (pings, window updates) pile up: the peer does not read them. */
   CONTROL_BACKLOG = 2,
-  /** Received data waiting for the application exceeds `maxBufferedBytes`. */
-  MEMORY_BUDGET = 4,
 }
 
 type Transport = Duplex & { [kSession]?: MuxConnection };
@@ -95,8 +97,19 @@ export class MuxConnection
 
   // Updated for every DATA frame, so kept here rather than one object further away.
   private counters = { bytesIn: 0, framesIn: 0 };
-  /** Received stream bytes the application has not read yet: the memory budget in use. */
+  /** Received stream bytes the application has not read yet. */
   private receivedBuffered = 0;
+  /** @internal Everything the peer makes this connection hold (see memory-account.ts). */
+  readonly account: MemoryAccount;
+  /** DATA bytes the peer may still send on all streams together (our connection window). */
+  private connectionCredit: number;
+  /** Bytes read or dropped since the last connection WINDOW_UPDATE. */
+  private connectionUnacked = 0;
+  private readonly connectionUpdateStep: number;
+  /** Streams with small pieces staged for a waiting reader, delivered once the current read is decoded. */
+  private readonly toDeliver: MuxStream[] = [];
+  /** @internal Work the peer causes without moving data. */
+  readonly wastedWork: WastedWork;
   /** Why reading from the transport is paused (PauseReason bits); 0 = reading. */
   private pausedFor = 0;
   private lastDataStreamId = 0;
@@ -115,6 +128,12 @@ export class MuxConnection
       throw new MuxError('ERR_INVALID_CONFIG', `option role must be 'client' or 'server', got ${String(this.role)}`);
     }
     this.limits = resolveLimits(options);
+    if (options.hello !== undefined) checkHello(options.hello);
+    const pool = (options as { memoryPool?: MemoryPool }).memoryPool ?? null;
+    this.account = new MemoryAccount(this.limits.maxBufferedBytes, 2 * this.limits.connectionWindow, pool);
+    this.connectionCredit = this.limits.connectionWindow;
+    this.connectionUpdateStep = Math.min(this.limits.connectionWindow / 2, WINDOW_UPDATE_STEP);
+    this.wastedWork = new WastedWork(this.limits.wastedWorkBurst, this.limits.wastedWorkPerSecond);
     this.streams = new StreamTable(this.role);
     this.decoder = new FrameDecoder(this, {
       maxFrameSize: this.limits.maxFrameSize,
@@ -182,6 +201,7 @@ export class MuxConnection
       framesOut: this.handshake.framesOut + this.scheduler.framesOut,
       bufferedIn: this.receivedBuffered,
       bufferedOut: this.scheduler.pendingControlBytes + (this.transport?.writableLength ?? 0),
+      memoryUsed: this.account.used,
       memoryBudget: this.limits.maxBufferedBytes,
       lastRtt: this.liveness.lastRtt,
     };
@@ -235,6 +255,7 @@ export class MuxConnection
     this.liveness.start();
     this.shutdown.updateIdleTimer();
     const peer = this.peer!;
+    this.scheduler.addSendCredit(peer.connectionWindow);
     this.opening.openWaiting(peer);
     if (log.enabled) log('%s connection ready (peer window %d, peer max streams %d)', this.role, peer.initialWindow, peer.maxStreams);
     this.emit('connect');
@@ -265,28 +286,44 @@ export class MuxConnection
   onData(streamId: number, flags: number, piece: Buffer, last: boolean): void {
     if (this.state !== 'ready') throw new MuxError('ERR_HANDSHAKE_FAILED', 'DATA before the handshake completed');
     const stream = this.streams.get(streamId);
-    if (stream === undefined) {
-      if (this.streams.wasOpened(streamId)) return; // late data for a stream we already closed
-      throw new MuxError('ERR_PROTOCOL', `DATA for stream ${streamId}, which was never opened`);
-    }
-    if (stream.finReceived) throw new MuxError('ERR_PROTOCOL', `DATA on stream ${streamId} after its FIN`);
-    if (piece.length > 0) {
-      if (piece.length > stream.receiveWindow) {
+    const size = piece.length;
+    if (size > 0) {
+      if (size > this.connectionCredit) {
         throw new MuxError(
           'ERR_FLOW_CONTROL',
-          `stream ${streamId} received ${piece.length} bytes with only ${stream.receiveWindow} bytes of window left`,
+          `received ${size} bytes of DATA with only ${this.connectionCredit} bytes of connection window left`,
         );
       }
-      this.receivedBuffered += piece.length;
+      this.connectionCredit -= size;
+    }
+    if (stream === undefined) {
+      if (!this.streams.wasOpened(streamId)) throw new MuxError('ERR_PROTOCOL', `DATA for stream ${streamId}, which was never opened`);
+      // Late data for a stream we already closed: dropped, and its credit goes straight back.
+      if (size > 0) this.returnConnectionCredit(size);
+      else if (!(flags & Flag.FIN) && !this.wastedWork.spend(1)) this.calmDown('empty DATA frames');
+      return;
+    }
+    if (stream.finReceived) throw new MuxError('ERR_PROTOCOL', `DATA on stream ${streamId} after its FIN`);
+    if (size > 0) {
+      if (size > stream.receiveWindow) {
+        throw new MuxError(
+          'ERR_FLOW_CONTROL',
+          `stream ${streamId} received ${size} bytes with only ${stream.receiveWindow} bytes of window left`,
+        );
+      }
+      this.receivedBuffered += size;
       if (streamId !== this.lastDataStreamId) {
         // Another stream receives data: no stream has the connection to itself (window tuning).
         if (this.lastDataStreamId !== 0) this.contendedAt = performance.now();
         this.lastDataStreamId = streamId;
       }
-      // Over the budget, stop reading: TCP pushes back on the peer until the application
-      // reads, and every stream's window stays honoured.
-      if (this.receivedBuffered > this.limits.maxBufferedBytes) this.pauseReading(PauseReason.MEMORY_BUDGET);
-      stream.onData(piece);
+      const cost = stream.onData(piece);
+      if (cost !== 0) {
+        this.account.chargeData(cost);
+        if (this.account.exceeded) this.overBudget();
+      }
+    } else if (last && !(flags & Flag.FIN) && !this.wastedWork.spend(1)) {
+      this.calmDown('empty DATA frames');
     }
     if (last) {
       this.counters.framesIn++;
@@ -302,6 +339,7 @@ export class MuxConnection
       case FrameType.WINDOW_UPDATE:
         return this.onWindowUpdateFrame(streamId, payload.readUInt32BE(0));
       case FrameType.PING:
+        if (!(flags & Flag.ACK) && !this.wastedWork.spend(1)) this.calmDown('pings');
         return this.liveness.onPing(flags, payload);
       case FrameType.GO_AWAY:
         return this.shutdown.onGoAway(payload);
@@ -315,6 +353,7 @@ export class MuxConnection
         const stream = this.streams.lookup(streamId, 'RESET');
         const { code, reason } = decodeCodeAndReason(payload);
         if (log.enabled) log('%s stream %d reset by the peer: %s %s', this.role, streamId, WireErrorCode[code] ?? code, reason);
+        if (!this.wastedWork.spend(1)) this.calmDown('stream resets');
         if (stream) stream.abort(errorFromReset(code, reason));
         return;
       }
@@ -331,8 +370,14 @@ export class MuxConnection
   }
 
   private onWindowUpdateFrame(streamId: number, increment: number): void {
-    const stream = this.streams.lookup(streamId, 'WINDOW_UPDATE');
     if (increment === 0) throw new MuxError('ERR_PROTOCOL', `WINDOW_UPDATE of 0 on stream ${streamId}`);
+    if (streamId === 0) {
+      if (!this.scheduler.addSendCredit(increment)) {
+        throw new MuxError('ERR_FLOW_CONTROL', `connection WINDOW_UPDATE grows the window past ${MAX_WINDOW}`);
+      }
+      return;
+    }
+    const stream = this.streams.lookup(streamId, 'WINDOW_UPDATE');
     if (!stream) return;
     if (stream.sendWindow + increment > MAX_WINDOW) {
       throw new MuxError('ERR_FLOW_CONTROL', `WINDOW_UPDATE on stream ${streamId} grows the window past ${MAX_WINDOW}`);
@@ -390,6 +435,10 @@ export class MuxConnection
   /** @internal StreamHost */
   streamClosed(stream: MuxStream): void {
     this.openDeadlines.forget(stream);
+    if (stream.chargedCost !== 0) {
+      this.account.releaseStream(stream.chargedCost);
+      stream.chargedCost = 0;
+    }
     if (!this.streams.remove(stream)) return;
     this.windowBudget.release(stream);
     if (this.streams.size === 0) this.shutdown.updateIdleTimer();
@@ -397,11 +446,43 @@ export class MuxConnection
   }
 
   /** @internal StreamHost */
-  releaseReceived(bytes: number): void {
+  releaseReceived(bytes: number, cost: number): void {
+    if (cost !== 0) this.account.releaseData(cost);
+    if (bytes === 0) return;
     this.receivedBuffered -= bytes;
-    if (this.pausedFor & PauseReason.MEMORY_BUDGET && this.receivedBuffered <= this.limits.maxBufferedBytes / 2) {
-      this.resumeReading(PauseReason.MEMORY_BUDGET);
-    }
+    this.returnConnectionCredit(bytes);
+  }
+
+  /** @internal StreamHost */
+  deliverLater(stream: MuxStream): void {
+    this.toDeliver.push(stream);
+  }
+
+  /** Bytes left the account: the peer may send as many again, granted in steps. */
+  private returnConnectionCredit(bytes: number): void {
+    this.connectionUnacked += bytes;
+    if (this.connectionUnacked < this.connectionUpdateStep || this.state !== 'ready') return;
+    const increment = this.connectionUnacked;
+    this.connectionUnacked = 0;
+    this.connectionCredit += increment;
+    this.queueControl(encodeWindowUpdate(0, increment));
+  }
+
+  /** The peer made us hold more than `maxBufferedBytes`: it broke its credit or stopped reading. */
+  private overBudget(): void {
+    const { data, streams, control } = this.account;
+    throw new MuxError(
+      'ERR_BUFFER_LIMIT',
+      `the peer made this connection hold ${data + streams + control} bytes (data ${data}, streams ${streams}, queued answers ${control}); the limit is ${this.limits.maxBufferedBytes}`,
+    );
+  }
+
+  /** @internal The peer wasted too much of our work: go away with ENHANCE_YOUR_CALM. */
+  calmDown(what: string): never {
+    throw new MuxError(
+      'ERR_RATE_LIMIT',
+      `too much work without data (${what}): more than ${this.limits.wastedWorkBurst} at once or ${this.limits.wastedWorkPerSecond} a second`,
+    );
   }
 
   /** @internal StreamHost: see window-budget.ts. */
@@ -424,6 +505,22 @@ export class MuxConnection
   /** @internal SchedulerHost */
   frameLimit(): number {
     return Math.min(this.peer!.maxFrameSize, this.limits.maxFrameSize);
+  }
+
+  /** @internal SchedulerHost */
+  controlQueued(delta: number): void {
+    this.account.addControl(delta);
+  }
+
+  /** @internal SchedulerHost */
+  writeBlocked(): void {
+    if (this.state === 'ready') this.liveness.writeBlocked();
+  }
+
+  /** @internal The transport drained. */
+  onDrain(): void {
+    this.liveness.writeDrained();
+    this.scheduler.flush();
   }
 
   /** @internal SchedulerHost: control frames pile up because the peer does not read them. */
@@ -465,6 +562,14 @@ export class MuxConnection
     } catch (err) {
       this.failProtocol(err);
     }
+    if (this.toDeliver.length !== 0) this.deliverStaged();
+  }
+
+  /** Small pieces decoded from one read reach each waiting reader as one chunk. */
+  private deliverStaged(): void {
+    const streams = this.toDeliver;
+    for (let i = 0; i < streams.length; i++) streams[i].deliverStaged();
+    streams.length = 0;
   }
 
   private failProtocol(err: unknown): void {
@@ -472,7 +577,7 @@ export class MuxConnection
     if (log.enabled) log('%s protocol failure: %s %s', this.role, error.code, error.message);
     // Tell a muxer peer why, unless it never spoke our protocol at all.
     if (this.state === 'ready') this.writeControlNow(encodeGoAway(error.wireCode, error.message));
-    else if (this.state === 'handshake' && isProtocolError(error)) this.handshake.explainFailure(error);
+    else if (this.state === 'handshake' && isProtocolError(error)) this.handshake.explainFailure(error, this.decoder.peerVersion);
     this.shutdown.endTransport();
     this.teardown(error);
   }
@@ -582,6 +687,8 @@ export class MuxConnection
     this.admission.clear();
     this.scheduler.clear();
     this.windowBudget.clear();
+    this.account.close();
+    this.toDeliver.length = 0;
     for (const stream of streams) stream.abort(streamErr);
     this.liveness.stop(streamErr);
 
@@ -602,6 +709,15 @@ export class MuxConnection
   }
 }
 
+/** A `hello` that could not be sent fails at construction, not later inside the handshake. */
+function checkHello(hello: unknown): void {
+  try {
+    encodeIJson(hello, 'hello');
+  } catch (err) {
+    throw new MuxError('ERR_INVALID_CONFIG', `option ${(err as Error).message}`, { cause: err });
+  }
+}
+
 // Module-level listeners: no closure per connection, and clear names in stack traces.
 function transportOnData(this: Transport, chunk: Buffer): void {
   this[kSession]!.onTransportData(chunk);
@@ -616,7 +732,7 @@ function transportOnClose(this: Transport): void {
   this[kSession]!.onTransportClose();
 }
 function transportOnDrain(this: Transport): void {
-  this[kSession]!.flush();
+  this[kSession]!.onDrain();
 }
 function onNewListener(this: MuxConnection, event: string | symbol): void {
   if (event === 'stream') this.scheduleBacklog();

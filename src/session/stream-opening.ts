@@ -8,7 +8,10 @@
  * then are checked one by one once the peer's limits are known.
  */
 
-import type { JsonValue, SessionLimits } from '../config';
+import { MEMORY_COSTS, type JsonValue, type SessionLimits } from '../config';
+import type { MemoryAccount } from './memory-account';
+import type { WastedWork } from './wasted-work';
+import { encodeIJson, parseIJson } from '../protocol/json';
 import { decodeCodeAndReason, encodeCodeAndReason, encodeFrame } from '../codec/encode';
 import { errorFromRefusal, MuxError } from '../errors';
 import { FrameType, WireErrorCode } from '../protocol/constants';
@@ -28,7 +31,13 @@ export interface OpeningHost extends StreamHost {
   readonly state: SessionState;
   /** The peer's HELLO settings; null until it arrives. */
   readonly peer: PeerSettings | null;
+  /** What the peer makes the connection hold: its streams and metas are charged here. */
+  readonly account: MemoryAccount;
+  /** Work the peer causes without moving data; refusals spend it. */
+  readonly wastedWork: WastedWork;
   queueControl(frame: Buffer): void;
+  /** The peer wasted too much work: throws the error that ends the connection. */
+  calmDown(what: string): never;
 }
 
 /** The open handshake of one connection's streams, in both directions. */
@@ -48,15 +57,13 @@ export class StreamOpening {
   /** Opens a stream to the peer: see `StreamPool.createStream`. */
   open(meta: JsonValue | undefined, ack: ((stream: MuxStream) => void) | undefined): MuxStream | Promise<MuxStream> {
     const value: JsonValue = meta === undefined ? null : meta;
-    let json: string | undefined;
+    let metaBytes: Buffer | null = null;
     let problem: MuxError | null = null;
     try {
-      json = JSON.stringify(value);
-      if (json === undefined) problem = new MuxError('ERR_INVALID_META', 'meta must be a JSON value');
+      metaBytes = encodeIJson(value, 'meta');
     } catch (err) {
-      problem = new MuxError('ERR_INVALID_META', `meta cannot be encoded as JSON: ${(err as Error).message}`, { cause: err });
+      problem = err instanceof MuxError ? err : new MuxError('ERR_INVALID_META', `meta cannot be encoded as JSON: ${String(err)}`);
     }
-    const metaBytes = problem ? null : Buffer.from(json!, 'utf8');
     const peer = this.host.peer;
     if (!problem && this.host.state === 'closed') problem = new MuxError('ERR_CONNECTION_CLOSED', 'connection is closed');
     if (!problem && peer) problem = this.checkAllowed(peer, metaBytes!);
@@ -126,47 +133,46 @@ export class StreamOpening {
     return this.waitingForReady.splice(0);
   }
 
-  /** The peer's OPEN: a new stream for admission, unless a limit or GO_AWAY refuses it. */
+  /**
+   * The peer's OPEN: a new stream for admission, unless a limit, GO_AWAY or the memory
+   * account refuses it. The cheap refusals come before the meta is parsed, so a flood of
+   * opens that will be refused costs no parsing.
+   */
   onOpen(streamId: number, payload: Buffer): void {
     this.streams.claimRemoteId(streamId);
-    let meta: JsonValue;
-    try {
-      meta = JSON.parse(payload.toString('utf8')) as JsonValue;
-    } catch (err) {
-      throw new MuxError('ERR_INVALID_META', `OPEN for stream ${streamId} carries invalid JSON meta`, { cause: err });
-    }
+    if (this.shutdown.receivedGoAway) throw new MuxError('ERR_PROTOCOL', `OPEN for stream ${streamId} after the peer's own GO_AWAY`);
     if (this.shutdown.sentGoAway) return this.refuseId(streamId, WireErrorCode.GOING_AWAY, 'connection is closing');
     if (this.streams.remoteOpen >= this.limits.maxStreams) {
       return this.refuseId(streamId, WireErrorCode.STREAM_LIMIT, `at most ${this.limits.maxStreams} concurrent streams`);
     }
     // Refused before a stream object is built: an open flood must cost little per frame.
     if (this.admission.full) return this.refuseId(streamId, WireErrorCode.STREAM_LIMIT, BACKLOG_FULL);
+    const parsed = parseIJson(payload, `meta of stream ${streamId}`, 'ERR_INVALID_META');
+    const cost = MEMORY_COSTS.stream + parsed.cost;
+    const full = this.host.account.admit(cost);
+    if (full !== null) return this.refuseId(streamId, WireErrorCode.OVERLOADED, full);
     const stream = new MuxStream({
       id: streamId,
-      meta,
+      meta: parsed.value,
       host: this.host,
       recvWindow: this.limits.initialWindow,
       sendWindow: this.host.peer!.initialWindow,
       openState: OpenState.PENDING,
       highWaterMark: this.limits.streamHighWaterMark,
     });
+    stream.chargedCost = cost;
+    this.host.account.chargeStream(cost);
     this.streams.addRemote(stream);
     this.shutdown.updateIdleTimer();
-    this.admission.admit(stream, meta);
+    this.admission.admit(stream, parsed.value);
   }
 
   /** An OPEN whose meta is over `maxMetaBytes`: refused unread. */
   onOversizeOpen(streamId: number, length: number): void {
     if (this.host.state !== 'ready') throw new MuxError('ERR_HANDSHAKE_FAILED', 'OPEN before the handshake completed');
     this.streams.claimRemoteId(streamId);
-    this.host.queueControl(
-      encodeFrame(
-        FrameType.REFUSE,
-        0,
-        streamId,
-        encodeCodeAndReason(WireErrorCode.META_TOO_LARGE, `meta of ${length} bytes exceeds maxMetaBytes ${this.limits.maxMetaBytes}`),
-      ),
-    );
+    if (this.shutdown.receivedGoAway) throw new MuxError('ERR_PROTOCOL', `OPEN for stream ${streamId} after the peer's own GO_AWAY`);
+    this.refuseId(streamId, WireErrorCode.META_TOO_LARGE, `meta of ${length} bytes exceeds maxMetaBytes ${this.limits.maxMetaBytes}`);
   }
 
   /** The peer accepted one of our streams. */
@@ -224,6 +230,7 @@ export class StreamOpening {
   }
 
   private refuseId(streamId: number, code: WireErrorCode, reason: string): void {
+    if (!this.host.wastedWork.spend(1)) this.host.calmDown('refused opens');
     if (log.enabled) log('%s refused stream %d: %s', this.host.role, streamId, reason);
     this.host.queueControl(encodeFrame(FrameType.REFUSE, 0, streamId, encodeCodeAndReason(code, reason)));
   }

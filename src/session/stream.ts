@@ -1,5 +1,5 @@
 import { Duplex } from 'node:stream';
-import type { JsonValue } from '../config';
+import { MEMORY_COSTS, type JsonValue } from '../config';
 import { ChunkQueue } from '../codec/chunks';
 import { MuxError } from '../errors';
 import { WireErrorCode } from '../protocol/constants';
@@ -18,8 +18,14 @@ export interface StreamHost {
   sendReset(stream: MuxStream, code: WireErrorCode, reason: string): void;
   /** The stream is finished on the wire in both directions, or reset: forget its id. */
   streamClosed(stream: MuxStream): void;
-  /** `bytes` of received data left the connection's buffer (pushed to the reader or dropped). */
-  releaseReceived(bytes: number): void;
+  /**
+   * Received data left the stream: `bytes` of payload were read by the application or
+   * dropped (the peer's connection credit may be given back), and `cost` bytes of the
+   * memory account they were charged are free again.
+   */
+  releaseReceived(bytes: number, cost: number): void;
+  /** Small pieces were queued while the reader waits: deliver them once this read is decoded. */
+  deliverLater(stream: MuxStream): void;
   /**
    * Window auto-tuning: the reader of `stream` consumed half of a `current`-byte window,
    * `elapsedMs` after the previous grant. Returns the window size to use from now on.
@@ -92,6 +98,8 @@ export class MuxStream extends Duplex {
   /** @internal */ closedOnWire = false;
   /** @internal */ bytesSent = 0;
   /** @internal */ bytesReceived = 0;
+  /** @internal What this stream and its meta cost the memory account (streams the peer opened). */
+  chargedCost = 0;
   /** @internal Encoded meta of an OPEN not yet queued (opened during the handshake). */
   pendingMeta: Buffer | null = null;
   /** @internal */ onAccepted: ((stream: MuxStream) => void) | null = null;
@@ -103,8 +111,23 @@ export class MuxStream extends Duplex {
   private finalCallback: ((err?: Error | null) => void) | null = null;
   private writeCallback: ((err?: Error | null) => void) | null = null;
 
+  // Received data not yet pushed to the reader, and what each piece was charged to the
+  // connection's memory account (its bytes, the piece's overhead, a copy buffer's spare room).
   private inQueue: Buffer[] | null = null;
+  private inCosts: number[] | null = null;
   private inBytes = 0;
+  private inCost = 0;
+  // Small pieces are copied into one growing buffer, so a peer sending 1-byte frames costs
+  // bytes, not a Buffer object per byte, and pins no socket read.
+  private staging: Buffer | null = null;
+  private stagingUsed = 0;
+  /** True while the queue's last entry is the staging buffer's open region. */
+  private stagingOpen = false;
+  /** Payload pushed to the reader that it has not taken yet (the Readable's buffer), still charged. */
+  private readableCharged = 0;
+  private deliveryScheduled = false;
+  /** False once everything received was released at close: the application owns it from then on. */
+  private accounted = true;
   private readerWaiting = false;
   private recvWindowSize: number;
   private recvCredit: number;
@@ -238,31 +261,110 @@ export class MuxStream extends Duplex {
   /** @internal Duplex implementation. */
   override _read(): void {
     this.readerWaiting = true;
+    this.drainQueue();
+  }
+
+  /**
+   * Readable's `read()`, which every way of consuming a stream goes through (flowing mode
+   * included): what the reader took leaves the memory account, and its connection credit
+   * goes back to the peer.
+   */
+  override read(size?: number): unknown {
+    const chunk: unknown = super.read(size);
+    if (this.readableCharged !== 0) this.settleReadable();
+    return chunk;
+  }
+
+  private drainQueue(): void {
     const queue = this.inQueue;
     if (queue !== null) {
+      const costs = this.inCosts!;
       while (queue.length > 0 && this.readerWaiting) {
         const chunk = queue.shift()!;
+        const cost = costs.shift()!;
+        if (queue.length === 0) this.stagingOpen = false;
         this.inBytes -= chunk.length;
-        this.deliver(chunk);
+        this.inCost -= cost;
+        this.deliver(chunk, cost);
       }
-      if (queue.length === 0) this.inQueue = null;
+      if (queue.length === 0) this.inQueue = this.inCosts = null;
     }
     if (this.inQueue === null && this.finReceived && this.readerWaiting) this.push(null);
   }
 
-  /** @internal Payload bytes from the peer; the session has checked them against the window. */
-  onData(piece: Buffer): void {
+  /**
+   * @internal Payload bytes from the peer; the session has checked them against both windows.
+   * Returns what they cost the connection's memory account.
+   */
+  onData(piece: Buffer): number {
     this.recvCredit -= piece.length;
     this.bytesReceived += piece.length;
-    if (this.readerWaiting && this.inQueue === null) {
-      this.deliver(piece);
-      return;
+    const size = piece.length;
+    if (size >= MEMORY_COSTS.copyBelow && size * 2 >= piece.buffer.byteLength) {
+      // A large piece is kept as a view of the socket read: it pins at most twice its bytes.
+      const cost = Math.max(size, piece.buffer.byteLength >>> 1) + MEMORY_COSTS.piece;
+      if (this.readerWaiting && this.inQueue === null) {
+        this.deliver(piece, cost);
+        return cost;
+      }
+      this.stagingOpen = false;
+      this.enqueueReceived(piece, cost);
+      return cost;
     }
-    // A small view would pin the whole socket chunk behind it while it waits; copy it.
-    const owned = piece.length * 4 < piece.buffer.byteLength ? Buffer.from(piece) : piece;
-    if (this.inQueue === null) this.inQueue = [];
-    this.inQueue.push(owned);
-    this.inBytes += owned.length;
+    const cost = this.stage(piece);
+    if (this.readerWaiting && !this.deliveryScheduled) {
+      this.deliveryScheduled = true;
+      this.host.deliverLater(this);
+    }
+    return cost;
+  }
+
+  /** @internal The session finished decoding a read: push what small pieces were staged. */
+  deliverStaged(): void {
+    this.deliveryScheduled = false;
+    if (this.readerWaiting && !this.destroyed) this.drainQueue();
+  }
+
+  private enqueueReceived(chunk: Buffer, cost: number): void {
+    if (this.inQueue === null) {
+      this.inQueue = [];
+      this.inCosts = [];
+    }
+    this.inQueue.push(chunk);
+    this.inCosts!.push(cost);
+    this.inBytes += chunk.length;
+    this.inCost += cost;
+  }
+
+  /** Copies a small piece behind the previous ones; returns what that cost the account. */
+  private stage(piece: Buffer): number {
+    const size = piece.length;
+    const staging = this.staging;
+    if (staging !== null && this.stagingOpen && staging.length - this.stagingUsed >= size) {
+      // The new bytes extend the queue's last entry; its cost already covers the room they fill.
+      const queue = this.inQueue!;
+      const last = queue[queue.length - 1];
+      piece.copy(staging, this.stagingUsed);
+      this.stagingUsed += size;
+      queue[queue.length - 1] = staging.subarray(this.stagingUsed - last.length - size, this.stagingUsed);
+      this.inBytes += size;
+      return 0;
+    }
+    let target = staging;
+    if (target === null || target.length - this.stagingUsed < size) {
+      // Room grows with what waits, so one byte costs little and a backlog few Buffer objects.
+      const room = Math.min(STAGING_MAX, Math.max(STAGING_MIN, this.inBytes * 2, size * 2));
+      target = this.staging = Buffer.allocUnsafeSlow(Math.max(room, size));
+      this.stagingUsed = 0;
+    }
+    const start = this.stagingUsed;
+    piece.copy(target, start);
+    this.stagingUsed += size;
+    // The entry is charged the room left behind it too: later small pieces fill it for free.
+    const cost = target.length - start + MEMORY_COSTS.piece;
+    this.enqueueReceived(target.subarray(start, this.stagingUsed), cost);
+    this.stagingOpen = true;
+    return cost;
   }
 
   /** @internal The peer half-closed: no more data will come. */
@@ -272,9 +374,16 @@ export class MuxStream extends Duplex {
     if (this.finSent) this.markClosedOnWire();
   }
 
-  private deliver(chunk: Buffer): void {
-    this.host.releaseReceived(chunk.length);
-    this.readerWaiting = this.push(chunk);
+  private deliver(chunk: Buffer, cost: number): void {
+    if (this.accounted) {
+      // Until the reader takes them, the bytes stay charged; the piece's overhead does not follow them.
+      if (cost > chunk.length) this.host.releaseReceived(0, cost - chunk.length);
+      this.readableCharged += chunk.length;
+      this.readerWaiting = this.push(chunk);
+      this.settleReadable();
+    } else {
+      this.readerWaiting = this.push(chunk);
+    }
     this.unackedConsumed += chunk.length;
     this.consumedSinceTune += chunk.length;
     if (this.finReceived || this.closedOnWire) return;
@@ -304,6 +413,14 @@ export class MuxStream extends Duplex {
     if (increment <= 0) return;
     this.recvCredit += increment;
     this.host.sendWindowUpdate(this, increment);
+  }
+
+  /** What the reader has taken from the Readable's buffer since the last look leaves the account. */
+  private settleReadable(): void {
+    const taken = this.readableCharged - this.readableLength;
+    if (taken <= 0) return;
+    this.readableCharged -= taken;
+    this.host.releaseReceived(taken, taken);
   }
 
   /** @internal Current receive window size (grows with auto-tuning). */
@@ -364,11 +481,7 @@ export class MuxStream extends Duplex {
         ? err
         : new MuxError('ERR_STREAM_RESET', 'stream destroyed before it was accepted', { cause: err ?? undefined }),
     );
-    if (this.inBytes > 0) {
-      this.host.releaseReceived(this.inBytes);
-      this.inBytes = 0;
-    }
-    this.inQueue = null;
+    this.releaseAllReceived();
     this.outQueue.clear();
     const pending = [this.writeCallback, this.finalCallback];
     this.writeCallback = null;
@@ -387,11 +500,27 @@ export class MuxStream extends Duplex {
   private markClosedOnWire(): void {
     if (this.closedOnWire) return;
     this.closedOnWire = true;
+    // The application may hold a finished stream with unread data for as long as it likes:
+    // that is its memory now, no longer a debt of the connection.
+    this.releaseAllReceived();
     this.host.streamClosed(this);
+  }
+
+  /** Frees everything received and still charged: the queue and what waits in the Readable. */
+  private releaseAllReceived(): void {
+    if (!this.accounted) return;
+    this.accounted = false;
+    const bytes = this.inBytes + this.readableCharged;
+    const cost = this.inCost + this.readableCharged;
+    this.readableCharged = 0;
+    if (bytes !== 0 || cost !== 0) this.host.releaseReceived(bytes, cost);
   }
 }
 
 const EMPTY = Buffer.alloc(0);
+// Copy buffers for small pieces start small (one byte costs little) and grow with the backlog.
+const STAGING_MIN = 256;
+const STAGING_MAX = 16 * 1024;
 
 /**
  * Destroys `target` with `err` without ever turning the error into an uncaught exception:

@@ -55,13 +55,16 @@ export interface ConnectionStats {
   framesIn: number;
   /** Frames sent, of every type. */
   framesOut: number;
-  /**
-   * Received stream bytes not yet read by the application: the part of `memoryBudget` in
-   * use. Above the budget the connection stops reading from its transport.
-   */
+  /** Received stream bytes not yet read by the application (the peer's credit bounds them). */
   bufferedIn: number;
   /** Bytes waiting to be written to the transport. */
   bufferedOut: number;
+  /**
+   * Bytes the peer makes this connection hold: unread data at its real cost, the streams it
+   * opened with their metas, and frames queued for it. Never above `memoryBudget` for long:
+   * past it the connection goes away with `ERR_BUFFER_LIMIT`.
+   */
+  memoryUsed: number;
   /** The memory budget: `maxBufferedBytes` of this connection, in bytes. */
   memoryBudget: number;
   /** Last measured ping round trip in milliseconds, or null before the first. */

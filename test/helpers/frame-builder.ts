@@ -9,6 +9,9 @@
  * to the next header() or bytes() (pg-protocol's buffer-writer does the same).
  */
 
+// PROTOCOL.md section 3: the header's version byte (written here, not imported from src).
+const VERSION = 2;
+
 export interface HeaderFields {
   /** Frame type byte (a FrameType, or any number 0..255 for malformed frames). */
   type: number;
@@ -34,7 +37,7 @@ export class FrameBuilder {
   /** A 12-byte header: version u8, type u8, flags u16, stream id u32, length u32. */
   header(fields: HeaderFields): this {
     this.backfill();
-    this.u8(fields.version ?? 1)
+    this.u8(fields.version ?? VERSION)
       .u8(fields.type)
       .u16(fields.flags ?? 0)
       .u32(fields.stream);

@@ -36,6 +36,7 @@ export async function handshakenRawPeer(port: number): Promise<net.Socket> {
   const socket = await rawSocket(port);
   const settings = {
     initialWindow: DEFAULTS.initialWindow,
+    connectionWindow: DEFAULTS.connectionWindow,
     maxFrameSize: DEFAULTS.maxFrameSize,
     maxStreams: DEFAULTS.maxStreams,
     maxMetaBytes: DEFAULTS.maxMetaBytes,

@@ -32,11 +32,11 @@ export interface ReferenceResult {
 const FIN = 0x1;
 const ACK = 0x2;
 
-// type -> [needs stream 0?, flags allowed, min length, max length or 'limit' key]
-type Rule = { session: boolean; flags: number; min: number; max: number | keyof ReferenceLimits };
+// type -> [needs stream 0? ('any': stream 0 or a stream), flags allowed, min length, max length or 'limit' key]
+type Rule = { session: boolean | 'any'; flags: number; min: number; max: number | keyof ReferenceLimits };
 const RULES: Record<number, Rule> = {
   0x0: { session: false, flags: FIN, min: 0, max: 'maxFrameSize' }, // DATA
-  0x1: { session: false, flags: 0, min: 4, max: 4 }, // WINDOW_UPDATE
+  0x1: { session: 'any', flags: 0, min: 4, max: 4 }, // WINDOW_UPDATE: stream 0 is the connection's window
   0x2: { session: true, flags: ACK, min: 8, max: 8 }, // PING
   0x3: { session: true, flags: 0, min: 4, max: 1028 }, // GO_AWAY
   0x4: { session: false, flags: 0, min: 0, max: Number.POSITIVE_INFINITY }, // OPEN: oversize is skipped
@@ -65,12 +65,12 @@ export function referenceDecode(input: Uint8Array, limits: ReferenceLimits, opti
     const flags = view.getUint16(offset + 2, false);
     const word = view.getUint32(offset + 4, false);
     const length = view.getUint32(offset + 8, false);
-    if (version !== 1) return result('ERR_VERSION_MISMATCH');
+    if (version !== 2) return result('ERR_VERSION_MISMATCH');
     if (word >= 0x80000000) return result('ERR_PROTOCOL');
     if ((flags & ~(FIN | ACK)) !== 0) return result('ERR_PROTOCOL');
     const rule = RULES[type];
     if (rule === undefined) return result('ERR_PROTOCOL');
-    if (rule.session !== (word === 0)) return result('ERR_PROTOCOL');
+    if (rule.session !== 'any' && rule.session !== (word === 0)) return result('ERR_PROTOCOL');
     if ((flags & ~rule.flags) !== 0) return result('ERR_PROTOCOL');
     const max = typeof rule.max === 'string' ? limits[rule.max] : rule.max;
     if (length > max) return result('ERR_FRAME_TOO_LARGE');

@@ -159,6 +159,7 @@ export function codeOf(frame: WireFrame): { code: number; reason: string } {
 export function clientPreface(settings: Partial<PeerSettings> = {}): Buffer {
   const full: PeerSettings = {
     initialWindow: DEFAULTS.initialWindow,
+    connectionWindow: DEFAULTS.connectionWindow,
     maxFrameSize: DEFAULTS.maxFrameSize,
     maxStreams: DEFAULTS.maxStreams,
     maxMetaBytes: DEFAULTS.maxMetaBytes,

@@ -1,0 +1,111 @@
+/**
+ * What a peer makes a connection hold, counted in one place: received stream data at its
+ * real cost, the streams the peer opened with their metas, and the answers queued for it.
+ *
+ * Flow control keeps a peer that follows the protocol inside its share (the connection
+ * window bounds the data; opens are refused before streams and metas outgrow theirs), so
+ * going over the whole account means the peer broke the rules or stopped reading: the
+ * connection then goes away. Every connection of a server also adds to one
+ * {@link MemoryPool}, which refuses new connections and streams once the server is full.
+ */
+
+/** The server-wide sum of its connections' accounts. */
+export class MemoryPool {
+  /** Bytes charged by all connections together. */
+  used = 0;
+
+  constructor(
+    /** `maxServerMemory`: past it, new connections and streams are refused. */
+    readonly limit: number,
+  ) {}
+
+  /** True when nothing new may be taken on. */
+  get full(): boolean {
+    return this.used >= this.limit;
+  }
+}
+
+/** Why an open would not fit, as the peer will read it in the REFUSE; null when it fits. */
+export type OpenVerdict = string | null;
+
+/** One connection's account. */
+export class MemoryAccount {
+  /** Received stream data not yet read by the application, at its real cost. */
+  data = 0;
+  /** Streams the peer opened and their metas. */
+  streams = 0;
+  /** Frames queued for the peer and not yet written (answers it asked for among them). */
+  control = 0;
+  /** False once the connection closed: late releases from streams being torn down change nothing. */
+  private open = true;
+
+  constructor(
+    /** `maxBufferedBytes`: the whole account. */
+    readonly limit: number,
+    /**
+     * What data may cost at most while the peer keeps to its credit: twice the connection
+     * window, since a kept view pins up to twice its bytes. The rest is for streams, metas
+     * and answers.
+     */
+    readonly dataShare: number,
+    private readonly pool: MemoryPool | null,
+  ) {}
+
+  /** Everything charged. */
+  get used(): number {
+    return this.data + this.streams + this.control;
+  }
+
+  /** True when the peer made the connection hold more than the whole account. */
+  get exceeded(): boolean {
+    return this.data + this.streams + this.control > this.limit;
+  }
+
+  chargeData(cost: number): void {
+    if (!this.open) return;
+    this.data += cost;
+    if (this.pool !== null) this.pool.used += cost;
+  }
+
+  releaseData(cost: number): void {
+    if (!this.open) return;
+    this.data -= cost;
+    if (this.pool !== null) this.pool.used -= cost;
+  }
+
+  chargeStream(cost: number): void {
+    if (!this.open) return;
+    this.streams += cost;
+    if (this.pool !== null) this.pool.used += cost;
+  }
+
+  releaseStream(cost: number): void {
+    if (!this.open) return;
+    this.streams -= cost;
+    if (this.pool !== null) this.pool.used -= cost;
+  }
+
+  /** Queued frames grew (or shrank, with a negative `delta`). */
+  addControl(delta: number): void {
+    if (!this.open) return;
+    this.control += delta;
+    if (this.pool !== null) this.pool.used += delta;
+  }
+
+  /** Whether a stream costing `cost` (itself and its meta) may be opened by the peer now. */
+  admit(cost: number): OpenVerdict {
+    if (this.pool !== null && this.pool.used + cost > this.pool.limit) return 'the server is out of memory for new streams';
+    if (this.streams + this.control + cost > this.limit - this.dataShare) {
+      return `the connection's memory for streams and metas is spent (${this.limit - this.dataShare} bytes)`;
+    }
+    return null;
+  }
+
+  /** The connection is gone: its whole charge leaves the pool. */
+  close(): void {
+    if (!this.open) return;
+    this.open = false;
+    if (this.pool !== null) this.pool.used -= this.data + this.streams + this.control;
+    this.data = this.streams = this.control = 0;
+  }
+}
