@@ -16,7 +16,7 @@ export { MuxStream, type StreamStats } from './session/stream';
 export { wrap, type WrapOptions } from './wrap';
 export { StreamPool } from './session/stream-pool';
 export { MuxError, isProtocolError, type MuxErrorCode, type MuxErrorOptions } from './errors';
-export { DEFAULTS, type SessionLimits, type JsonValue } from './config';
+export { DEFAULTS, SERVER_DEFAULTS, type SessionLimits, type ServerLimits, type JsonValue } from './config';
 export { PROTOCOL_VERSION, FrameType, Flag, WireErrorCode } from './protocol/constants';
 import * as util from './util/index';
 export { util };

@@ -3,7 +3,7 @@
 // reads back exactly what encodeIJson writes; encodeIJson writes what JSON.stringify writes.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import v8 from 'node:v8';
+import { collectGarbage } from './helpers/memory';
 import vm from 'node:vm';
 import fc from 'fast-check';
 import type { JsonValue } from '../src/config';
@@ -291,19 +291,6 @@ describe('parseIJson refuses', () => {
 });
 
 // ---- cost --------------------------------------------------------------------------------
-
-/** A full garbage collection, if one can be had: `--expose-gc`, or the flag set at run time. */
-function collectGarbage(): (() => void) | null {
-  const exposed = (globalThis as { gc?: unknown }).gc;
-  if (typeof exposed === 'function') return exposed as () => void;
-  try {
-    v8.setFlagsFromString('--expose-gc');
-    const gc = vm.runInNewContext('gc') as unknown;
-    return typeof gc === 'function' ? (gc as () => void) : null;
-  } catch {
-    return null;
-  }
-}
 
 /** Bytes of heap that one parsed copy keeps, measured over `copies` copies that share nothing. */
 function measuredHeap(gc: () => void, make: (salt: string) => string, copies: number): { heap: number; cost: number } {

@@ -80,6 +80,13 @@ export function parseBytes(text: string | undefined, what: string): number | und
   return Math.floor(value);
 }
 
+/** As {@link parseBytes}, but 0 is refused too: for limits, where 0 would refuse everything. */
+export function parsePositiveBytes(text: string | undefined, what: string): number | undefined {
+  const value = parseBytes(text, what);
+  if (value === 0) throw new UsageError(`${what}: expected a size above 0, got "${text}"`);
+  return value;
+}
+
 /** Comma-separated values of a repeatable option, flattened: `--x a,b --x c` → [a, b, c]. */
 export function splitList(values: string[] | undefined): string[] {
   return (values ?? [])

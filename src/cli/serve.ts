@@ -8,8 +8,30 @@ import { readFileSync } from 'node:fs';
 import { mkdir, realpath } from 'node:fs/promises';
 import * as net from 'node:net';
 import { parseArgs } from 'node:util';
-import { MuxError, MuxServer, util, type JsonValue, type MuxConnection, type MuxServerOptions, type MuxStream } from '../index';
-import { formatHostPort, parse, parseHostPort, parsePort, parseBytes, parseSeconds, splitList, UsageError, type HostPort } from './args';
+import {
+  MuxError,
+  MuxServer,
+  SERVER_DEFAULTS,
+  util,
+  type JsonValue,
+  type MuxConnection,
+  type MuxServerOptions,
+  type MuxStream,
+  type ServerLimits,
+} from '../index';
+import {
+  formatHostPort,
+  parse,
+  parseHostPort,
+  parsePort,
+  parseBytes,
+  parsePositiveBytes,
+  parsePositiveInteger,
+  parseSeconds,
+  splitList,
+  UsageError,
+  type HostPort,
+} from './args';
 import { describeError } from './connect';
 import { join } from './join';
 import { checkTarget, resolveTarget, UnsafePathError } from './safe-path';
@@ -43,6 +65,11 @@ Options:
   --max-size BYTES           refuse files larger than this (e.g. 512M, 4G; default no limit)
   --stall SECONDS            abort a transfer that moves no byte for this long, counted from
                              the stream's accept (default 60)
+  --max-connections N        clients connected at once; more are turned away (default 16384)
+  --max-handshakes N         clients still in their handshake at once (default 1024)
+  --max-memory BYTES         what all clients together may make the server hold (unread data,
+                             streams, metas); past it new connections and streams are refused
+                             (e.g. 512M; default 768M)
   -h, --help                 this help
 
 Prints "listening on HOST:PORT" and one line per file or forward to stdout; errors to stderr.
@@ -65,6 +92,8 @@ export interface ServeOptions {
   maxSize?: number | undefined;
   /** A transfer that moves no byte for this many milliseconds, counted from its accept, is aborted (default 60 s). */
   stallMs?: number;
+  /** Server-wide limits (the library's SERVER_DEFAULTS where absent). */
+  limits?: Partial<ServerLimits>;
   log: (line: string) => void;
   /** More stream types, such as the demo's chat. */
   extra?: { type: string; handle(stream: MuxStream, con: MuxConnection): void };
@@ -103,6 +132,7 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     acceptStream: (meta) => admit(meta),
     // Each open file stream holds a file descriptor: a peer gets far fewer than the library default.
     maxStreams: MAX_STREAMS_PER_CONNECTION,
+    ...options.limits,
   };
   if (options.token !== undefined) serverOptions.authenticate = tokenCheck(options.token);
   if (options.tls) serverOptions.tls = options.tls;
@@ -325,6 +355,9 @@ export async function runServe(argv: string[]): Promise<number> {
         grace: { type: 'string' },
         'max-size': { type: 'string' },
         stall: { type: 'string' },
+        'max-connections': { type: 'string' },
+        'max-handshakes': { type: 'string' },
+        'max-memory': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }),
@@ -356,6 +389,11 @@ export async function runServe(argv: string[]): Promise<number> {
       graceMs: parseSeconds(values.grace, '--grace', 10) * 1000,
       maxSize: parseBytes(values['max-size'], '--max-size'),
       stallMs: parseSeconds(values.stall, '--stall', 60) * 1000,
+      limits: {
+        maxConnections: parsePositiveInteger(values['max-connections'], '--max-connections', SERVER_DEFAULTS.maxConnections),
+        maxHandshakes: parsePositiveInteger(values['max-handshakes'], '--max-handshakes', SERVER_DEFAULTS.maxHandshakes),
+        maxServerMemory: parsePositiveBytes(values['max-memory'], '--max-memory') ?? SERVER_DEFAULTS.maxServerMemory,
+      },
       log,
     });
   } catch (err) {

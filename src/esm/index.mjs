@@ -12,6 +12,7 @@ export const {
   MuxError,
   isProtocolError,
   DEFAULTS,
+  SERVER_DEFAULTS,
   PROTOCOL_VERSION,
   FrameType,
   Flag,

@@ -27,17 +27,16 @@ interface PendingPing {
 }
 
 /**
- * PING round trips and keepalive for one connection. A quiet connection (nothing received
- * for a whole interval) is pinged; one keepalive ping at a time, so nothing accumulates
- * per ping, and an unanswered one ends the connection instead of leaving it hanging.
+ * PING round trips and keepalive for one connection. Every interval a keepalive ping goes
+ * out, one at a time so nothing accumulates per ping; only its answer meets the deadline
+ * (other traffic does not: a peer that keeps sending but never reads must not pass), and an
+ * unanswered one ends the connection instead of leaving it hanging.
  */
 export class Liveness {
   private readonly pending = new Map<bigint, PendingPing>();
   private counter = 0n;
   private interval: NodeJS.Timeout | null = null;
   private deadline: NodeJS.Timeout | null = null;
-  private heardFrom = true;
-  private heardSincePing = true;
   private heartbeat: NodeJS.Timeout | null = null;
   private stallTimer: NodeJS.Timeout | null = null;
   /** Last measured round trip in milliseconds, or null before the first. */
@@ -61,12 +60,6 @@ export class Liveness {
     private readonly timeoutMs: number,
     private readonly quietBytes: number,
   ) {}
-
-  /** Something arrived from the peer: it is alive. Called per received chunk, so it is cheap. */
-  noteTraffic(): void {
-    this.heardFrom = true;
-    this.heardSincePing = true;
-  }
 
   /**
    * Reading from the peer stopped (the application is not reading and the memory budget is
@@ -170,12 +163,10 @@ export class Liveness {
 
   /** @internal */
   tick(): void {
-    if (this.heardFrom) {
-      this.heardFrom = false;
-      return;
-    }
+    // One keepalive ping at a time, sent whatever else arrives: only its answer proves the
+    // peer reads. A peer that keeps sending but never reads would satisfy any other test.
+    // While we do not read ourselves (heartbeats), the answer could not be seen: no deadline.
     if (this.deadline || this.heartbeat) return;
-    this.heardSincePing = false;
     this.deadline = setTimeout(onDeadline, this.timeoutMs, this);
     this.deadline.unref();
     this.ping(true).catch(() => {});
@@ -184,8 +175,6 @@ export class Liveness {
   /** @internal */
   expire(): void {
     this.deadline = null;
-    // The peer sent something meanwhile (a heartbeat while it does not read): it is alive.
-    if (this.heardSincePing) return;
     this.host.onKeepAliveTimeout(new MuxError('ERR_KEEPALIVE_TIMEOUT', `peer did not answer a keepalive ping within ${this.timeoutMs} ms`));
   }
 

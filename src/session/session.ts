@@ -555,7 +555,6 @@ export class MuxConnection
   /** @internal */
   onTransportData(chunk: Buffer): void {
     if (this.state === 'closed') return;
-    this.liveness.noteTraffic();
     this.counters.bytesIn += chunk.length;
     try {
       this.decoder.push(chunk);

@@ -353,7 +353,9 @@ export class MuxStream extends Duplex {
     let target = staging;
     if (target === null || target.length - this.stagingUsed < size) {
       // Room grows with what waits, so one byte costs little and a backlog few Buffer objects.
-      const room = Math.min(STAGING_MAX, Math.max(STAGING_MIN, this.inBytes * 2, size * 2));
+      // For a waiting reader it is pushed at once (and leaves the account), so it may be roomier.
+      const base = this.readerWaiting ? STAGING_MAX / 4 : STAGING_MIN;
+      const room = Math.min(STAGING_MAX, Math.max(base, this.inBytes * 2, size * 2));
       target = this.staging = Buffer.allocUnsafeSlow(Math.max(room, size));
       this.stagingUsed = 0;
     }
