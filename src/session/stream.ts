@@ -111,12 +111,13 @@ export class MuxStream extends Duplex {
   private finalCallback: ((err?: Error | null) => void) | null = null;
   private writeCallback: ((err?: Error | null) => void) | null = null;
 
-  // Received data not yet pushed to the reader, and what each piece was charged to the
-  // connection's memory account (its bytes, the piece's overhead, a copy buffer's spare room).
+  // Received data not yet pushed to the reader. Each entry is charged to the connection's
+  // memory account at its bytes plus MEMORY_COSTS.piece (a kept view pins at most twice its
+  // bytes, which the account's data share allows for), and the copy buffer's spare room too.
   private inQueue: Buffer[] | null = null;
-  private inCosts: number[] | null = null;
   private inBytes = 0;
-  private inCost = 0;
+  /** Room left in the copy buffer, charged until it is filled or the buffer is given up. */
+  private stagingSpare = 0;
   // Small pieces are copied into one growing buffer, so a peer sending 1-byte frames costs
   // bytes, not a Buffer object per byte, and pins no socket read.
   private staging: Buffer | null = null;
@@ -278,16 +279,19 @@ export class MuxStream extends Duplex {
   private drainQueue(): void {
     const queue = this.inQueue;
     if (queue !== null) {
-      const costs = this.inCosts!;
       while (queue.length > 0 && this.readerWaiting) {
         const chunk = queue.shift()!;
-        const cost = costs.shift()!;
         if (queue.length === 0) this.stagingOpen = false;
         this.inBytes -= chunk.length;
-        this.inCost -= cost;
-        this.deliver(chunk, cost);
+        this.deliver(chunk, chunk.length + MEMORY_COSTS.piece);
       }
-      if (queue.length === 0) this.inQueue = this.inCosts = null;
+      if (queue.length === 0) {
+        this.inQueue = null;
+        // The copy buffer's leftover room is no longer charged; the next pieces still fill it,
+        // charged as they come, so small pushes share one buffer instead of pinning one each.
+        if (this.stagingSpare !== 0 && this.accounted) this.host.releaseReceived(0, this.stagingSpare);
+        this.stagingSpare = 0;
+      }
     }
     if (this.inQueue === null && this.finReceived && this.readerWaiting) this.push(null);
   }
@@ -302,13 +306,13 @@ export class MuxStream extends Duplex {
     const size = piece.length;
     if (size >= MEMORY_COSTS.copyBelow && size * 2 >= piece.buffer.byteLength) {
       // A large piece is kept as a view of the socket read: it pins at most twice its bytes.
-      const cost = Math.max(size, piece.buffer.byteLength >>> 1) + MEMORY_COSTS.piece;
+      const cost = size + MEMORY_COSTS.piece;
       if (this.readerWaiting && this.inQueue === null) {
         this.deliver(piece, cost);
         return cost;
       }
       this.stagingOpen = false;
-      this.enqueueReceived(piece, cost);
+      this.enqueueReceived(piece);
       return cost;
     }
     const cost = this.stage(piece);
@@ -325,48 +329,51 @@ export class MuxStream extends Duplex {
     if (this.readerWaiting && !this.destroyed) this.drainQueue();
   }
 
-  private enqueueReceived(chunk: Buffer, cost: number): void {
-    if (this.inQueue === null) {
-      this.inQueue = [];
-      this.inCosts = [];
-    }
+  private enqueueReceived(chunk: Buffer): void {
+    if (this.inQueue === null) this.inQueue = [];
     this.inQueue.push(chunk);
-    this.inCosts!.push(cost);
     this.inBytes += chunk.length;
-    this.inCost += cost;
   }
 
   /** Copies a small piece behind the previous ones; returns what that cost the account. */
   private stage(piece: Buffer): number {
     const size = piece.length;
-    const staging = this.staging;
-    if (staging !== null && this.stagingOpen && staging.length - this.stagingUsed >= size) {
-      // The new bytes extend the queue's last entry; its cost already covers the room they fill.
-      const queue = this.inQueue!;
-      const last = queue[queue.length - 1];
-      piece.copy(staging, this.stagingUsed);
-      this.stagingUsed += size;
-      queue[queue.length - 1] = staging.subarray(this.stagingUsed - last.length - size, this.stagingUsed);
-      this.inBytes += size;
-      return 0;
+    if (this.inQueue === null && !this.readerWaiting) {
+      // Alone in the queue of a stream nobody reads yet (a small message), an exact copy is cheapest.
+      this.stagingOpen = false;
+      this.enqueueReceived(Buffer.from(piece));
+      return size + MEMORY_COSTS.piece;
     }
-    let target = staging;
+    let target = this.staging;
+    let cost = 0;
     if (target === null || target.length - this.stagingUsed < size) {
-      // Room grows with what waits, so one byte costs little and a backlog few Buffer objects.
-      // For a waiting reader it is pushed at once (and leaves the account), so it may be roomier.
+      // Room grows with what waits, so a backlog of small pieces becomes few Buffer objects.
       const base = this.readerWaiting ? STAGING_MAX / 4 : STAGING_MIN;
-      const room = Math.min(STAGING_MAX, Math.max(base, this.inBytes * 2, size * 2));
-      target = this.staging = Buffer.allocUnsafeSlow(Math.max(room, size));
+      const room = Math.max(size, Math.min(STAGING_MAX, Math.max(base, this.inBytes, size * 2)));
+      cost = room - this.stagingSpare; // the new room is charged; the old buffer's is given up
+      target = this.staging = Buffer.allocUnsafeSlow(room);
       this.stagingUsed = 0;
+      this.stagingSpare = room;
+      this.stagingOpen = false;
     }
+    // Bytes filling room already charged cost nothing more; beyond it, they cost themselves.
+    const covered = Math.min(size, this.stagingSpare);
+    this.stagingSpare -= covered;
+    cost += size - covered;
     const start = this.stagingUsed;
     piece.copy(target, start);
     this.stagingUsed += size;
-    // The entry is charged the room left behind it too: later small pieces fill it for free.
-    const cost = target.length - start + MEMORY_COSTS.piece;
-    this.enqueueReceived(target.subarray(start, this.stagingUsed), cost);
+    this.inBytes += size;
+    const queue = this.inQueue;
+    if (this.stagingOpen && queue !== null) {
+      // The new bytes extend the queue's last entry, which is this buffer's open region.
+      queue[queue.length - 1] = target.subarray(this.stagingUsed - queue[queue.length - 1].length - size, this.stagingUsed);
+      return cost;
+    }
+    this.inBytes -= size; // enqueueReceived counts them
+    this.enqueueReceived(target.subarray(start, this.stagingUsed));
     this.stagingOpen = true;
-    return cost;
+    return cost + MEMORY_COSTS.piece;
   }
 
   /** @internal The peer half-closed: no more data will come. */
@@ -484,6 +491,9 @@ export class MuxStream extends Duplex {
         : new MuxError('ERR_STREAM_RESET', 'stream destroyed before it was accepted', { cause: err ?? undefined }),
     );
     this.releaseAllReceived();
+    this.inQueue = null;
+    this.inBytes = this.stagingSpare = 0;
+    this.staging = null;
     this.outQueue.clear();
     const pending = [this.writeCallback, this.finalCallback];
     this.writeCallback = null;
@@ -513,7 +523,8 @@ export class MuxStream extends Duplex {
     if (!this.accounted) return;
     this.accounted = false;
     const bytes = this.inBytes + this.readableCharged;
-    const cost = this.inCost + this.readableCharged;
+    const entries = this.inQueue === null ? 0 : this.inQueue.length;
+    const cost = bytes + entries * MEMORY_COSTS.piece + this.stagingSpare;
     this.readableCharged = 0;
     if (bytes !== 0 || cost !== 0) this.host.releaseReceived(bytes, cost);
   }
