@@ -9,7 +9,7 @@ import { readdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { MuxClient, MuxError, util, type MuxStream } from '../src/index';
 import { nextEvent, waitFor, withTimeout } from './helpers/async';
-import { startServeCli, tempDir } from './helpers/cli';
+import { runCli, startServeCli, tempDir } from './helpers/cli';
 import { fileHeader } from './helpers/streams';
 
 async function connectTo(port: number): Promise<MuxClient> {
@@ -87,3 +87,28 @@ test('serve --stall also aborts a file stream that never sends a byte, not even 
   assert.equal((stream.errored as MuxError | null)?.code, 'ERR_STREAM_RESET');
   assert.deepEqual(readdirSync(inbox), [], 'no file, no temporary file');
 });
+
+test(
+  'serve --max-connections turns one client too many away with OVERLOADED; bad values are usage errors',
+  { timeout: 20_000 },
+  async (t) => {
+    const work = await tempDir(t, 'max-connections');
+    const { port } = await startServeCli(t, ['--dir', path.join(work, 'inbox'), '--max-connections', '1', '--max-memory', '64M']);
+    const first = await connectTo(port);
+    t.after(() => first.destroy());
+    const second = new MuxClient(port, '127.0.0.1');
+    t.after(() => second.destroy());
+    const [err] = (await nextEvent(second, 'error')) as [MuxError];
+    assert.equal(err.code, 'ERR_OVERLOADED');
+    assert.match(err.message, /maximum of 1 connections/);
+    for (const args of [
+      ['--max-connections', '0'],
+      ['--max-handshakes', 'x'],
+      ['--max-memory', '0'],
+    ]) {
+      const { code, stderr } = await runCli(t, ['serve', '--port', '0', '--dir', path.join(work, 'other'), ...args]);
+      assert.equal(code, 2, `${args.join(' ')}: ${stderr}`);
+      assert.match(stderr, new RegExp(args[0]));
+    }
+  },
+);
