@@ -55,11 +55,13 @@ describe('meta is counted', () => {
       server.on('connection', (con) => con.on('stream', () => {})); // holds every stream, reads nothing
       const { peer, con } = await rawClientForTest(t, server, port);
       const meta = Buffer.from(JSON.stringify('m'.repeat(60_000)));
-      for (let i = 0; i < 200; i++) peer.send(encodeFrame(FrameType.OPEN, 0, 1 + 2 * i, meta));
+      // 150 opens: the first ~60 fit, the rest are refused (each refusal of a 60 kB meta weighs
+      // 15 units of wasted work: a longer flood would end the connection, see below).
+      for (let i = 0; i < 150; i++) peer.send(encodeFrame(FrameType.OPEN, 0, 1 + 2 * i, meta));
       await peer.sync();
       const refused = peer.framesOf(FrameType.REFUSE);
       const accepted = peer.framesOf(FrameType.ACCEPT).length;
-      assert.ok(refused.length > 100, `${refused.length} refused, ${accepted} accepted`);
+      assert.ok(refused.length > 50, `${refused.length} refused, ${accepted} accepted`);
       assert.deepEqual([...new Set(refused.map((f) => codeOf(f).code))], [WireErrorCode.OVERLOADED]);
       assert.match(codeOf(refused[0]).reason, /memory for streams and metas is spent/);
       const { memoryUsed } = con.stats();

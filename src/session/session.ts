@@ -34,7 +34,14 @@ const enum PauseReason {
   HANDSHAKE = 1,
   /** Our answers (pings, window updates) pile up: the peer does not read them. */
   CONTROL_BACKLOG = 2,
+  /** One read held many tiny frames: let other connections' I/O run before the next. */
+  YIELD = 4,
 }
+
+// A read that decoded more frames than this (tiny frames: under ~32 bytes each on average)
+// ends this connection's turn: libuv would otherwise read dozens of such chunks from one
+// socket before any other connection is heard, and each costs a millisecond or more.
+const FRAMES_PER_TURN = 2048;
 
 type Transport = Duplex & { [kSession]?: MuxConnection };
 
@@ -523,6 +530,11 @@ export class MuxConnection
     this.scheduler.flush();
   }
 
+  /** @internal Other connections had their turn. */
+  endYield(): void {
+    this.resumeReading(PauseReason.YIELD);
+  }
+
   /** @internal SchedulerHost: control frames pile up because the peer does not read them. */
   setReadingPaused(paused: boolean): void {
     if (paused) this.pauseReading(PauseReason.CONTROL_BACKLOG);
@@ -534,7 +546,7 @@ export class MuxConnection
     this.pausedFor |= reason;
     if (!wasReading || !this.transport) return;
     this.transport.pause();
-    if (this.state === 'ready') this.liveness.setReading(false);
+    if (this.state === 'ready' && reason !== PauseReason.YIELD) this.liveness.setReading(false);
   }
 
   private resumeReading(reason: PauseReason): void {
@@ -556,12 +568,17 @@ export class MuxConnection
   onTransportData(chunk: Buffer): void {
     if (this.state === 'closed') return;
     this.counters.bytesIn += chunk.length;
+    const framesBefore = this.counters.framesIn;
     try {
       this.decoder.push(chunk);
     } catch (err) {
       this.failProtocol(err);
     }
     if (this.toDeliver.length !== 0) this.deliverStaged();
+    if (this.counters.framesIn - framesBefore > FRAMES_PER_TURN && this.state === 'ready') {
+      this.pauseReading(PauseReason.YIELD);
+      setImmediate(resumeAfterYield, this);
+    }
   }
 
   /** Small pieces decoded from one read reach each waiting reader as one chunk. */
@@ -718,6 +735,9 @@ function checkHello(hello: unknown): void {
 }
 
 // Module-level listeners: no closure per connection, and clear names in stack traces.
+function resumeAfterYield(connection: MuxConnection): void {
+  connection.endYield();
+}
 function transportOnData(this: Transport, chunk: Buffer): void {
   this[kSession]!.onTransportData(chunk);
 }

@@ -147,10 +147,15 @@ export class StreamOpening {
     }
     // Refused before a stream object is built: an open flood must cost little per frame.
     if (this.admission.full) return this.refuseId(streamId, WireErrorCode.STREAM_LIMIT, BACKLOG_FULL);
+    // A meta costs at least its bytes: when even that does not fit, refuse without parsing.
+    // Refusing a large meta costs as much work as it weighs, so a flood of them is cut short.
+    const weight = 1 + (payload.length >>> 12);
+    let full = this.host.account.admit(MEMORY_COSTS.stream + payload.length);
+    if (full !== null) return this.refuseId(streamId, WireErrorCode.OVERLOADED, full, weight);
     const parsed = parseIJson(payload, `meta of stream ${streamId}`, 'ERR_INVALID_META');
     const cost = MEMORY_COSTS.stream + parsed.cost;
-    const full = this.host.account.admit(cost);
-    if (full !== null) return this.refuseId(streamId, WireErrorCode.OVERLOADED, full);
+    full = this.host.account.admit(cost);
+    if (full !== null) return this.refuseId(streamId, WireErrorCode.OVERLOADED, full, weight);
     const stream = new MuxStream({
       id: streamId,
       meta: parsed.value,
@@ -229,8 +234,8 @@ export class StreamOpening {
     this.host.scheduleSend(stream);
   }
 
-  private refuseId(streamId: number, code: WireErrorCode, reason: string): void {
-    if (!this.host.wastedWork.spend(1)) this.host.calmDown('refused opens');
+  private refuseId(streamId: number, code: WireErrorCode, reason: string, work = 1): void {
+    if (!this.host.wastedWork.spend(work)) this.host.calmDown('refused opens');
     if (log.enabled) log('%s refused stream %d: %s', this.host.role, streamId, reason);
     this.host.queueControl(encodeFrame(FrameType.REFUSE, 0, streamId, encodeCodeAndReason(code, reason)));
   }
