@@ -112,10 +112,13 @@ export class MuxStream extends Duplex {
   private writeCallback: ((err?: Error | null) => void) | null = null;
 
   // Received data not yet pushed to the reader. Each entry is charged to the connection's
-  // memory account at its bytes plus MEMORY_COSTS.piece (a kept view pins at most twice its
-  // bytes, which the account's data share allows for), and the copy buffer's spare room too.
+  // memory account at its bytes plus MEMORY_COSTS.piece; a view kept from a socket read at the
+  // whole read it pins (at most twice its bytes, which the account's data share allows for);
+  // and the copy buffer's spare room too.
   private inQueue: Buffer[] | null = null;
   private inBytes = 0;
+  /** What the kept views in the queue pin beyond their own bytes. */
+  private inPinned = 0;
   /** Room left in the copy buffer, charged until it is filled or the buffer is given up. */
   private stagingSpare = 0;
   // Small pieces are copied into one growing buffer, so a peer sending 1-byte frames costs
@@ -283,7 +286,12 @@ export class MuxStream extends Duplex {
         const chunk = queue.shift()!;
         if (queue.length === 0) this.stagingOpen = false;
         this.inBytes -= chunk.length;
-        this.deliver(chunk, chunk.length + MEMORY_COSTS.piece);
+        let pinned = 0;
+        if (this.inPinned !== 0 && keptViews.has(chunk)) {
+          pinned = chunk.buffer.byteLength - chunk.length;
+          this.inPinned -= pinned;
+        }
+        this.deliver(chunk, chunk.length + pinned + MEMORY_COSTS.piece);
       }
       if (queue.length === 0) {
         this.inQueue = null;
@@ -305,14 +313,19 @@ export class MuxStream extends Duplex {
     this.bytesReceived += piece.length;
     const size = piece.length;
     if (size >= MEMORY_COSTS.copyBelow && size * 2 >= piece.buffer.byteLength) {
-      // A large piece is kept as a view of the socket read: it pins at most twice its bytes.
-      const cost = size + MEMORY_COSTS.piece;
+      // A large piece is kept as a view of the socket read: it pins that read, at most twice its bytes.
+      const pinned = piece.buffer.byteLength - size;
+      const cost = size + pinned + MEMORY_COSTS.piece;
       if (this.readerWaiting && this.inQueue === null) {
         this.deliver(piece, cost);
         return cost;
       }
       this.stagingOpen = false;
       this.enqueueReceived(piece);
+      if (pinned !== 0) {
+        keptViews.add(piece);
+        this.inPinned += pinned;
+      }
       return cost;
     }
     const cost = this.stage(piece);
@@ -492,7 +505,7 @@ export class MuxStream extends Duplex {
     );
     this.releaseAllReceived();
     this.inQueue = null;
-    this.inBytes = this.stagingSpare = 0;
+    this.inBytes = this.stagingSpare = this.inPinned = 0;
     this.staging = null;
     this.outQueue.clear();
     const pending = [this.writeCallback, this.finalCallback];
@@ -524,13 +537,15 @@ export class MuxStream extends Duplex {
     this.accounted = false;
     const bytes = this.inBytes + this.readableCharged;
     const entries = this.inQueue === null ? 0 : this.inQueue.length;
-    const cost = bytes + entries * MEMORY_COSTS.piece + this.stagingSpare;
+    const cost = bytes + entries * MEMORY_COSTS.piece + this.stagingSpare + this.inPinned;
     this.readableCharged = 0;
     if (bytes !== 0 || cost !== 0) this.host.releaseReceived(bytes, cost);
   }
 }
 
 const EMPTY = Buffer.alloc(0);
+/** Queued pieces that are views of a socket read, charged for the whole read they pin. */
+const keptViews = new WeakSet<Buffer>();
 // Copy buffers for small pieces start small (one byte costs little) and grow with the backlog.
 const STAGING_MIN = 256;
 const STAGING_MAX = 16 * 1024;
