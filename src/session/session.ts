@@ -254,6 +254,7 @@ export class MuxConnection
     } catch (err) {
       this.failProtocol(err);
     }
+    if (this.toDeliver.length !== 0) this.deliverStaged();
   }
 
   /** @internal HandshakeHost: starts the connection's work and lets the streams opened meanwhile go. */
