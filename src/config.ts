@@ -186,8 +186,9 @@ export const SERVER_DEFAULTS: Readonly<ServerLimits> = Object.freeze({
   // Each handshake may buffer a 64 KiB HELLO: 1,024 of them hold at most 64 MiB, and a burst of
   // reconnecting clients completes in well under the handshake timeout.
   maxHandshakes: 1024,
-  // Three quarters of 1 GiB; Node itself, code and the application need the rest.
-  maxServerMemory: 768 * 1024 * 1024,
+  // Half of 1 GiB: garbage not yet collected (a peer's churn), Node itself, code and the
+  // application need the rest.
+  maxServerMemory: 512 * 1024 * 1024,
 });
 
 /** Merges server `options` over {@link SERVER_DEFAULTS} and checks them; throws `ERR_INVALID_CONFIG`. */

@@ -69,7 +69,7 @@ Options:
   --max-handshakes N         clients still in their handshake at once (default 1024)
   --max-memory BYTES         what all clients together may make the server hold (unread data,
                              streams, metas); past it new connections and streams are refused
-                             (e.g. 512M; default 768M)
+                             (e.g. 256M; default 512M)
   -h, --help                 this help
 
 Prints "listening on HOST:PORT" and one line per file or forward to stdout; errors to stderr.

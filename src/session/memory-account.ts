@@ -34,6 +34,8 @@ export class MemoryAccount {
   data = 0;
   /** Streams the peer opened and their metas. */
   streams = 0;
+  /** The metas' part of {@link streams}. */
+  metas = 0;
   /** Frames queued for the peer and not yet written (answers it asked for among them). */
   control = 0;
   /** False once the connection closed: late releases from streams being torn down change nothing. */
@@ -73,15 +75,18 @@ export class MemoryAccount {
     if (this.pool !== null) this.pool.used -= cost;
   }
 
-  chargeStream(cost: number): void {
+  /** A stream the peer opened is kept: `cost` in all, `metaCost` of it for its meta. */
+  chargeStream(cost: number, metaCost: number): void {
     if (!this.open) return;
     this.streams += cost;
+    this.metas += metaCost;
     if (this.pool !== null) this.pool.used += cost;
   }
 
-  releaseStream(cost: number): void {
+  releaseStream(cost: number, metaCost: number): void {
     if (!this.open) return;
     this.streams -= cost;
+    this.metas -= metaCost;
     if (this.pool !== null) this.pool.used -= cost;
   }
 
@@ -92,9 +97,14 @@ export class MemoryAccount {
     if (this.pool !== null) this.pool.used += delta;
   }
 
-  /** Whether a stream costing `cost` (itself and its meta) may be opened by the peer now. */
-  admit(cost: number): OpenVerdict {
+  /**
+   * Whether a stream costing `cost` (itself and its meta; `metaCost` of it for the meta) may be
+   * opened by the peer now. Metas together may take an eighth of the account: they are
+   * routing data, and a peer that sends large ones should not fill the share that streams need.
+   */
+  admit(cost: number, metaCost: number): OpenVerdict {
     if (this.pool !== null && this.pool.used + cost > this.pool.limit) return 'the server is out of memory for new streams';
+    if (this.metas + metaCost > this.limit / 8) return `the connection's memory for metas is spent (${this.limit / 8} bytes)`;
     if (this.streams + this.control + cost > this.limit - this.dataShare) {
       return `the connection's memory for streams and metas is spent (${this.limit - this.dataShare} bytes)`;
     }

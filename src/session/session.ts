@@ -444,8 +444,8 @@ export class MuxConnection
   streamClosed(stream: MuxStream): void {
     this.openDeadlines.forget(stream);
     if (stream.chargedCost !== 0) {
-      this.account.releaseStream(stream.chargedCost);
-      stream.chargedCost = 0;
+      this.account.releaseStream(stream.chargedCost, stream.chargedMeta);
+      stream.chargedCost = stream.chargedMeta = 0;
     }
     if (!this.streams.remove(stream)) return;
     this.windowBudget.release(stream);

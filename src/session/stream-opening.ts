@@ -150,11 +150,11 @@ export class StreamOpening {
     // A meta costs at least its bytes: when even that does not fit, refuse without parsing.
     // Refusing a large meta costs as much work as it weighs, so a flood of them is cut short.
     const weight = 1 + (payload.length >>> 12);
-    let full = this.host.account.admit(MEMORY_COSTS.stream + payload.length);
+    let full = this.host.account.admit(MEMORY_COSTS.stream + payload.length, payload.length);
     if (full !== null) return this.refuseId(streamId, WireErrorCode.OVERLOADED, full, weight);
     const parsed = parseIJson(payload, `meta of stream ${streamId}`, 'ERR_INVALID_META');
     const cost = MEMORY_COSTS.stream + parsed.cost;
-    full = this.host.account.admit(cost);
+    full = this.host.account.admit(cost, parsed.cost);
     if (full !== null) return this.refuseId(streamId, WireErrorCode.OVERLOADED, full, weight);
     const stream = new MuxStream({
       id: streamId,
@@ -166,7 +166,8 @@ export class StreamOpening {
       highWaterMark: this.limits.streamHighWaterMark,
     });
     stream.chargedCost = cost;
-    this.host.account.chargeStream(cost);
+    stream.chargedMeta = parsed.cost;
+    this.host.account.chargeStream(cost, parsed.cost);
     this.streams.addRemote(stream);
     this.shutdown.updateIdleTimer();
     this.admission.admit(stream, parsed.value);

@@ -100,6 +100,8 @@ export class MuxStream extends Duplex {
   /** @internal */ bytesReceived = 0;
   /** @internal What this stream and its meta cost the memory account (streams the peer opened). */
   chargedCost = 0;
+  /** @internal The meta's part of {@link chargedCost}. */
+  chargedMeta = 0;
   /** @internal Encoded meta of an OPEN not yet queued (opened during the handshake). */
   pendingMeta: Buffer | null = null;
   /** @internal */ onAccepted: ((stream: MuxStream) => void) | null = null;
