@@ -252,29 +252,38 @@ describe('server-wide limits', () => {
     assert.equal(server.handshakeCount, 5);
   });
 
-  test('maxServerMemory: once connections hold it, new connections and new streams are refused with OVERLOADED', T, async (t) => {
-    const { server, port } = await serveForTest(t, { maxBufferedBytes: 8 * MiB, maxServerMemory: 3 * MiB });
-    server.on('connection', (con) => con.on('stream', () => {}));
-    const chunk = randomBytes(64 * 1024);
-    let peer: WirePeer | null = null;
-    for (let c = 0; c < 2; c++) {
-      // Two connections, each within its 2 MiB connection window, hold 3 MiB together.
-      peer = (await rawClientForTest(t, server, port)).peer;
-      for (let i = 0; i < 8; i++) peer.open(1 + 2 * i, i);
-      for (let i = 0; i < 8; i++) for (let k = 0; k < 3; k++) peer.data(1 + 2 * i, chunk);
-      await peer.sync();
-    }
-    peer = peer!;
-    assert.ok(server.memoryUsed >= 3 * MiB, `server holds ${server.memoryUsed}`);
-    peer.open(101, 'one more');
-    const refusal = codeOf(await peer.frameOf(FrameType.REFUSE, 101));
-    assert.equal(refusal.code, WireErrorCode.OVERLOADED);
-    assert.match(refusal.reason, /server is out of memory/);
-    const late = new MuxClient(port, HOST);
-    t.after(() => late.destroy());
-    const [err] = (await nextEvent(late, 'error')) as [MuxError];
-    assert.equal(err.code, 'ERR_OVERLOADED');
-  });
+  test(
+    'maxServerMemory: once connections hold it, new connections and the streams of those that filled it are refused with OVERLOADED',
+    T,
+    async (t) => {
+      const { server, port } = await serveForTest(t, { maxBufferedBytes: 8 * MiB, maxServerMemory: 3 * MiB });
+      server.on('connection', (con) => con.on('stream', () => {}));
+      // A client that holds little, connected before the server filled up.
+      const { client: modest } = await connectClient(server, port);
+      t.after(() => modest.destroy());
+      const chunk = randomBytes(64 * 1024);
+      let peer: WirePeer | null = null;
+      for (let c = 0; c < 2; c++) {
+        // Two connections, each within its 2 MiB connection window, hold 3 MiB together.
+        peer = (await rawClientForTest(t, server, port)).peer;
+        for (let i = 0; i < 8; i++) peer.open(1 + 2 * i, i);
+        for (let i = 0; i < 8; i++) for (let k = 0; k < 3; k++) peer.data(1 + 2 * i, chunk);
+        await peer.sync();
+      }
+      peer = peer!;
+      assert.ok(server.memoryUsed >= 3 * MiB, `server holds ${server.memoryUsed}`);
+      peer.open(101, 'one more');
+      const refusal = codeOf(await peer.frameOf(FrameType.REFUSE, 101));
+      assert.equal(refusal.code, WireErrorCode.OVERLOADED);
+      assert.match(refusal.reason, /server is out of memory/);
+      // Below its fair share (a third of the pool), the modest client still gets its streams.
+      await withTimeout(modest.StreamPool.createStream('still welcome'), 5000, 'a stream for the modest client');
+      const late = new MuxClient(port, HOST);
+      t.after(() => late.destroy());
+      const [err] = (await nextEvent(late, 'error')) as [MuxError];
+      assert.equal(err.code, 'ERR_OVERLOADED');
+    },
+  );
 
   test('options are checked: a non-positive maxConnections is ERR_INVALID_CONFIG', () => {
     for (const options of [{ maxConnections: 0 }, { maxHandshakes: -1 }, { maxServerMemory: 1.5 }]) {

@@ -13,6 +13,8 @@
 export class MemoryPool {
   /** Bytes charged by all connections together. */
   used = 0;
+  /** Connections whose accounts add to this pool. */
+  connections = 0;
 
   constructor(
     /** `maxServerMemory`: past it, new connections and streams are refused. */
@@ -51,7 +53,9 @@ export class MemoryAccount {
      */
     readonly dataShare: number,
     private readonly pool: MemoryPool | null,
-  ) {}
+  ) {
+    if (pool !== null) pool.connections++;
+  }
 
   /** Everything charged. */
   get used(): number {
@@ -103,7 +107,12 @@ export class MemoryAccount {
    * routing data, and a peer that sends large ones should not fill the share that streams need.
    */
   admit(cost: number, metaCost: number): OpenVerdict {
-    if (this.pool !== null && this.pool.used + cost > this.pool.limit) return 'the server is out of memory for new streams';
+    // A full server still lets a connection that holds less than its fair share open a stream:
+    // those that filled it are refused, not every client that happens to ask next.
+    const pool = this.pool;
+    if (pool !== null && pool.used + cost > pool.limit && this.used + cost > pool.limit / pool.connections) {
+      return 'the server is out of memory for new streams';
+    }
     if (this.metas + metaCost > this.limit / 8) return `the connection's memory for metas is spent (${this.limit / 8} bytes)`;
     if (this.streams + this.control + cost > this.limit - this.dataShare) {
       return `the connection's memory for streams and metas is spent (${this.limit - this.dataShare} bytes)`;
@@ -115,7 +124,10 @@ export class MemoryAccount {
   close(): void {
     if (!this.open) return;
     this.open = false;
-    if (this.pool !== null) this.pool.used -= this.data + this.streams + this.control;
+    if (this.pool !== null) {
+      this.pool.used -= this.data + this.streams + this.control;
+      this.pool.connections--;
+    }
     this.data = this.streams = this.control = 0;
   }
 }
