@@ -12,8 +12,6 @@ import { test, describe, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import * as net from 'node:net';
-import * as v8 from 'node:v8';
-import * as vm from 'node:vm';
 import {
   MuxClient,
   MuxError,
@@ -25,6 +23,7 @@ import {
   type MuxStream,
 } from '../src/index';
 import { DEFAULTS } from '../src/config';
+import { collectGarbage } from './helpers/memory';
 import { FrameDecoder, type FrameSink } from '../src/codec/decoder';
 import { encodeCodeAndReason, encodeFrame, writeHeader } from '../src/codec/encode';
 import { Flag, FrameType, MAGIC, WireErrorCode } from '../src/protocol/constants';
@@ -645,17 +644,6 @@ function installProcessWatch(t: TestContext): unknown[] {
     process.off('unhandledRejection', onRejection);
   });
   return escaped;
-}
-
-/** A full garbage collection, if one can be had (the test runner does not expose gc). */
-function collectGarbage(): (() => void) | null {
-  try {
-    v8.setFlagsFromString('--expose-gc');
-    const gc = vm.runInNewContext('gc') as unknown;
-    return typeof gc === 'function' ? (gc as () => void) : null;
-  } catch {
-    return null;
-  }
 }
 
 /** Lowest heap and off-heap (Buffer) memory over a short settle, after full collections when possible. */
