@@ -10,6 +10,7 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import type { TestContext } from 'node:test';
 import { spawnCli, startServeCli, tempDir } from './helpers/cli';
+import { withTimeout } from './helpers/async';
 
 function sha256(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
@@ -47,7 +48,7 @@ function request(port: number, pathname: string, body: Buffer): Promise<{ status
   });
 }
 
-test('forward carries several HTTP requests at once to a node:http server and back', async (t) => {
+test('forward carries several HTTP requests at once to a node:http server and back', { timeout: 30_000 }, async (t) => {
   const app = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -67,7 +68,7 @@ test('forward carries several HTTP requests at once to a node:http server and ba
   });
 });
 
-test('forward propagates half-close both ways, and a reset', async (t) => {
+test('forward propagates half-close both ways, and a reset', { timeout: 30_000 }, async (t) => {
   // Reads until the client's FIN, then answers and closes its side; "reset" resets instead.
   const app = net.createServer({ allowHalfOpen: true }, (socket) => {
     const chunks: Buffer[] = [];
@@ -104,7 +105,7 @@ test('forward propagates half-close both ways, and a reset', async (t) => {
   assert.equal(outcome, 'error ECONNRESET');
 });
 
-test('forward: a destination the server does not allow, or that refuses, closes the local connection', async (t) => {
+test('forward: a destination the server does not allow, or that refuses, closes the local connection', { timeout: 30_000 }, async (t) => {
   const closedPort = await new Promise<number>((resolve) => {
     const probe = net.createServer().listen(0, '127.0.0.1', () => {
       const { port } = probe.address() as net.AddressInfo;
@@ -119,9 +120,9 @@ test('forward: a destination the server does not allow, or that refuses, closes 
       socket.on('close', () => resolve('closed'));
       socket.resume();
     });
-  assert.match(await closes(port), /closed|error ECONNRESET/);
+  assert.match(await withTimeout(closes(port), 10_000, 'the refused connection to close'), /closed|error ECONNRESET/);
   await forward.waitFor(/not forwarded: .*forwarding to 127\.0\.0\.1:9 is not allowed by this server \[ERR_STREAM_REFUSED\]/);
 
   const { port: port2 } = await forwardTo(t, [`127.0.0.1:${closedPort}`], `127.0.0.1:${closedPort}`);
-  assert.match(await closes(port2), /closed|error ECONNRESET/);
+  assert.match(await withTimeout(closes(port2), 10_000, 'the reset connection to close'), /closed|error ECONNRESET/);
 });

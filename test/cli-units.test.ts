@@ -1,9 +1,12 @@
 /** The command line's pure parts: HOST:PORT parsing, sizes, durations, the summary. */
-import { test } from 'node:test';
+import { describe, test } from 'node:test';
+import * as net from 'node:net';
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { formatHostPort, parseBytes, parseHostPort, parsePositiveInteger, parseSeconds, splitList, UsageError } from '../src/cli/args';
+import { join } from '../src/cli/join';
 import { Progress } from '../src/cli/progress';
+import { withTimeout } from './helpers/async';
 import { formatBytes, formatDuration, formatRate, formatSummary } from '../src/cli/summary/format';
 
 test('parseHostPort: host:port, [ipv6]:port, a bare port with a default host', () => {
@@ -108,4 +111,36 @@ test('Progress in bars mode draws through cli-progress onto a TTY-like stream', 
   progress.stop();
   assert.match(text, /sent photos\/a\.jpg 100 B in/);
   assert.match(text, /total .* 100% 100 B\/100 B/);
+});
+
+describe('join', () => {
+  test(
+    'a stream already reset when it is joined (ACCEPT and RESET in one read) still tears the socket down',
+    { timeout: 10_000 },
+    async (t) => {
+      const server = net.createServer({ allowHalfOpen: true });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      t.after(() => server.close());
+      const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
+      const outside = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+      outside.on('error', () => {});
+      const inside = await accepted;
+      const stream = new PassThrough();
+      stream.destroy();
+      await new Promise((resolve) => setImmediate(resolve)); // its 'close' has fired
+      let joinedClosed = false;
+      join(stream, inside, () => {
+        joinedClosed = true;
+      });
+      await withTimeout(new Promise((resolve) => outside.once('close', resolve)), 5000, 'the far end to see the socket go');
+      await withTimeout(
+        new Promise<void>((resolve) => {
+          const check = (): void => (joinedClosed ? resolve() : void setTimeout(check, 10));
+          check();
+        }),
+        5000,
+        'onClosed',
+      );
+    },
+  );
 });

@@ -9,6 +9,11 @@ import type { Duplex } from 'node:stream';
 
 /** Both sockets must allow half-open connections (`allowHalfOpen: true`). */
 export function join(stream: Duplex, socket: Socket, onClosed?: () => void): void {
+  // A stream can be reset between its ACCEPT and the moment it is joined (both arrive in one
+  // read, and the open's promise settles after): its 'close' is gone by then, so the socket
+  // must be torn down here, or it would wait for ever.
+  if (stream.destroyed) resetSocket(socket);
+  else if (socket.destroyed) stream.destroy();
   socket.pipe(stream);
   stream.pipe(socket);
   socket.on('error', () => stream.destroy());
@@ -20,12 +25,16 @@ export function join(stream: Duplex, socket: Socket, onClosed?: () => void): voi
   stream.on('close', () => {
     if (!socket.destroyed && !socket.writableEnded) resetSocket(socket);
   });
-  let open = 2;
+  let open = 0;
   const closed = (): void => {
     if (--open === 0) onClosed?.();
   };
-  socket.once('close', closed);
-  stream.once('close', closed);
+  for (const side of [socket, stream]) {
+    if (side.closed) continue;
+    open++;
+    side.once('close', closed);
+  }
+  if (open === 0) process.nextTick(() => onClosed?.());
 }
 
 function resetSocket(socket: Socket): void {
