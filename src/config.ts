@@ -27,10 +27,13 @@ export interface SessionLimits {
    */
   maxBufferedBytes: number;
   /**
-   * Bytes of DATA the peer may send on all streams together before this side grants more
-   * (advertised in the handshake). At most a quarter of `maxBufferedBytes`.
+   * Bytes of DATA the peer may send on all streams together before this side grants more,
+   * at first (advertised in the handshake). The window grows while the peer keeps using all
+   * of it, up to `maxConnectionWindow`, and on a server only while the server has memory.
    */
   connectionWindow: number;
+  /** Largest the connection window may grow to, in bytes. At most a quarter of `maxBufferedBytes`. */
+  maxConnectionWindow: number;
   /** Work a peer may cause without moving data (resets, refused opens, pings), as a burst. */
   wastedWorkBurst: number;
   /** Work a peer may cause without moving data, sustained, per second; past it the connection goes away. */
@@ -74,10 +77,14 @@ export const DEFAULTS: Readonly<SessionLimits> = Object.freeze({
   maxMetaBytes: 64 * 1024,
   // 64 MiB per connection bounds memory whatever the number of streams or their sizes.
   maxBufferedBytes: 64 * 1024 * 1024,
+  // Small at first, as HTTP/2's is: a server promises every new connection this much before
+  // it knows what the connection will carry, so the promise to thousands of peers stays
+  // bounded. 1 MiB covers a loopback or LAN path; busy connections grow it.
+  connectionWindow: 1024 * 1024,
   // A quarter of maxBufferedBytes: unread data may cost up to twice its bytes (a kept view pins
   // its socket read), and the other half holds streams, metas and answers. 16 MiB also covers
   // maxWindow, so one stream alone can use all it may grow to.
-  connectionWindow: 16 * 1024 * 1024,
+  maxConnectionWindow: 16 * 1024 * 1024,
   // nghttp2's answer to "rapid reset" allows 1,000 resets in a burst; opens, resets and pings
   // are a few microseconds each, so 2,000 units cost a few milliseconds of one core.
   wastedWorkBurst: 2000,
@@ -108,8 +115,14 @@ export function resolveLimits(options: Partial<SessionLimits> = {}): SessionLimi
     if (value !== undefined) (limits as unknown as Record<string, unknown>)[key] = value;
   }
   // A smaller budget brings the default credit down with it, so the budget alone is enough to set.
-  if (options.connectionWindow === undefined && typeof limits.maxBufferedBytes === 'number') {
-    limits.connectionWindow = Math.min(DEFAULTS.connectionWindow, Math.floor(limits.maxBufferedBytes / 4));
+  if (options.maxConnectionWindow === undefined && typeof limits.maxBufferedBytes === 'number') {
+    limits.maxConnectionWindow = Math.max(
+      typeof options.connectionWindow === 'number' ? options.connectionWindow : 0,
+      Math.min(DEFAULTS.maxConnectionWindow, Math.floor(limits.maxBufferedBytes / 4)),
+    );
+  }
+  if (options.connectionWindow === undefined && typeof limits.maxConnectionWindow === 'number') {
+    limits.connectionWindow = Math.min(DEFAULTS.connectionWindow, limits.maxConnectionWindow);
   }
   verifyLimits(limits);
   return limits;
@@ -126,6 +139,7 @@ const RANGES: { [K in keyof SessionLimits]?: [min: number, max: number] } = {
   maxMetaBytes: [4, 16 * 1024 * 1024],
   maxBufferedBytes: [4096, Number.MAX_SAFE_INTEGER],
   connectionWindow: [1024, MAX_WINDOW],
+  maxConnectionWindow: [1024, MAX_WINDOW],
   wastedWorkBurst: [1, 0x3fffffff],
   wastedWorkPerSecond: [0, 0x3fffffff],
   handshakeTimeout: [1, 0x7fffffff],
@@ -147,8 +161,11 @@ export function verifyLimits(limits: SessionLimits): void {
   if (limits.maxWindow < limits.initialWindow) {
     throw new MuxError('ERR_INVALID_CONFIG', 'option maxWindow must be at least initialWindow');
   }
-  if (limits.connectionWindow > limits.maxBufferedBytes / 4) {
-    throw new MuxError('ERR_INVALID_CONFIG', 'option connectionWindow must be at most a quarter of maxBufferedBytes');
+  if (limits.connectionWindow > limits.maxConnectionWindow) {
+    throw new MuxError('ERR_INVALID_CONFIG', 'option connectionWindow must be at most maxConnectionWindow');
+  }
+  if (limits.maxConnectionWindow > limits.maxBufferedBytes / 4) {
+    throw new MuxError('ERR_INVALID_CONFIG', 'option maxConnectionWindow must be at most a quarter of maxBufferedBytes');
   }
   if (typeof limits.noDelay !== 'boolean') {
     throw new MuxError('ERR_INVALID_CONFIG', 'option noDelay must be a boolean');

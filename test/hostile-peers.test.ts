@@ -197,6 +197,29 @@ describe('received data is counted at its real cost', () => {
     assert.ok(updates.reduce((a, b) => a + b, 0) >= 512 * 1024, `granted ${updates.join(', ')}`);
   });
 
+  test('the connection window starts small and grows while its streams offer more, unless the server is out of memory', T, async (t) => {
+    /** Sends 1 MiB over 8 read streams and returns what the server granted back on stream 0. */
+    async function granted(serverOptions: Parameters<typeof serveForTest>[1]): Promise<number> {
+      const { server, port } = await serveForTest(t, serverOptions);
+      server.on('connection', (con) => con.on('stream', (stream: MuxStream) => stream.resume()));
+      const { peer } = await rawClientForTest(t, server, port);
+      const chunk = randomBytes(64 * 1024);
+      for (let i = 0; i < 8; i++) peer.open(1 + 2 * i, i);
+      for (let k = 0; k < 2; k++) for (let i = 0; i < 8; i++) peer.data(1 + 2 * i, chunk); // 1 MiB: all of the first window
+      await peer.sync();
+      await delay(100);
+      await peer.sync();
+      assert.equal(peer.framesOf(FrameType.ACCEPT).length, 8, 'every stream was accepted');
+      return peer.framesOf(FrameType.WINDOW_UPDATE, 0).reduce((sum, f) => sum + f.payload.readUInt32BE(0), 0);
+    }
+    // 8 streams offer 2 MiB of window: the 1 MiB connection window grows toward it.
+    const grown = await granted({});
+    assert.ok(grown > MiB, `granted ${grown} bytes for 1 MiB read`);
+    // A server whose memory cannot cover the growth gives back what was read, and no more.
+    const flat = await granted({ maxServerMemory: 512 * 1024 });
+    assert.equal(flat, MiB);
+  });
+
   test('a connection WINDOW_UPDATE that overflows 2^31-1 is a FLOW_CONTROL_ERROR; one of 0 a PROTOCOL_ERROR', T, async (t) => {
     const { server, port } = await serveForTest(t);
     const increment = (n: number): Buffer => {
@@ -256,7 +279,7 @@ describe('server-wide limits', () => {
     'maxServerMemory: once connections hold it, new connections and the streams of those that filled it are refused with OVERLOADED',
     T,
     async (t) => {
-      const { server, port } = await serveForTest(t, { maxBufferedBytes: 8 * MiB, maxServerMemory: 3 * MiB });
+      const { server, port } = await serveForTest(t, { maxBufferedBytes: 8 * MiB, connectionWindow: 2 * MiB, maxServerMemory: 3 * MiB });
       server.on('connection', (con) => con.on('stream', () => {}));
       // A client that holds little, connected before the server filled up.
       const { client: modest } = await connectClient(server, port);

@@ -15,6 +15,8 @@ export class MemoryPool {
   used = 0;
   /** Connections whose accounts add to this pool. */
   connections = 0;
+  /** Connection-window growth granted to peers beyond their first window: credit promised, not yet charged. */
+  reserved = 0;
 
   constructor(
     /** `maxServerMemory`: past it, new connections and streams are refused. */
@@ -40,6 +42,8 @@ export class MemoryAccount {
   metas = 0;
   /** Frames queued for the peer and not yet written (answers it asked for among them). */
   control = 0;
+  /** Growth of this connection's window that the pool has promised. */
+  private reserved = 0;
   /** False once the connection closed: late releases from streams being torn down change nothing. */
   private open = true;
 
@@ -120,12 +124,26 @@ export class MemoryAccount {
     return null;
   }
 
+  /**
+   * Whether the connection window may grow by `bytes`: on a server, only while all that is
+   * held and promised fits in `maxServerMemory`, so growth cannot promise memory it lacks.
+   */
+  reserveGrowth(bytes: number): boolean {
+    const pool = this.pool;
+    if (pool === null) return this.open;
+    if (!this.open || pool.used + pool.reserved + bytes > pool.limit) return false;
+    pool.reserved += bytes;
+    this.reserved += bytes;
+    return true;
+  }
+
   /** The connection is gone: its whole charge leaves the pool. */
   close(): void {
     if (!this.open) return;
     this.open = false;
     if (this.pool !== null) {
       this.pool.used -= this.data + this.streams + this.control;
+      this.pool.reserved -= this.reserved;
       this.pool.connections--;
     }
     this.data = this.streams = this.control = 0;

@@ -112,7 +112,8 @@ export class MuxConnection
   private connectionCredit: number;
   /** Bytes read or dropped since the last connection WINDOW_UPDATE. */
   private connectionUnacked = 0;
-  private readonly connectionUpdateStep: number;
+  /** The connection window's current size: `connectionWindow`, grown while the peer uses it all. */
+  private connectionWindowSize: number;
   /** Streams with small pieces staged for a waiting reader, delivered once the current read is decoded. */
   private readonly toDeliver: MuxStream[] = [];
   /** @internal Work the peer causes without moving data. */
@@ -137,9 +138,8 @@ export class MuxConnection
     this.limits = resolveLimits(options);
     if (options.hello !== undefined) checkHello(options.hello);
     const pool = (options as { memoryPool?: MemoryPool }).memoryPool ?? null;
-    this.account = new MemoryAccount(this.limits.maxBufferedBytes, 2 * this.limits.connectionWindow, pool);
-    this.connectionCredit = this.limits.connectionWindow;
-    this.connectionUpdateStep = Math.min(this.limits.connectionWindow / 2, WINDOW_UPDATE_STEP);
+    this.account = new MemoryAccount(this.limits.maxBufferedBytes, 2 * this.limits.maxConnectionWindow, pool);
+    this.connectionCredit = this.connectionWindowSize = this.limits.connectionWindow;
     this.wastedWork = new WastedWork(this.limits.wastedWorkBurst, this.limits.wastedWorkPerSecond);
     this.streams = new StreamTable(this.role);
     this.decoder = new FrameDecoder(this, {
@@ -466,12 +466,28 @@ export class MuxConnection
     this.toDeliver.push(stream);
   }
 
-  /** Bytes left the account: the peer may send as many again, granted in steps. */
+  /**
+   * Bytes left the account: the peer may send as many again, granted in steps. When the
+   * streams' windows together offer more than the connection window, it would hold them back:
+   * it grows toward their sum (doubling at most per grant), up to `maxConnectionWindow` and
+   * while the server's memory allows it. HTTP/2 leaves this to the application.
+   */
   private returnConnectionCredit(bytes: number): void {
     this.connectionUnacked += bytes;
-    if (this.connectionUnacked < this.connectionUpdateStep || this.state !== 'ready') return;
-    const increment = this.connectionUnacked;
+    let size = this.connectionWindowSize;
+    if (this.connectionUnacked < Math.min(size / 2, WINDOW_UPDATE_STEP) || this.state !== 'ready') return;
+    let increment = this.connectionUnacked;
     this.connectionUnacked = 0;
+    const demand = this.streams.size * this.limits.initialWindow + this.windowBudget.grownBy;
+    const target = Math.min(this.limits.maxConnectionWindow, demand);
+    if (size < target) {
+      const growth = Math.min(size, target - size);
+      if (this.account.reserveGrowth(growth)) {
+        size += growth;
+        increment += growth;
+        this.connectionWindowSize = size;
+      }
+    }
     this.connectionCredit += increment;
     this.queueControl(encodeWindowUpdate(0, increment));
   }

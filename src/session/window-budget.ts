@@ -61,6 +61,11 @@ export class WindowBudget {
     return tuneWindow({ ...input, budgetLeft: this.limits.maxBufferedBytes - this.growth });
   }
 
+  /** Bytes by which the windows of open streams have grown beyond `initialWindow`, together. */
+  get grownBy(): number {
+    return this.growth;
+  }
+
   /** `stream`'s receive window changed size by `delta` bytes (it is already resized). */
   resized(stream: MuxStream, delta: number): void {
     this.growth += delta;
