@@ -11,7 +11,7 @@ import * as net from 'node:net';
 import { DEFAULTS, MuxClient, MuxError, MuxServer, WireErrorCode, type MuxStream } from '../src/index';
 import { FrameType as Type, HEADER_LENGTH, MAGIC } from '../src/protocol/constants';
 import { encodeCodeAndReason } from '../src/codec/encode';
-import { connectClient, HOST } from './helpers/mux';
+import { connectClient, HOST, startTcp } from './helpers/mux';
 import { delay, nextEvent, sha256, waitFor, withTimeout } from './helpers/async';
 import { collect } from './helpers/streams';
 import { liveBytes } from './helpers/memory';
@@ -195,6 +195,25 @@ describe('received data is counted at its real cost', () => {
     const updates = peer.framesOf(FrameType.WINDOW_UPDATE, 0).map((f) => f.payload.readUInt32BE(0));
     assert.ok(updates.length >= 1, 'a connection WINDOW_UPDATE came back');
     assert.ok(updates.reduce((a, b) => a + b, 0) >= 512 * 1024, `granted ${updates.join(', ')}`);
+  });
+
+  test('streams nobody reads hold their credit, and a stream that is read still gets all its data (no stall)', T, async (t) => {
+    const setup = await startTcp();
+    t.after(() => setup.cleanup());
+    const held: MuxStream[] = [];
+    const read = new Promise<Buffer>((resolve) => {
+      setup.serverCon.on('stream', (stream: MuxStream) => {
+        if (stream.meta === 'read') void collect(stream, 20_000).then(resolve);
+        else held.push(stream);
+      });
+    });
+    const payload = randomBytes(400 * 1024);
+    // Three unread streams keep 768 KiB of the 1 MiB connection window: less than half of it
+    // can come back from the stream being read.
+    for (let i = 0; i < 3; i++) (await setup.client.StreamPool.createStream('unread')).end(payload);
+    (await setup.client.StreamPool.createStream('read')).end(payload);
+    assert.equal(sha256(await withTimeout(read, 10_000, 'the read stream to arrive whole')), sha256(payload));
+    assert.equal(held.length, 3);
   });
 
   test('the connection window starts small and grows while its streams offer more, unless the server is out of memory', T, async (t) => {

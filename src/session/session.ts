@@ -303,6 +303,8 @@ export class MuxConnection
         );
       }
       this.connectionCredit -= size;
+      // The peer is about to run out while it is owed credit: give it back now, not at the next read.
+      if (this.connectionUnacked !== 0 && this.connectionUnacked >= this.connectionCredit) this.returnConnectionCredit(0);
     }
     if (stream === undefined) {
       if (!this.streams.wasOpened(streamId)) throw new MuxError('ERR_PROTOCOL', `DATA for stream ${streamId}, which was never opened`);
@@ -474,22 +476,32 @@ export class MuxConnection
    */
   private returnConnectionCredit(bytes: number): void {
     this.connectionUnacked += bytes;
-    let size = this.connectionWindowSize;
-    if (this.connectionUnacked < Math.min(size / 2, WINDOW_UPDATE_STEP) || this.state !== 'ready') return;
-    let increment = this.connectionUnacked;
+    const size = this.connectionWindowSize;
+    // Batched as stream updates are, unless the peer now has less credit left than it is owed:
+    // with other streams' unread bytes keeping theirs, half a window may never come back, and
+    // the stream being read would wait for ever.
+    const owed = this.connectionUnacked;
+    if ((owed < Math.min(size / 2, WINDOW_UPDATE_STEP) && owed < this.connectionCredit) || this.state !== 'ready') return;
+    const increment = this.connectionUnacked + this.connectionGrowth();
     this.connectionUnacked = 0;
-    const demand = this.streams.size * this.limits.initialWindow + this.windowBudget.grownBy;
-    const target = Math.min(this.limits.maxConnectionWindow, demand);
-    if (size < target) {
-      const growth = Math.min(size, target - size);
-      if (this.account.reserveGrowth(growth)) {
-        size += growth;
-        increment += growth;
-        this.connectionWindowSize = size;
-      }
-    }
     this.connectionCredit += increment;
     this.queueControl(encodeWindowUpdate(0, increment));
+  }
+
+  /**
+   * How much the connection window grows now (it is already resized): toward what the open
+   * streams' windows offer together, at most doubling, within `maxConnectionWindow` and the
+   * server's memory.
+   */
+  private connectionGrowth(): number {
+    const size = this.connectionWindowSize;
+    const demand = this.streams.size * this.limits.initialWindow + this.windowBudget.grownBy;
+    const target = Math.min(this.limits.maxConnectionWindow, demand);
+    if (size >= target) return 0;
+    const growth = Math.min(size, target - size);
+    if (!this.account.reserveGrowth(growth)) return 0;
+    this.connectionWindowSize = size + growth;
+    return growth;
   }
 
   /** The peer made us hold more than `maxBufferedBytes`: it broke its credit or stopped reading. */
@@ -517,6 +529,13 @@ export class MuxConnection
   /** @internal StreamHost */
   windowResized(stream: MuxStream, delta: number): void {
     this.windowBudget.resized(stream, delta);
+    // A stream's window grew: the connection window follows at once, or it would cap the
+    // stream (a reader that pauses holds the connection window before its stream's fills).
+    if (delta <= 0 || this.state !== 'ready') return;
+    const growth = this.connectionGrowth();
+    if (growth === 0) return;
+    this.connectionCredit += growth;
+    this.queueControl(encodeWindowUpdate(0, growth));
   }
 
   /** @internal SchedulerHost */
