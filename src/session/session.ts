@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import { resolveLimits, type JsonValue, type SessionLimits } from '../config';
 import { MemoryAccount, type MemoryPool } from './memory-account';
 import { WastedWork } from './wasted-work';
-import { WINDOW_UPDATE_STEP } from './window-tuning';
+import { ConnectionWindow, type ConnectionWindowHost } from './connection-window';
 import { encodeIJson } from '../protocol/json';
 import { FrameDecoder, type FrameSink } from '../codec/decoder';
 import { decodeCodeAndReason, encodeCodeAndReason, encodeFrame, encodeGoAway, encodeWindowUpdate } from '../codec/encode';
@@ -49,9 +49,11 @@ type Transport = Duplex & { [kSession]?: MuxConnection };
 // window updates, what streams ask of it) and teardown. The rest is delegated, each part in
 // its own file behind a narrow host interface that this class implements: the handshake
 // (handshake.ts), opening streams (stream-opening.ts, admission.ts, open-deadlines.ts),
-// writing (scheduler.ts), pings (liveness.ts), window growth (window-budget.ts) and the
-// graceful close (shutdown.ts). State touched for every frame stays here, so the hot path
-// reaches it without an extra hop.
+// writing (scheduler.ts), pings (liveness.ts), window growth (window-budget.ts), the
+// connection's receive window (connection-window.ts), what the peer makes it hold
+// (memory-account.ts), work without data (wasted-work.ts) and the graceful close
+// (shutdown.ts). State touched for every frame stays here, so the hot path reaches it
+// without an extra hop.
 
 /**
  * One multiplexed connection over any Node `Duplex`: the handshake, the stream table,
@@ -72,7 +74,8 @@ export class MuxConnection
     AdmissionHost<MuxConnection>,
     HandshakeHost,
     ShutdownHost,
-    OpeningHost
+    OpeningHost,
+    ConnectionWindowHost
 {
   /** The seed library's name for the stream opener; see {@link StreamPool}. */
   readonly StreamPool: StreamPool;
@@ -108,12 +111,8 @@ export class MuxConnection
   private receivedBuffered = 0;
   /** @internal Everything the peer makes this connection hold (see memory-account.ts). */
   readonly account: MemoryAccount;
-  /** DATA bytes the peer may still send on all streams together (our connection window). */
-  private connectionCredit: number;
-  /** Bytes read or dropped since the last connection WINDOW_UPDATE. */
-  private connectionUnacked = 0;
-  /** The connection window's current size: `connectionWindow`, grown while the peer uses it all. */
-  private connectionWindowSize: number;
+  /** What the peer may send on all streams together (see connection-window.ts). */
+  private readonly connectionWindow: ConnectionWindow;
   /** Streams with small pieces staged for a waiting reader, delivered once the current read is decoded. */
   private readonly toDeliver: MuxStream[] = [];
   /** @internal Work the peer causes without moving data. */
@@ -139,7 +138,7 @@ export class MuxConnection
     if (options.hello !== undefined) checkHello(options.hello);
     const pool = (options as { memoryPool?: MemoryPool }).memoryPool ?? null;
     this.account = new MemoryAccount(this.limits.maxBufferedBytes, 2 * this.limits.maxConnectionWindow, pool);
-    this.connectionCredit = this.connectionWindowSize = this.limits.connectionWindow;
+    this.connectionWindow = new ConnectionWindow(this, this.limits, this.account);
     this.wastedWork = new WastedWork(this.limits.wastedWorkBurst, this.limits.wastedWorkPerSecond);
     this.streams = new StreamTable(this.role);
     this.decoder = new FrameDecoder(this, {
@@ -296,20 +295,12 @@ export class MuxConnection
     const stream = this.streams.get(streamId);
     const size = piece.length;
     if (size > 0) {
-      if (size > this.connectionCredit) {
-        throw new MuxError(
-          'ERR_FLOW_CONTROL',
-          `received ${size} bytes of DATA with only ${this.connectionCredit} bytes of connection window left`,
-        );
-      }
-      this.connectionCredit -= size;
-      // The peer is about to run out while it is owed credit: give it back now, not at the next read.
-      if (this.connectionUnacked !== 0 && this.connectionUnacked >= this.connectionCredit) this.returnConnectionCredit(0);
+      this.connectionWindow.receive(size);
     }
     if (stream === undefined) {
       if (!this.streams.wasOpened(streamId)) throw new MuxError('ERR_PROTOCOL', `DATA for stream ${streamId}, which was never opened`);
       // Late data for a stream we already closed: dropped, and its credit goes straight back.
-      if (size > 0) this.returnConnectionCredit(size);
+      if (size > 0) this.connectionWindow.release(size);
       else if (!(flags & Flag.FIN) && !this.wastedWork.spend(1)) this.calmDown('empty DATA frames');
       return;
     }
@@ -460,48 +451,12 @@ export class MuxConnection
     if (cost !== 0) this.account.releaseData(cost);
     if (bytes === 0) return;
     this.receivedBuffered -= bytes;
-    this.returnConnectionCredit(bytes);
+    this.connectionWindow.release(bytes);
   }
 
   /** @internal StreamHost */
   deliverLater(stream: MuxStream): void {
     this.toDeliver.push(stream);
-  }
-
-  /**
-   * Bytes left the account: the peer may send as many again, granted in steps. When the
-   * streams' windows together offer more than the connection window, it would hold them back:
-   * it grows toward their sum (doubling at most per grant), up to `maxConnectionWindow` and
-   * while the server's memory allows it. HTTP/2 leaves this to the application.
-   */
-  private returnConnectionCredit(bytes: number): void {
-    this.connectionUnacked += bytes;
-    const size = this.connectionWindowSize;
-    // Batched as stream updates are, unless the peer now has less credit left than it is owed:
-    // with other streams' unread bytes keeping theirs, half a window may never come back, and
-    // the stream being read would wait for ever.
-    const owed = this.connectionUnacked;
-    if ((owed < Math.min(size / 2, WINDOW_UPDATE_STEP) && owed < this.connectionCredit) || this.state !== 'ready') return;
-    const increment = this.connectionUnacked + this.connectionGrowth();
-    this.connectionUnacked = 0;
-    this.connectionCredit += increment;
-    this.queueControl(encodeWindowUpdate(0, increment));
-  }
-
-  /**
-   * How much the connection window grows now (it is already resized): toward what the open
-   * streams' windows offer together, at most doubling, within `maxConnectionWindow` and the
-   * server's memory.
-   */
-  private connectionGrowth(): number {
-    const size = this.connectionWindowSize;
-    const demand = this.streams.size * this.limits.initialWindow + this.windowBudget.grownBy;
-    const target = Math.min(this.limits.maxConnectionWindow, demand);
-    if (size >= target) return 0;
-    const growth = Math.min(size, target - size);
-    if (!this.account.reserveGrowth(growth)) return 0;
-    this.connectionWindowSize = size + growth;
-    return growth;
   }
 
   /** The peer made us hold more than `maxBufferedBytes`: it broke its credit or stopped reading. */
@@ -529,13 +484,8 @@ export class MuxConnection
   /** @internal StreamHost */
   windowResized(stream: MuxStream, delta: number): void {
     this.windowBudget.resized(stream, delta);
-    // A stream's window grew: the connection window follows at once, or it would cap the
-    // stream (a reader that pauses holds the connection window before its stream's fills).
-    if (delta <= 0 || this.state !== 'ready') return;
-    const growth = this.connectionGrowth();
-    if (growth === 0) return;
-    this.connectionCredit += growth;
-    this.queueControl(encodeWindowUpdate(0, growth));
+    // A reader that pauses would otherwise hold the connection window before its stream's fills.
+    if (delta > 0) this.connectionWindow.streamWindowGrew();
   }
 
   /** @internal SchedulerHost */
@@ -548,6 +498,11 @@ export class MuxConnection
   /** @internal SchedulerHost */
   frameLimit(): number {
     return Math.min(this.peer!.maxFrameSize, this.limits.maxFrameSize);
+  }
+
+  /** @internal ConnectionWindowHost */
+  streamWindowsTotal(): number {
+    return this.streams.size * this.limits.initialWindow + this.windowBudget.grownBy;
   }
 
   /** @internal SchedulerHost */
