@@ -70,6 +70,11 @@ export class MuxClient extends MuxConnection {
     (socket as net.Socket & { [kClient]?: MuxClient })[kClient] = this;
   }
 
+  /** The client's socket once connected (a `tls.TLSSocket` with the `tls` option); null before. */
+  override get transportSocket(): net.Socket | null {
+    return super.transportSocket as net.Socket | null;
+  }
+
   /** @internal The socket failed before the handshake could start. */
   failToConnect(err: Error): void {
     this.clearConnectTimer();

@@ -1,9 +1,6 @@
 import { MuxError } from './errors';
 import { MAX_WINDOW } from './protocol/constants';
 
-/** A JSON value: what `meta` and `hello` may hold. */
-export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
-
 /** Tunables of one connection. Every default lives in {@link DEFAULTS}; nowhere else. */
 export interface SessionLimits {
   /** Per-stream receive window granted to the peer at open, in bytes. */

@@ -1,9 +1,9 @@
-import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import * as tls from 'node:tls';
 import { MuxError } from './errors';
 import { MuxConnection, type ConnectionOptions, type HandshakeHooks } from './session/session';
+import { TypedEventEmitter } from './events';
 import { resolveLimits, resolveServerLimits, type ServerLimits } from './config';
 import { MemoryPool } from './session/memory-account';
 import { encodeGoAway } from './codec/encode';
@@ -27,13 +27,31 @@ export interface MuxServerOptions extends Omit<ConnectionOptions, 'role' | 'hell
   tls?: tls.TlsOptions;
 }
 
+/** The events of a {@link MuxServer} and their listeners' arguments. */
+export interface MuxServerEvents {
+  /** The server listens (see `address()` and `port`). */
+  listening: [];
+  /** A client finished its handshake (and passed `authenticate`). */
+  connection: [connection: MuxConnection];
+  /**
+   * A client failed its handshake, was refused by `authenticate`, or was turned away
+   * (`ERR_OVERLOADED`); its socket is closed.
+   */
+  clientError: [err: MuxError, socket: net.Socket];
+  /** Listening failed (`EADDRINUSE`, `EACCES`, ...): the error of `net.Server`. */
+  error: [err: NodeJS.ErrnoException];
+  /** The server stopped listening and every connection closed. */
+  close: [];
+}
+
 /**
  * Listens on a TCP port and runs a muxer connection on every accepted socket.
  *
- * Events: `listening`; `connection` (con: {@link MuxConnection}, after its handshake);
- * `clientError` (err, socket) for a peer that failed the handshake; `error`; `close`.
+ * Events ({@link MuxServerEvents}): `listening`; `connection` (con: {@link MuxConnection},
+ * after its handshake); `clientError` (err, socket) for a peer that failed the handshake;
+ * `error`; `close`.
  */
-export class MuxServer extends EventEmitter implements HandshakeHooks {
+export class MuxServer extends TypedEventEmitter<MuxServerEvents> implements HandshakeHooks {
   private readonly server: net.Server | tls.Server;
   private readonly options: MuxServerOptions;
   private readonly handshaking = new Set<MuxConnection>();
@@ -76,7 +94,7 @@ export class MuxServer extends EventEmitter implements HandshakeHooks {
       this.server = net.createServer((socket) => this.onSocket(socket));
     }
     this.server.on('listening', () => this.emit('listening'));
-    this.server.on('error', (err) => {
+    this.server.on('error', (err: NodeJS.ErrnoException) => {
       if (!this.server.listening) this.listenFailed = true;
       this.emit('error', err);
     });
@@ -94,6 +112,15 @@ export class MuxServer extends EventEmitter implements HandshakeHooks {
   /** Where the server listens, as `net.Server#address()`. */
   address(): AddressInfo | string | null {
     return this.server.address();
+  }
+
+  /**
+   * The TCP port the server listens on (the one picked when 0 was asked for); 0 before it
+   * listens, and for a server on a Unix domain socket.
+   */
+  get port(): number {
+    const address = this.server.address();
+    return typeof address === 'object' && address !== null ? address.port : 0;
   }
 
   /** True while the server accepts connections. */
@@ -194,7 +221,7 @@ export class MuxServer extends EventEmitter implements HandshakeHooks {
   /** @internal HandshakeHooks */
   onHandshakeFailed(connection: MuxConnection, err: MuxError): void {
     this.handshaking.delete(connection);
-    this.emit('clientError', err, connection.transportSocket);
+    this.emit('clientError', err, connection.transportSocket as net.Socket); // attached before any handshake
   }
 
   /**

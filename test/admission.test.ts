@@ -10,6 +10,7 @@ import {
   MuxClient,
   MuxError,
   WireErrorCode,
+  type AcceptVerdict,
   type ClientInfo,
   type JsonValue,
   type MuxConnection,
@@ -113,7 +114,7 @@ describe('authenticate', () => {
   ];
   for (const [what, verdict] of accepting) {
     test(`${what} from authenticate accepts: onConnected runs, the server emits connection, and streams flow`, T, async (t) => {
-      const { server, port, serverEvents, clientErrors } = await watchedServer(t, { authenticate: verdict });
+      const { server, port, serverEvents, clientErrors } = await watchedServer(t, { authenticate: verdict as () => boolean }); // JS callers may return anything
       const connection = nextEvent(server, 'connection');
       const { client, events, connected } = watchedClient(t, port, { token: SECRET });
       await nextEvent(client, 'connect');
@@ -152,7 +153,7 @@ describe('authenticate', () => {
       `${what} from authenticate rejects: the client emits error ERR_AUTH_FAILED and never calls onConnected, and the server emits clientError, never error or connection`,
       T,
       async (t) => {
-        const { server, port, serverEvents, clientErrors } = await watchedServer(t, { authenticate: verdict });
+        const { server, port, serverEvents, clientErrors } = await watchedServer(t, { authenticate: verdict as () => boolean }); // JS callers may return anything
         const { client, events, connected } = watchedClient(t, port, { token: 'wrong' });
         await withTimeout(nextEvent(client, 'close'), 5000, 'the rejected client to close');
         assert.deepEqual(events.names, ['error', 'close']);
@@ -292,7 +293,7 @@ describe('acceptStream', () => {
   ];
   for (const [what, verdict] of accepting) {
     test(`acceptStream returning ${what} accepts the stream`, T, async (t) => {
-      const setup = await startTcp({ server: { acceptStream: verdict } });
+      const setup = await startTcp({ server: { acceptStream: verdict as () => AcceptVerdict } }); // JS callers may return anything
       t.after(() => setup.cleanup());
       const { local, remote } = await openPair(setup.client, setup.serverCon, 'welcome');
       assert.equal(remote.meta, 'welcome');
@@ -331,7 +332,7 @@ describe('acceptStream', () => {
       ),
       T,
       async (t) => {
-        const setup = await startTcp({ server: { acceptStream: (meta) => (meta === 'judged' ? verdict() : true) } });
+        const setup = await startTcp({ server: { acceptStream: (meta) => (meta === 'judged' ? (verdict() as AcceptVerdict) : true) } });
         t.after(() => setup.cleanup());
         const delivered: JsonValue[] = [];
         setup.serverCon.on('stream', (stream: MuxStream) => delivered.push(stream.meta));

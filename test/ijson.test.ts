@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { collectGarbage } from './helpers/memory';
 import vm from 'node:vm';
 import fc from 'fast-check';
-import type { JsonValue } from '../src/config';
+import type { JsonValue } from '../src/meta';
 import { MuxError, type MuxErrorCode } from '../src/errors';
 import { encodeIJson, MAX_JSON_DEPTH, parseIJson } from '../src/protocol/json';
 

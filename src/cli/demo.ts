@@ -146,8 +146,8 @@ function chatServer(stream: MuxStream): void {
   let buffered = '';
   let count = 0;
   stream.setEncoding('utf8');
-  stream.on('data', (text: string) => {
-    buffered += text;
+  stream.on('data', (text: Buffer | string) => {
+    buffered += String(text);
     let newline: number;
     while ((newline = buffered.indexOf('\n')) >= 0) {
       const line = buffered.slice(0, newline);
@@ -166,8 +166,8 @@ async function chatClient(client: MuxConnection, log: (line: string) => void): P
   let replies = 0;
   let buffered = '';
   const done = new Promise<void>((resolve, reject) => {
-    stream.on('data', (text: string) => {
-      buffered += text;
+    stream.on('data', (text: Buffer | string) => {
+      buffered += String(text);
       let newline: number;
       while ((newline = buffered.indexOf('\n')) >= 0) {
         log(`chat < ${buffered.slice(0, newline)}`);

@@ -1,4 +1,4 @@
-import type { JsonValue } from '../config';
+import type { JsonValue } from '../meta';
 import { MuxError } from '../errors';
 import { MAX_STREAM_ID, MAX_WINDOW } from './constants';
 import { encodeIJson, parseIJson } from './json';

@@ -1,7 +1,7 @@
 // I-JSON (RFC 7493) for OPEN meta and HELLO payloads: a peer's bytes are checked in one
 // iterative pass before anything is built, so a hostile payload costs time linear in its
 // length and a bounded stack, and is refused with a message that says what is wrong.
-import type { JsonValue } from '../config';
+import type { JsonValue } from '../meta';
 import { MuxError, type MuxErrorCode } from '../errors';
 
 /**

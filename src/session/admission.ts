@@ -1,6 +1,6 @@
 import type { EventEmitter } from 'node:events';
 import { encodeCodeAndReason, encodeFrame } from '../codec/encode';
-import type { JsonValue } from '../config';
+import type { JsonValue } from '../meta';
 import { MuxError } from '../errors';
 import { FrameType, WireErrorCode } from '../protocol/constants';
 import type { OpenDeadlines } from './open-deadlines';

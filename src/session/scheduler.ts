@@ -1,7 +1,7 @@
 import type { Duplex } from 'node:stream';
 import { encodeFrame, encodeHeader } from '../codec/encode';
 import { Flag, FrameType, HEADER_LENGTH, MAX_WINDOW } from '../protocol/constants';
-import type { MuxStream } from './stream';
+import type { AnyMuxStream as MuxStream } from './stream';
 import { acquireFrameBuffer, releaseFrameBuffer, recyclesWrittenBuffers } from './frame-buffers';
 
 /** What the scheduler needs from its connection. */

@@ -1,6 +1,7 @@
-import { EventEmitter } from 'node:events';
+import { TypedEventEmitter } from '../events';
 import type { Duplex } from 'node:stream';
-import { resolveLimits, type JsonValue, type SessionLimits } from '../config';
+import { resolveLimits, type SessionLimits } from '../config';
+import type { JsonValue } from '../meta';
 import { MemoryAccount, type MemoryPool } from './memory-account';
 import { WastedWork } from './wasted-work';
 import { ConnectionWindow, type ConnectionWindowHost } from './connection-window';
@@ -21,10 +22,10 @@ import { WindowBudget } from './window-budget';
 import { Handshake, type HandshakeHost } from './handshake';
 import { Shutdown, type ShutdownHost } from './shutdown';
 import { StreamOpening, type OpeningHost } from './stream-opening';
-import type { ConnectionOptions, ConnectionStats, HandshakeHooks, Role, SessionState } from './types';
+import type { ConnectionOptions, ConnectionStats, HandshakeHooks, MuxConnectionEvents, Role, SessionState } from './types';
 import { debug as log } from '../debug';
 
-export type { ClientInfo, ConnectionOptions, ConnectionStats, HandshakeHooks, Role } from './types';
+export type { AcceptVerdict, ClientInfo, ConnectionOptions, ConnectionStats, HandshakeHooks, MuxConnectionEvents, Role } from './types';
 
 const kSession = Symbol('tcp-stream-muxer.session');
 
@@ -60,11 +61,11 @@ type Transport = Duplex & { [kSession]?: MuxConnection };
  * flow-control windows, and the write scheduler. The server's `connection` argument and
  * the `MuxClient` are instances.
  *
- * Events: `connect` (handshake done), `stream` (the peer opened a stream), `goaway`
- * (code, reason), `error`, `close`.
+ * Events ({@link MuxConnectionEvents}): `connect` (handshake done), `stream` (the peer opened
+ * a stream), `goaway` (code, reason), `error`, `close`.
  */
 export class MuxConnection
-  extends EventEmitter
+  extends TypedEventEmitter<MuxConnectionEvents>
   implements
     StreamHost,
     FrameSink,

@@ -8,7 +8,8 @@
  * then are checked one by one once the peer's limits are known.
  */
 
-import { MEMORY_COSTS, type JsonValue, type SessionLimits } from '../config';
+import { MEMORY_COSTS, type SessionLimits } from '../config';
+import type { JsonValue } from '../meta';
 import type { MemoryAccount } from './memory-account';
 import type { WastedWork } from './wasted-work';
 import { encodeIJson, parseIJson } from '../protocol/json';
@@ -20,7 +21,7 @@ import { BACKLOG_FULL, type Admission } from './admission';
 import type { OpenDeadlines } from './open-deadlines';
 import type { MuxConnection } from './session';
 import type { Shutdown } from './shutdown';
-import { destroyQuietly, MuxStream, OpenState, type StreamHost } from './stream';
+import { destroyQuietly, MuxStream, OpenState, type AnyMuxStream, type StreamHost } from './stream';
 import type { StreamTable } from './stream-table';
 import type { Role, SessionState } from './types';
 import { debug as log } from '../debug';
@@ -97,12 +98,13 @@ export class StreamOpening {
     if (this.host.state === 'ready') this.queueOpen(stream);
     else this.waitingForReady.push(stream);
 
+    // The streams are this very stream, so its own meta type holds for the callbacks.
     if (ack) {
-      stream.onAccepted = ack;
+      stream.onAccepted = ack as (accepted: AnyMuxStream) => void;
       return stream;
     }
     return new Promise<MuxStream>((resolve, reject) => {
-      stream.onAccepted = resolve;
+      stream.onAccepted = resolve as (accepted: AnyMuxStream) => void;
       stream.onRefused = (err) => {
         reject(err);
       };

@@ -1,9 +1,14 @@
-import { Duplex } from 'node:stream';
-import { MEMORY_COSTS, type JsonValue } from '../config';
+import { Duplex, type Readable } from 'node:stream';
+import { MEMORY_COSTS } from '../config';
+import type { JsonValue } from '../meta';
+import type { ArgumentsOf, ListenerOf } from '../events';
 import { ChunkQueue } from '../codec/chunks';
 import { MuxError } from '../errors';
 import { WireErrorCode } from '../protocol/constants';
 import { WINDOW_UPDATE_STEP } from './window-tuning';
+
+/** A stream whatever its meta type: what the connection's internals handle. */
+export type AnyMuxStream = MuxStream<unknown>;
 
 /**
  * What a stream needs from the connection that carries it. The session implements it; a
@@ -11,13 +16,13 @@ import { WINDOW_UPDATE_STEP } from './window-tuning';
  */
 export interface StreamHost {
   /** The stream has bytes or a FIN the scheduler may send. */
-  scheduleSend(stream: MuxStream): void;
+  scheduleSend(stream: AnyMuxStream): void;
   /** Grant the peer `increment` more bytes of window on this stream. */
-  sendWindowUpdate(stream: MuxStream, increment: number): void;
+  sendWindowUpdate(stream: AnyMuxStream, increment: number): void;
   /** Abort the stream on the wire (RESET), unless it already ended there. */
-  sendReset(stream: MuxStream, code: WireErrorCode, reason: string): void;
+  sendReset(stream: AnyMuxStream, code: WireErrorCode, reason: string): void;
   /** The stream is finished on the wire in both directions, or reset: forget its id. */
-  streamClosed(stream: MuxStream): void;
+  streamClosed(stream: AnyMuxStream): void;
   /**
    * Received data left the stream: `bytes` of payload were read by the application or
    * dropped (the peer's connection credit may be given back), and `cost` bytes of the
@@ -25,14 +30,14 @@ export interface StreamHost {
    */
   releaseReceived(bytes: number, cost: number): void;
   /** Small pieces were queued while the reader waits: deliver them once this read is decoded. */
-  deliverLater(stream: MuxStream): void;
+  deliverLater(stream: AnyMuxStream): void;
   /**
    * Window auto-tuning: the reader of `stream` consumed half of a `current`-byte window,
    * `elapsedMs` after the previous grant. Returns the window size to use from now on.
    */
-  tuneWindow(stream: MuxStream, current: number, elapsedMs: number): number;
+  tuneWindow(stream: AnyMuxStream, current: number, elapsedMs: number): number;
   /** The stream's receive window changed size by `delta` bytes (it is already resized). */
-  windowResized(stream: MuxStream, delta: number): void;
+  windowResized(stream: AnyMuxStream, delta: number): void;
 }
 
 /** Figures from {@link MuxStream.stats}. */
@@ -79,16 +84,76 @@ export interface StreamInit {
 const noop = (): void => {};
 
 /**
+ * The events of a {@link MuxStream}: a `Duplex`'s. `error` carries a `MuxError` when the peer
+ * or the connection caused it (`ERR_STREAM_RESET`, `ERR_CONNECTION_CLOSED`, a refused open),
+ * and whatever error the application passed to `destroy(err)` otherwise.
+ */
+export interface MuxStreamEvents {
+  /**
+   * Bytes from the peer; strings after `setEncoding()` (a listener typed
+   * `(chunk: Buffer | string)` fits both).
+   */
+  data: [chunk: Buffer];
+  /** The peer ended its side: nothing more will arrive. */
+  end: [];
+  /** The stream is closed both ways, or destroyed. */
+  close: [];
+  /** A reset, a lost connection, a refused open, or `destroy(err)`. */
+  error: [err: Error];
+  /** `write()` may be called again after it returned false. */
+  drain: [];
+  /** `end()` was called and everything written has been handed to the connection. */
+  finish: [];
+  /** Data can be read with `read()`. */
+  readable: [];
+  /** Reading was paused. */
+  pause: [];
+  /** Reading was resumed. */
+  resume: [];
+  /** A readable stream started piping into this one. */
+  pipe: [source: Readable];
+  /** A readable stream stopped piping into this one. */
+  unpipe: [source: Readable];
+}
+
+// Typed events (see events.ts). Declared here rather than through a generic helper:
+// TypeScript can check them against Duplex's own overloads only for a concrete event map.
+// A merged interface repeats the class's type parameter, used or not.
+// eslint-disable-next-line @typescript-eslint/no-unused-vars
+export interface MuxStream<Meta = JsonValue> {
+  /** Adds `listener` for `event` (see {@link MuxStreamEvents} for each event's arguments). */
+  on<E extends string | symbol>(event: E, listener: ListenerOf<MuxStreamEvents, E>): this;
+  /** Adds `listener` for the next `event` only. */
+  once<E extends string | symbol>(event: E, listener: ListenerOf<MuxStreamEvents, E>): this;
+  /** The same as `on`. */
+  addListener<E extends string | symbol>(event: E, listener: ListenerOf<MuxStreamEvents, E>): this;
+  /** Adds `listener` before the listeners already there. */
+  prependListener<E extends string | symbol>(event: E, listener: ListenerOf<MuxStreamEvents, E>): this;
+  /** Adds `listener` for the next `event` only, before the listeners already there. */
+  prependOnceListener<E extends string | symbol>(event: E, listener: ListenerOf<MuxStreamEvents, E>): this;
+  /** Removes `listener`. */
+  off<E extends string | symbol>(event: E, listener: ListenerOf<MuxStreamEvents, E>): this;
+  /** The same as `off`. */
+  removeListener<E extends string | symbol>(event: E, listener: ListenerOf<MuxStreamEvents, E>): this;
+  /** Calls the listeners of `event` with `args`; true if it had any. */
+  emit<E extends string | symbol>(event: E, ...args: ArgumentsOf<MuxStreamEvents, E>): boolean;
+}
+
+/**
  * One logical stream: a `Duplex` in both directions, with credit-based flow control.
  * Outgoing bytes wait in `outQueue` until the session's scheduler takes them as frames;
  * incoming bytes wait in `inQueue` until the reader asks for them, and only then is the
  * window given back to the peer.
+ *
+ * `Meta` is the type of {@link meta}: `JsonValue` unless the application names its shape
+ * (`createStream<UpdateMeta>(meta)`, or a connection typed by its metas).
  */
-export class MuxStream extends Duplex {
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging -- see the interface above
+export class MuxStream<Meta = JsonValue> extends Duplex {
   /** Stream id, the same number on both sides (odd: opened by the client, even: by the server). */
   readonly id: number;
   /** The JSON value the opener attached; deep-equal on both sides. */
-  readonly meta: JsonValue;
+  readonly meta: Meta;
 
   /** @internal */ openState: OpenState;
   /** @internal */ sendWindow: number;
@@ -104,7 +169,8 @@ export class MuxStream extends Duplex {
   chargedMeta = 0;
   /** @internal Encoded meta of an OPEN not yet queued (opened during the handshake). */
   pendingMeta: Buffer | null = null;
-  /** @internal */ onAccepted: ((stream: MuxStream) => void) | null = null;
+  /** @internal Typed without `Meta`, which keeps `MuxStream<UpdateMeta>` assignable to `MuxStream`. */
+  onAccepted: ((stream: AnyMuxStream) => void) | null = null;
   /** @internal */ onRefused: ((err: MuxError) => void) | null = null;
 
   private readonly host: StreamHost;
@@ -145,7 +211,7 @@ export class MuxStream extends Duplex {
   constructor(init: StreamInit) {
     super({ allowHalfOpen: true, writableHighWaterMark: init.highWaterMark, decodeStrings: true });
     this.id = init.id;
-    this.meta = init.meta;
+    this.meta = init.meta as Meta;
     this.host = init.host;
     this.openState = init.openState;
     this.sendWindow = init.sendWindow;

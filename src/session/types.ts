@@ -1,6 +1,8 @@
-import type { JsonValue, SessionLimits } from '../config';
+import type { SessionLimits } from '../config';
+import type { JsonValue } from '../meta';
 import type { MuxError } from '../errors';
 import type { MuxConnection } from './session';
+import type { MuxStream } from './stream';
 
 /** Which end of the connection this is: clients open odd stream ids, servers even ones. */
 export type Role = 'client' | 'server';
@@ -16,19 +18,42 @@ export interface ClientInfo {
   remotePort: number | undefined;
 }
 
+/**
+ * What `acceptStream` answers: `true` or nothing accepts the stream, `false` refuses it, a
+ * string refuses it with that reason.
+ */
+export type AcceptVerdict = boolean | string | undefined | void;
+
 /** Options of a connection; every limit defaults to `DEFAULTS` in config.ts. */
 export interface ConnectionOptions extends Partial<SessionLimits> {
   /** Which end this is. Default `'client'`. */
   role?: Role;
   /** Client: a JSON value sent in the handshake (e.g. `{ token }`) for the server's `authenticate`. */
   hello?: JsonValue;
-  /** Server: decides whether a client may connect; truthy accepts, falsy or a throw rejects. */
-  authenticate?: (hello: JsonValue, info: ClientInfo) => unknown;
   /**
-   * Decides whether the peer may open a stream: `true`/`undefined` accepts, `false` refuses,
-   * a string refuses with that reason, a throw refuses with its message. May be async.
+   * Server: decides whether a client may connect, from the client's `hello` (`null` if it sent
+   * none): true accepts; false, a rejected promise or a throw refuses with `ERR_AUTH_FAILED`.
    */
-  acceptStream?: (meta: JsonValue, connection: MuxConnection) => unknown;
+  authenticate?: (hello: JsonValue, info: ClientInfo) => boolean | Promise<boolean>;
+  /**
+   * Decides whether the peer may open a stream, from its meta: see {@link AcceptVerdict}; a
+   * throw or a rejected promise refuses with its message. May be async.
+   */
+  acceptStream?: (meta: JsonValue, connection: MuxConnection) => AcceptVerdict | Promise<AcceptVerdict>;
+}
+
+/** The events of a {@link MuxConnection} (and of a `MuxClient`) and their listeners' arguments. */
+export interface MuxConnectionEvents {
+  /** The handshake is done: streams flow. */
+  connect: [];
+  /** The peer opened a stream (after `acceptStream`, if any, accepted it). */
+  stream: [stream: MuxStream];
+  /** The peer is going away: no new streams; `code` is a `WireErrorCode` (0 = normal). */
+  goaway: [code: number, reason: string];
+  /** The connection failed (only emitted to listeners; see the README's error model). */
+  error: [err: MuxError];
+  /** The connection is closed; `hadError` says whether it failed. */
+  close: [hadError: boolean];
 }
 
 /** Hooks a MuxServer uses to learn about a connection's handshake (not for applications). */

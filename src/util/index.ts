@@ -6,4 +6,11 @@ export {
   type FileTransferResult,
   type FileTransferCallback,
 } from './file-transfer';
-export { sendFileOver, type SendFileOverOptions, type StreamOpenerLike, type StreamCreator, type StreamPoolHolder } from './send-file-over';
+export {
+  sendFileOver,
+  type SendFileOverOptions,
+  type StreamOpenerLike,
+  type StreamCreator,
+  type StreamPoolHolder,
+  type FileMeta,
+} from './send-file-over';

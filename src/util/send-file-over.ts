@@ -1,13 +1,27 @@
 import { stat } from 'node:fs/promises';
 import * as path from 'node:path';
-import type { JsonValue } from '../config';
+import type { JsonValue } from '../meta';
 import type { MuxStream } from '../session/stream';
 import { abortError, checkStatusTimeout, sendFile, type FileTransferResult, type SendFileOptions } from './file-transfer';
 
-/** Anything that opens streams: a {@link StreamPool}. */
+/** The meta of a file stream (PROTOCOL.md, Appendix A), with any fields the sender adds. */
+export interface FileMeta {
+  /** Always `'file'`. */
+  type: 'file';
+  /** The name the receiver stores the file under: a relative POSIX path. */
+  name: string;
+  /** The file's size in bytes. */
+  size: number;
+  [field: string]: JsonValue;
+}
+
+/**
+ * Anything that opens streams: a `StreamPool`. On a connection typed by its metas, those
+ * must include {@link FileMeta}.
+ */
 export interface StreamCreator {
   /** Opens a stream carrying `meta`; resolves once the peer accepts it. */
-  createStream(meta?: JsonValue): Promise<MuxStream>;
+  createStream(meta: FileMeta): Promise<MuxStream<unknown>>;
 }
 
 /** Where {@link sendFileOver} opens its stream: a `StreamPool`, or a connection or client that has one. */
@@ -44,7 +58,7 @@ export async function sendFileOver(
   const { size } = await stat(filename);
   if (signal?.aborted) throw abortError(signal);
   const opening = opener.createStream({ ...meta, type: 'file', name, size });
-  let stream: MuxStream;
+  let stream: MuxStream<unknown>;
   if (signal) {
     let onAbort: (() => void) | undefined;
     const abort = new Promise<never>((_, reject) => {

@@ -30,7 +30,8 @@ export async function openPair(
   meta?: JsonValue,
 ): Promise<{ local: MuxStream; remote: MuxStream }> {
   const remote = nextStream(acceptor);
-  const local = await withTimeout(opener.StreamPool.createStream(meta), 5000, 'createStream');
+  const opening = meta === undefined ? opener.StreamPool.createStream() : opener.StreamPool.createStream(meta);
+  const local: MuxStream = await withTimeout(opening, 5000, 'createStream');
   return { local, remote: await remote };
 }
 
