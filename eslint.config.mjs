@@ -29,6 +29,11 @@ export default tseslint.config(
     },
   },
   {
+    // Examples show plain Node style: async listeners and callbacks, as users write them.
+    files: ['examples/**/*.ts'],
+    rules: { '@typescript-eslint/no-misused-promises': ['error', { checksVoidReturn: { arguments: false } }] },
+  },
+  {
     // Tests and benchmarks poke at untyped JSON and event payloads on purpose.
     files: ['test/**/*.ts', 'bench/**/*.ts'],
     rules: {

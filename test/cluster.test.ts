@@ -1,5 +1,5 @@
 /**
- * MuxServer under node:cluster: examples/cluster.js forks two workers that share one port;
+ * MuxServer under node:cluster: examples/cluster.ts forks two workers that share one port;
  * clients connecting there are served by both workers (each reports its pid on a stream),
  * and SIGTERM stops the whole tree cleanly.
  */
@@ -12,7 +12,7 @@ import { closedPort, HOST } from './helpers/mux';
 import { nextEvent, waitFor, withTimeout } from './helpers/async';
 import { collect } from './helpers/streams';
 
-const EXAMPLE = path.join(__dirname, '..', 'examples', 'cluster.js');
+const EXAMPLE = path.join(__dirname, '..', 'examples', 'cluster.ts');
 
 /** Opens a connection and a stream; resolves with the pid of the worker that answered. */
 async function servedBy(port: number, i: number): Promise<number> {
@@ -33,7 +33,7 @@ async function servedBy(port: number, i: number): Promise<number> {
 test('two cluster workers share one port, and connections are served by both', { timeout: 30_000 }, async (t) => {
   // Port 0 cannot be shared by workers that listen on their own: pick a free port first.
   const port = await closedPort();
-  const child = spawn(process.execPath, [EXAMPLE], {
+  const child = spawn(process.execPath, ['--import', 'tsx', EXAMPLE], {
     cwd: path.join(__dirname, '..'),
     env: { ...process.env, PORT: String(port), WORKERS: '2' },
     stdio: ['ignore', 'pipe', 'pipe'],
