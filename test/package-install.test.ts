@@ -182,6 +182,14 @@ describe('using the installed package', () => {
     async () => {
       // What a user writes; every use must type without `any` leaking in.
       const body = `
+// The newcomer's example, with no annotation: every parameter is typed by the declarations.
+const echo = new MuxServer(0);
+echo.on('connection', (con) => {
+  con.on('stream', (stream) => { stream.pipe(stream); });
+});
+echo.on('clientError', (err, socket) => socket.destroy(err));
+// @ts-expect-error a known event with a wrong listener
+echo.on('connection', (con: string) => con);
 const server = new MuxServer(0, { host: '127.0.0.1', maxStreams: 10, acceptStream: (meta: JsonValue) => meta !== null });
 server.on('connection', (con: MuxConnection) => {
   con.on('stream', (stream: MuxStream) => stream.pipe(stream));
