@@ -225,11 +225,14 @@ describe('received data is counted at its real cost', () => {
       const chunk = randomBytes(64 * 1024);
       for (let i = 0; i < 8; i++) peer.open(1 + 2 * i, i);
       for (let k = 0; k < 2; k++) for (let i = 0; i < 8; i++) peer.data(1 + 2 * i, chunk); // 1 MiB: all of the first window
-      await peer.sync();
+      const total = (): number => peer.framesOf(FrameType.WINDOW_UPDATE, 0).reduce((sum, f) => sum + f.payload.readUInt32BE(0), 0);
+      // Credit comes back as the streams are read: wait for all of it (a loaded machine reads
+      // late), then a little longer, so that more than that would be seen too.
+      await waitFor(() => total() >= MiB, 10_000, 'the connection credit for everything read');
       await delay(100);
       await peer.sync();
       assert.equal(peer.framesOf(FrameType.ACCEPT).length, 8, 'every stream was accepted');
-      return peer.framesOf(FrameType.WINDOW_UPDATE, 0).reduce((sum, f) => sum + f.payload.readUInt32BE(0), 0);
+      return total();
     }
     // 8 streams offer 2 MiB of window: the 1 MiB connection window grows toward it.
     const grown = await granted({});
