@@ -14,7 +14,7 @@ import { CLI, runCli } from './helpers/cli';
 const ROOT = path.resolve(__dirname, '..');
 
 test('--help on every command prints its usage and exits 0', async (t) => {
-  for (const command of ['serve', 'send', 'forward', 'demo']) {
+  for (const command of ['serve', 'send', 'get', 'forward', 'demo']) {
     for (const flag of ['--help', '-h']) {
       const result = await runCli(t, [command, flag]);
       assert.equal(result.code, 0, `${command} ${flag}`);
@@ -25,15 +25,15 @@ test('--help on every command prints its usage and exits 0', async (t) => {
   const main = await runCli(t, ['--help']);
   assert.equal(main.code, 0);
   assert.match(main.stdout, /^Usage: tsmux <command>/);
-  for (const command of ['serve', 'send', 'forward', 'demo']) assert.match(main.stdout, new RegExp(`^  ${command} `, 'm'));
+  for (const command of ['serve', 'send', 'get', 'forward', 'demo']) assert.match(main.stdout, new RegExp(`^  ${command} `, 'm'));
 });
 
 test('bad usage exits 2 with the reason and the usage on stderr', async (t) => {
   const cases: [string[], RegExp][] = [
     [[], /Usage: tsmux <command>/],
     [['frobnicate'], /unknown command "frobnicate"/],
-    [['send'], /expected HOST:PORT and at least one FILE/],
-    [['send', 'nohost', 'a'], /expected HOST:PORT/],
+    [['send'], /expected HOST:PORT \(or HOST\) and at least one FILE/],
+    [['send', 'no:host:here', 'a'], /expected HOST or HOST:PORT/],
     [['send', '127.0.0.1:1', 'a', '--concurrency', '0'], /--concurrency: expected a positive integer/],
     [['send', '127.0.0.1:1', 'a', '--bogus'], /Unknown option '--bogus'/],
     [['send', '127.0.0.1:1', 'a', '--status-timeout', 'soon'], /--status-timeout: expected a number of seconds/],

@@ -1,12 +1,13 @@
 /**
  * tsmux serve + tsmux send as two real processes: a tree of files (empty, small,
- * multi-megabyte, nested) arrives byte for byte; existing files are refused without
- * --overwrite while the other files go on; a wrong token is refused; TLS works.
+ * multi-megabyte, nested, links) arrives byte for byte; the same tree again moves nothing;
+ * changed files are refused without --overwrite while the others go on; a wrong token is
+ * refused; TLS works.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { hashFile, listFiles, runCli, startServeCli, tempDir } from './helpers/cli';
 import { makeSelfSignedCert } from './helpers/certs';
@@ -35,38 +36,51 @@ function makeTree(root: string): Map<string, string> {
   return hashes;
 }
 
-test('send: a directory tree and a single file over one connection arrive with identical hashes; a second send is refused per file', async (t) => {
+test('send: a tree and a single file arrive with identical hashes, links as links; the same send again moves nothing; a changed file is refused without --overwrite', async (t) => {
   const work = await tempDir(t, 'send');
   const inbox = path.join(work, 'inbox');
   const expected = makeTree(work);
   writeFileSync(path.join(work, 'single.bin'), randomBytes(2 * MIB));
   expected.set('single.bin', hashFile(path.join(work, 'single.bin')));
-  // A link to a file is sent as that file; a link to a directory is skipped (it could loop).
+  // Links travel as links (as rsync -a), whether they point at a file or a directory.
   symlinkSync('../single.bin', path.join(work, 'photos', 'link-to-file'));
   symlinkSync('..', path.join(work, 'photos', 'link-to-dir'));
-  expected.set('photos/link-to-file', expected.get('single.bin')!);
   const { port } = await startServeCli(t, ['--dir', inbox]);
 
-  const sent = await runCli(t, ['send', `127.0.0.1:${port}`, 'photos', 'single.bin', '--concurrency', '3'], { cwd: work });
-  assert.equal(sent.code, 0, sent.stderr);
-  assert.deepEqual(listFiles(inbox), [...expected.keys()].sort());
+  const sent = await runCli(t, ['send', `127.0.0.1:${port}`, 'photos', 'single.bin'], { cwd: work });
+  assert.equal(sent.code, 0, sent.stderr + sent.stdout);
+  assert.deepEqual(listFiles(inbox), [...expected.keys(), 'photos/link-to-dir', 'photos/link-to-file'].sort());
   for (const [name, hash] of expected) assert.equal(hashFile(path.join(inbox, name)), hash, name);
+  assert.equal(readlinkSync(path.join(inbox, 'photos/link-to-file')), '../single.bin');
+  assert.equal(readlinkSync(path.join(inbox, 'photos/link-to-dir')), '..');
   // Not a TTY: plain lines, no ANSI escapes; the summary on stdout.
   assert.match(sent.stderr, /^sent photos\/2026\/deep\/er\/city\.jpg 5\.0 MiB in /m);
   assert.match(sent.stderr, /^sent photos\/empty\.txt 0 B in /m);
   assert.doesNotMatch(sent.stderr, /\x1b/);
-  assert.match(sent.stdout, /^8 files sent, 12 MiB in .*, 0 failed$/m);
-  assert.match(sent.stderr, /^tsmux send: skipping photos\/link-to-dir: symbolic link to a directory$/m);
+  assert.match(sent.stdout, /^7 files sent, 10(\.0+)? MiB in .*, 0 unchanged, 0 failed$/m);
 
-  // The same again: every file exists now, each is refused with the reason, nothing changes.
+  // The same again: everything is there, unchanged; no file byte moves, exit 0.
+  const again = await runCli(t, ['send', `127.0.0.1:${port}`, 'photos', 'single.bin', '--json'], { cwd: work });
+  assert.equal(again.code, 0, again.stderr + again.stdout);
+  const summary = JSON.parse(again.stdout) as { files: number; unchanged: number; wireBytes: number; failed: number };
+  assert.deepEqual([summary.files, summary.unchanged, summary.wireBytes, summary.failed], [0, 7, 0, 0]);
+
+  // A file changed here: without --overwrite the server keeps its own and says why.
   const beach = path.join(work, 'photos/2026/beach.jpg');
-  writeFileSync(beach, randomBytes(1000)); // different content: it must not replace the stored one
-  const again = await runCli(t, ['send', `127.0.0.1:${port}`, 'photos'], { cwd: work });
-  assert.equal(again.code, 1);
-  assert.match(again.stdout, /^0 files sent, .*, 7 failed$/m);
-  assert.match(again.stdout, /^failed: photos\/2026\/beach\.jpg: .*already exists on the receiver \[ERR_STREAM_REFUSED\]$/m);
+  writeFileSync(beach, randomBytes(1000));
+  const changed = await runCli(t, ['send', `127.0.0.1:${port}`, 'photos'], { cwd: work });
+  assert.equal(changed.code, 1);
+  assert.match(changed.stdout, /^0 files sent, .*, 5 unchanged, 1 failed$/m);
+  assert.match(
+    changed.stdout,
+    /^failed: photos\/2026\/beach\.jpg: .*already exists on the receiver and differs \(--overwrite replaces it\)$/m,
+  );
   assert.equal(hashFile(path.join(inbox, 'photos/2026/beach.jpg')), expected.get('photos/2026/beach.jpg'));
-  assert.deepEqual(listFiles(inbox), [...expected.keys()].sort(), 'no temporary files left behind');
+  assert.deepEqual(
+    listFiles(inbox),
+    [...expected.keys(), 'photos/link-to-dir', 'photos/link-to-file'].sort(),
+    'no partial files left behind',
+  );
 });
 
 test('send: with --overwrite the server replaces files; a missing local file fails only itself', async (t) => {
@@ -79,7 +93,7 @@ test('send: with --overwrite the server replaces files; a missing local file fai
   const result = await runCli(t, ['send', `127.0.0.1:${port}`, 'a.txt', 'does-not-exist'], { cwd: work });
   assert.equal(result.code, 1);
   assert.equal(readFileSync(path.join(inbox, 'a.txt'), 'utf8'), 'new content');
-  assert.match(result.stdout, /^1 file sent, .*, 1 failed$/m);
+  assert.match(result.stdout, /^1 file sent, .*, 0 unchanged, 1 failed$/m);
   assert.match(result.stdout, /^failed: does-not-exist: /m);
 });
 
@@ -125,28 +139,21 @@ test('send and serve over TLS (--tls-cert/--tls-key, --tls-ca)', { skip: !exists
   assert.equal(plain.code, 1);
 });
 
-test('send: a server that takes a file and never confirms it fails that file after --status-timeout, exit 1', async (t) => {
+test('send: a server that takes the files and never confirms them fails them after --status-timeout, exit 1', async (t) => {
   const work = await tempDir(t, 'unconfirmed');
   writeFileSync(path.join(work, 'a.bin'), randomBytes(100_000));
-  // Not tsmux serve: a server that reads every byte and never sends the status line.
+  // Not tsmux serve: a server that reads every byte and never answers.
   const { server, port } = await startServer();
   t.after(() => stopServer(server));
   let received = 0;
-  let ended = false;
   server.on('connection', (con: MuxConnection) => {
     con.on('stream', (stream: MuxStream) => {
       stream.on('error', () => {});
       stream.on('data', (chunk: Buffer) => (received += chunk.length));
-      stream.on('end', () => (ended = true));
     });
   });
   const result = await runCli(t, ['send', `127.0.0.1:${port}`, 'a.bin', '--status-timeout', '0.5'], { cwd: work });
   assert.equal(result.code, 1, result.stdout + result.stderr);
-  assert.match(result.stdout, /^0 files sent, .*, 1 failed$/m);
-  assert.match(
-    result.stdout,
-    /^failed: a\.bin: receiver sent no status within 0\.5 s of the last byte; it may or may not have stored the file \[ERR_STATUS_TIMEOUT\]$/m,
-  );
-  assert.equal(received, 13 + 100_000 + 32, 'the whole transfer reached the server');
-  assert.equal(ended, true);
+  assert.match(result.stdout, /^0 files sent, .*\(the receiver did not answer the list of files within 0\.5 s\)$/m);
+  assert.ok(received > 0, 'the list of files reached the server');
 });

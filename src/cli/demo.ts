@@ -17,7 +17,7 @@ import { parse, UsageError } from './args';
 import { closeClient, connect } from './connect';
 import { collectFiles } from './files';
 import { Progress, type ProgressMode } from './progress';
-import { sendFiles } from './send';
+import { sendFiles } from './file-streams';
 import { startServe } from './serve';
 import { formatBytes, formatSummary } from './summary/format';
 

@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { UsageError } from './args';
 import { DEMO_HELP, runDemo } from './demo';
 import { FORWARD_HELP, runForward } from './forward';
+import { GET_HELP, runGet } from './get';
 import { runSend, SEND_HELP } from './send';
 import { runServe, SERVE_HELP } from './serve';
 
@@ -17,7 +18,8 @@ Many files and TCP connections over one tcp-stream-muxer connection.
 
 Commands:
   serve     accept connections; store received files, forward allowed ports
-  send      send files and directories, many at once, with live progress
+  send      send files and directories (skips unchanged ones, resumes cut ones)
+  get       download files and directories from a server's --export
   forward   local port forwarding through a server (like ssh -L)
   demo      a server and a client in one process: files and chat at once
 
@@ -27,6 +29,7 @@ Run \`tsmux <command> --help\` for its options. \`tsmux --version\` prints the v
 const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; help: string }> = {
   serve: { run: runServe, help: SERVE_HELP },
   send: { run: runSend, help: SEND_HELP },
+  get: { run: runGet, help: GET_HELP },
   forward: { run: runForward, help: FORWARD_HELP },
   demo: { run: runDemo, help: DEMO_HELP },
 };

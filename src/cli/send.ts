@@ -1,102 +1,45 @@
-/** `tsmux send HOST:PORT FILE|DIR...`: many files concurrently over one connection. */
+/** `tsmux send HOST[:PORT] FILE|DIR...`: a tree to a `tsmux serve`, like `rsync -a` without --delete. */
+import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { util, type MuxClient } from '../index';
-import { parse, parseHostPort, parsePositiveInteger, parseSeconds, UsageError } from './args';
+import type { MuxClient } from '../index';
+import { parse, parsePositiveInteger, parseSeconds, UsageError } from './args';
 import { closeClient, connect, describeError } from './connect';
-import { collectFiles, type SourceFile } from './files';
+import { escapeName } from './escape';
 import { Progress } from './progress';
 import { onStopSignals, signalExitCode, type StopSignal } from './signals';
-import { formatSummary, type Failure } from './summary/format';
+import { listEntries } from './sync/entries';
+import { runSender } from './sync/sender';
+import { parseTarget, printOutcome, SYNC_VERSION, type OutcomeReport } from './sync/session';
 
-export const SEND_HELP = `Usage: tsmux send HOST:PORT FILE|DIR... [options]
+export const SEND_HELP = `Usage: tsmux send HOST[:PORT] FILE|DIR... [options]
 
-Sends files to a \`tsmux serve\`, many at once over ONE connection. A directory is sent
-recursively under its own name, as with scp -r: \`tsmux send host:12345 photos\` stores
-photos/... under the server's --dir (links to files are sent as files; links to directories,
-sockets and devices are skipped). Each file is verified (size and SHA-256) by the server.
+Sends files and directories to a \`tsmux serve\` over ONE connection, as \`rsync -a\` does:
+a directory goes recursively under its own name (\`tsmux send host photos\` stores photos/...
+under the server's --dir), with file modes, modification times, empty directories and
+symbolic links (as links). Files already there with the same size and modification time are
+skipped, and a file cut off by an earlier run continues where it stopped. Every file is
+verified (SHA-256) before it is moved into place. PORT defaults to 12345.
 
 Options:
-  --concurrency N           files in flight at once (default 8)
-  --status-timeout SECONDS  wait this long for the server to confirm a file after its last
-                            byte, then count the file as failed (default 30; 0 = no limit)
+  --checksum                compare files by SHA-256, not size and modification time
+  --json                    print the summary as one JSON line
   --token T                 token the server's --token expects (or set TSMUX_TOKEN)
   --tls-ca FILE             connect over TLS, trusting this CA / certificate (PEM)
   --progress MODE           bars | plain | none (default: bars on a terminal, plain otherwise)
+  --status-timeout SECONDS  how long the server may take to answer the list of files, and
+                            to confirm them after the last byte (default 30; 0 = no limit);
+                            unconfirmed files count as failed
+  --concurrency N           accepted for compatibility; all files share one stream
   -h, --help                this help
 
-Progress goes to stderr; the summary (files, bytes, time, throughput, failures) to stdout.
-Ctrl-C / SIGTERM aborts every transfer; the server deletes the partial files.
-Exit codes: 0 all files sent; 1 a file failed or the connection failed; 2 bad usage;
-130 / 143 interrupted by SIGINT / SIGTERM.
+Progress goes to stderr; the summary (files sent and unchanged, bytes, time, failures) to stdout.
+Ctrl-C / SIGTERM stops: the file being sent is kept on the server as a partial file, and the
+next run continues it. Exit codes: 0 everything is there; 1 a file failed or the connection
+failed; 2 bad usage; 130 / 143 interrupted by SIGINT / SIGTERM.
 `;
 
-export interface SendOutcome {
-  sent: number;
-  bytes: number;
-  failures: Failure[];
-  notStarted: number;
-  /** Why the run stopped early, if it did. */
-  interrupted: string | undefined;
-}
-
-export interface SendFilesOptions {
-  concurrency: number;
-  progress: Progress;
-  signal: AbortSignal;
-  /** Milliseconds to wait for the server's verdict after a file's last byte (default: the library's, 30 s; 0 = no limit). */
-  statusTimeout?: number | undefined;
-}
-
-/**
- * Sends `files` over `client`, `concurrency` at a time, each as a `{ type: 'file', name, size }`
- * stream. A failed file is reported and the others go on; an abort or a lost connection
- * stops starting new ones.
- */
-export async function sendFiles(client: MuxClient, files: SourceFile[], options: SendFilesOptions): Promise<SendOutcome> {
-  const { progress, signal, statusTimeout } = options;
-  const outcome: SendOutcome = { sent: 0, bytes: 0, failures: [], notStarted: 0, interrupted: undefined };
-  let lost: string | undefined;
-  const onClose = (): void => {
-    lost ??= 'connection lost';
-  };
-  // The server is shutting down: files in flight may finish, no new ones can start.
-  const onGoAway = (): void => {
-    lost ??= 'the server is going away';
-  };
-  client.once('close', onClose);
-  client.once('goaway', onGoAway);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < files.length && !signal.aborted && lost === undefined) {
-      const file = files[next++];
-      const view = progress.begin(file.name, file.size);
-      try {
-        const result = await util.sendFileOver(client, file.path, {
-          name: file.name,
-          signal,
-          onProgress: (bytes) => view.update(bytes),
-          statusTimeout,
-        });
-        view.done();
-        outcome.sent++;
-        outcome.bytes += result.size;
-      } catch (err) {
-        const reason = describeError(err);
-        view.fail(reason);
-        outcome.failures.push({ name: file.name, reason });
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(options.concurrency, files.length) }, worker));
-  client.off('close', onClose);
-  client.off('goaway', onGoAway);
-  outcome.notStarted = files.length - next;
-  // A lost connection or a going-away server matters only if it kept files from starting
-  // (files it broke are failures already).
-  if (signal.aborted) outcome.interrupted = `interrupted${typeof signal.reason === 'string' ? ` by ${signal.reason}` : ''}`;
-  else if (outcome.notStarted > 0) outcome.interrupted = lost;
-  return outcome;
-}
+/** How long an interrupted run waits for the server to confirm what it already has. */
+const CONFIRM_AFTER_STOP_MS = 3000;
 
 export async function runSend(argv: string[]): Promise<number> {
   const { values, positionals } = parse(() =>
@@ -104,6 +47,8 @@ export async function runSend(argv: string[]): Promise<number> {
       args: argv,
       allowPositionals: true,
       options: {
+        checksum: { type: 'boolean' },
+        json: { type: 'boolean' },
         concurrency: { type: 'string' },
         'status-timeout': { type: 'string' },
         token: { type: 'string' },
@@ -117,36 +62,36 @@ export async function runSend(argv: string[]): Promise<number> {
     process.stdout.write(SEND_HELP);
     return 0;
   }
-  if (positionals.length < 2) throw new UsageError('expected HOST:PORT and at least one FILE or DIR');
-  const target = parseHostPort(positionals[0], 'HOST:PORT');
-  const concurrency = parsePositiveInteger(values.concurrency, '--concurrency', 8);
-  const statusTimeout =
-    values['status-timeout'] === undefined ? undefined : toMilliseconds(parseSeconds(values['status-timeout'], '--status-timeout', 0));
+  if (positionals.length < 2) throw new UsageError('expected HOST:PORT (or HOST) and at least one FILE or DIR');
+  const target = parseTarget(positionals[0]);
+  parsePositiveInteger(values.concurrency, '--concurrency', 8); // still checked, though all files share one stream
+  const statusTimeout = Math.round(parseSeconds(values['status-timeout'], '--status-timeout', 30) * 1000);
   const mode = values.progress;
   if (mode !== undefined && mode !== 'bars' && mode !== 'plain' && mode !== 'none')
     throw new UsageError('--progress: expected bars, plain or none');
 
-  const { files, problems, skipped } = await collectFiles(positionals.slice(1));
-  for (const entry of skipped) process.stderr.write(`tsmux send: skipping ${entry.name}: ${entry.reason}\n`);
-  for (const problem of problems) process.stderr.write(`tsmux send: cannot send ${problem.name}: ${problem.reason}\n`);
+  const started = Date.now();
+  const sources = positionals.slice(1).map((arg) => ({ path: path.resolve(arg), name: path.basename(path.resolve(arg)) }));
+  const listed = await listEntries(sources);
+  for (const entry of listed.skipped) process.stderr.write(`tsmux send: skipping ${escapeName(entry.name)}: ${entry.reason}\n`);
+  for (const problem of listed.problems) process.stderr.write(`tsmux send: cannot send ${escapeName(problem.name)}: ${problem.reason}\n`);
 
   const controller = new AbortController();
   let stoppedBy: StopSignal | undefined;
   let progress: Progress | undefined;
+  let client: MuxClient | undefined;
   const removeSignals = onStopSignals(
     (signal) => {
       stoppedBy = signal;
       controller.abort(signal);
     },
     (signal) => {
-      // A second signal: leave now (the server still deletes partial files when the
-      // connection drops), with the terminal's cursor restored.
+      // A second signal: leave now; what the server has stays as partial files.
       progress?.stop();
       process.exit(signalExitCode(signal));
     },
   );
   try {
-    let client: MuxClient;
     try {
       client = await connect(target, {
         token: values.token ?? process.env.TSMUX_TOKEN,
@@ -157,35 +102,39 @@ export async function runSend(argv: string[]): Promise<number> {
       process.stderr.write(`tsmux send: ${describeError(err, target)}\n`);
       return stoppedBy ? signalExitCode(stoppedBy) : 1;
     }
-    client.on('error', () => {}); // reported through the transfers and the summary
-    const started = Date.now();
-    const totalBytes = files.reduce((sum, file) => sum + file.size, 0);
-    progress = new Progress({ verb: 'sent', totalBytes, totalFiles: files.length, ...(mode ? { mode: mode } : {}) });
-    const outcome = await sendFiles(client, files, { concurrency, progress, signal: controller.signal, statusTimeout });
-    progress.stop();
-    // Graceful: the resets of aborted streams reach the server before the connection ends
-    // (if they cannot, the server still deletes the partial files when the connection drops).
+    client.on('error', () => {}); // reported through the summary
+    const stream = await client.StreamPool.createStream({
+      type: 'sync',
+      direction: 'push',
+      version: SYNC_VERSION,
+      checksum: values.checksum ?? false,
+    });
+    stream.on('error', () => {}); // the sender reports a broken stream as its outcome
+    // Once stopped, the server gets a moment to confirm what it already has, then the stream is cut.
+    controller.signal.addEventListener('abort', () => setTimeout(() => stream.destroy(), CONFIRM_AFTER_STOP_MS).unref(), { once: true });
+    const outcome = await runSender(stream, listed.entries, {
+      signal: controller.signal,
+      statusTimeout,
+      checksum: values.checksum ?? false,
+      progress: (totalBytes, totalFiles) =>
+        (progress = new Progress({ verb: 'sent', totalBytes, totalFiles, ...(mode ? { mode: mode } : {}) })),
+    });
+    progress?.stop();
     await closeClient(client, stoppedBy ? 1000 : 3000);
-    const failures = [...problems, ...outcome.failures];
-    process.stdout.write(
-      formatSummary({
-        verb: 'sent',
-        files: outcome.sent,
-        bytes: outcome.bytes,
-        seconds: (Date.now() - started) / 1000,
-        failures,
-        interrupted: outcome.interrupted,
-        notStarted: outcome.notStarted,
-      }),
-    );
+    const report: OutcomeReport = {
+      ...outcome,
+      failures: [...listed.problems, ...outcome.failures],
+      seconds: (Date.now() - started) / 1000,
+    };
+    printOutcome('sent', report, values.json ?? false);
     if (stoppedBy) return signalExitCode(stoppedBy);
-    return failures.length > 0 || outcome.interrupted ? 1 : 0;
+    return report.failures.length > 0 || report.interrupted ? 1 : 0;
+  } catch (err) {
+    process.stderr.write(`tsmux send: ${describeError(err, target)}\n`);
+    return stoppedBy ? signalExitCode(stoppedBy) : 1;
   } finally {
+    progress?.stop();
     removeSignals();
+    if (client && !client.closing) client.destroy();
   }
-}
-
-/** Whole milliseconds (what the library takes); a positive number of seconds never becomes 0, which means no limit. */
-function toMilliseconds(seconds: number): number {
-  return seconds > 0 ? Math.max(1, Math.round(seconds * 1000)) : 0;
 }

@@ -6,6 +6,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdir, realpath } from 'node:fs/promises';
+import * as path from 'node:path';
 import * as net from 'node:net';
 import { parseArgs } from 'node:util';
 import {
@@ -34,27 +35,51 @@ import {
 } from './args';
 import { describeError } from './connect';
 import { join } from './join';
-import { checkTarget, resolveTarget, UnsafePathError } from './safe-path';
+import { escapeName } from './escape';
+import { checkName, checkTarget, isInside, resolveTarget, UnsafePathError } from './safe-path';
+import { strictModesProblem } from './strict-modes';
+import { listEntries } from './sync/entries';
+import { runReceiver } from './sync/receiver';
+import { runSender } from './sync/sender';
+import { SYNC_VERSION } from './sync/session';
+import type { SyncOutcome } from './sync/outcome';
 import { onStopSignals } from './signals';
 import { formatBytes, formatDuration } from './summary/format';
+
+/** serve's --max-size when none is given: big enough for disk images, small enough to stop a runaway. */
+const DEFAULT_MAX_SIZE = 64 * 1024 ** 3;
+/** serve's --min-free when none is given: a full disk breaks more than this transfer. */
+const DEFAULT_MIN_FREE = 100 * 1024 ** 2;
+
+/** 0 means no limit. */
+function optionalLimit(value: number): number | undefined {
+  return value === 0 ? undefined : value;
+}
 
 /** Open streams one client may have at once (the sender's --concurrency is 8 by default). */
 const MAX_STREAMS_PER_CONNECTION = 256;
 
 export const SERVE_HELP = `Usage: tsmux serve [options]
 
-Accepts tsmux connections. Every incoming file is written to a temporary file inside --dir,
-checked (size and SHA-256), then moved into place. File names from the peer are untrusted:
-absolute names, ".." segments, backslashes, control characters, over-long names and paths
-that lead outside --dir through symbolic links are refused, as are existing files unless
---overwrite; the sender sees a refused stream with the reason. The directories in a name are
-created only once the file's first bytes arrive.
+Accepts tsmux connections. \`tsmux send\` stores trees under --dir as rsync -a would: file
+modes, modification times, empty directories and symbolic links kept; files already there
+unchanged are skipped; an interrupted file is kept as a partial file and continued by the next
+send. Every file is written to a partial file beside its target, checked (size and SHA-256),
+then moved into place. Names from the peer are untrusted: absolute names, ".." segments,
+backslashes, control characters, over-long names, symbolic links on the way (or links whose
+target leaves --dir) are refused, as are existing files that differ unless --overwrite.
+With --export DIR, \`tsmux get\` downloads from DIR.
+
+serve refuses to start when --dir, a directory in it or above it can be written by another
+user (as sshd's StrictModes), since such a user could redirect received files.
 
 Options:
   --port N                   TCP port (default 12345; 0 = any free port)
   --host ADDR                interface to listen on (default 127.0.0.1)
   --dir DIR                  where received files go (default ./inbox; created if missing)
-  --overwrite                replace existing files
+  --overwrite                replace existing files that differ
+  --export DIR               let clients download from DIR with \`tsmux get\` (default: none)
+  --allow-shared-dir         receive even into a directory other users can write to
   --token T                  require clients to present this token (or set TSMUX_TOKEN)
   --tls-cert FILE            serve over TLS with this certificate (PEM) ...
   --tls-key FILE             ... and this private key (PEM)
@@ -62,7 +87,10 @@ Options:
                              repeatable); nothing is forwarded otherwise
   --grace SECONDS            on SIGINT / SIGTERM, time in-flight transfers get to finish
                              before they are aborted and their partial files deleted (default 10)
-  --max-size BYTES           refuse files larger than this (e.g. 512M, 4G; default no limit)
+  --max-size BYTES           refuse files larger than this (e.g. 512M, 4G; default 64G;
+                             0 = no limit)
+  --min-free BYTES           refuse a file that would leave less free disk space than this
+                             (default 100M; 0 = no check)
   --stall SECONDS            abort a transfer that moves no byte for this long, counted from
                              the stream's accept (default 60)
   --max-connections N        clients connected at once; more are turned away (default 16384)
@@ -90,6 +118,12 @@ export interface ServeOptions {
   graceMs?: number;
   /** Largest file accepted, in bytes (default: no limit). */
   maxSize?: number | undefined;
+  /** Refuse a file that would leave less free disk space than this (default: no check). */
+  minFree?: number | undefined;
+  /** Where `tsmux get` may download from (default: nowhere). */
+  exportDir?: string | undefined;
+  /** Skip the StrictModes check of --dir. */
+  allowSharedDir?: boolean;
   /** A transfer that moves no byte for this many milliseconds, counted from its accept, is aborted (default 60 s). */
   stallMs?: number;
   /** Server-wide limits (the library's SERVER_DEFAULTS where absent). */
@@ -118,11 +152,22 @@ interface Transfer {
 type Meta = { [key: string]: JsonValue };
 
 export async function startServe(options: ServeOptions): Promise<ServeHandle> {
-  const { log, overwrite = false, graceMs = 10_000, maxSize, stallMs = 60_000 } = options;
-  await mkdir(options.dir, { recursive: true });
+  const { log, overwrite = false, graceMs = 10_000, maxSize, minFree, stallMs = 60_000 } = options;
+  await mkdir(options.dir, { recursive: true, mode: 0o755 });
   const root = await realpath(options.dir);
+  if (!options.allowSharedDir) {
+    const problem = await strictModesProblem(root);
+    if (problem !== null) {
+      throw new Error(
+        `refusing to receive into ${root}: ${problem}; another user could redirect received files (fix the permissions, or --allow-shared-dir)`,
+      );
+    }
+  }
+  const exportRoot = options.exportDir === undefined ? undefined : await realpath(options.exportDir);
+  const syncs = new Set<{ stream: MuxStream; job: Promise<SyncOutcome> }>();
   const allowed = new Set((options.allowForward ?? []).map((entry) => formatHostPort(parseHostPort(entry, '--allow-forward'))));
   const transfers = new Set<Transfer>();
+  const abortSyncs = new Set<() => void>();
   const forwards = new Set<net.Socket>();
   let closing = false;
   let aborting = false;
@@ -167,8 +212,24 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
       log(`refused forward to ${printable(meta.to)}: not on --allow-forward`);
       return `forwarding to ${to} is not allowed by this server`;
     }
+    if (meta.type === 'sync') return admitSync(meta);
     if (options.extra && meta.type === options.extra.type) return true;
     return `unknown stream type ${printable(meta.type)}`;
+  }
+
+  function admitSync(meta: Meta): true | string {
+    if (meta.version !== SYNC_VERSION)
+      return `sync version ${printable(meta.version)} is not supported (this server speaks ${SYNC_VERSION})`;
+    if (meta.direction === 'push') return true;
+    if (meta.direction !== 'get') return 'sync direction must be push or get';
+    if (exportRoot === undefined) return 'this server does not export files (serve --export DIR)';
+    if (!Array.isArray(meta.paths) || meta.paths.length === 0 || meta.paths.length > 1000) return 'get needs 1 to 1000 paths';
+    for (const item of meta.paths) {
+      if (typeof item !== 'string') return 'get paths must be strings';
+      const reason = item === '' || item === '.' ? null : checkName(item);
+      if (reason !== null) return `${printable(item)}: ${reason}`;
+    }
+    return true;
   }
 
   async function receive(stream: MuxStream, meta: Meta, con: MuxConnection): Promise<void> {
@@ -193,9 +254,10 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     const job = store(stream, name, { signal: controller.signal, overwrite, expectedSize, maxSize, onProgress }).then(
       (result) =>
         log(
-          `received ${name} ${formatBytes(result.size)} in ${formatDuration((Date.now() - started) / 1000)} from ${con.remoteAddress ?? '?'}`,
+          `received ${escapeName(name)} ${formatBytes(result.size)} in ${formatDuration((Date.now() - started) / 1000)} from ${con.remoteAddress ?? '?'}`,
         ),
-      (err: unknown) => log(`failed ${name}: ${stalled ? `no data for ${formatDuration(stallMs / 1000)}` : describeError(err)}`),
+      (err: unknown) =>
+        log(`failed ${escapeName(name)}: ${stalled ? `no data for ${formatDuration(stallMs / 1000)}` : describeError(err)}`),
     );
     void job.finally(() => clearTimeout(stall));
     const transfer: Transfer = { controller, job };
@@ -227,6 +289,72 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     return util.receiveFile(target, stream, options);
   }
 
+  /** A sync stream: receive a tree into --dir (push), or send one from --export (get). */
+  async function sync(stream: MuxStream, meta: Meta, con: MuxConnection): Promise<void> {
+    if (aborting) {
+      stream.destroy();
+      return;
+    }
+    stream.on('error', () => {});
+    const started = Date.now();
+    const peer = con.remoteAddress ?? '?';
+    const controller = new AbortController();
+    const job =
+      meta.direction === 'get'
+        ? serveGet(stream, meta.paths as string[], meta.checksum === true, controller.signal)
+        : runReceiver(stream, { root, overwrite, maxSize, minFree, log });
+    const entry = { stream, job };
+    syncs.add(entry);
+    const onAbort = (): void => {
+      controller.abort('the server is shutting down');
+      if (meta.direction !== 'get') stream.destroy();
+    };
+    abortSyncs.add(onAbort);
+    try {
+      const outcome = await job;
+      const verb = meta.direction === 'get' ? 'sent to' : 'received from';
+      log(
+        `sync ${verb} ${peer}: ${outcome.files} files ${formatBytes(outcome.bytes)} (${formatBytes(outcome.wireBytes)} on the wire), ` +
+          `${outcome.unchanged} unchanged, ${outcome.failures.length} failed in ${formatDuration((Date.now() - started) / 1000)}` +
+          (outcome.interrupted ? ` (${outcome.interrupted})` : ''),
+      );
+    } finally {
+      syncs.delete(entry);
+      abortSyncs.delete(onAbort);
+    }
+  }
+
+  async function serveGet(stream: MuxStream, paths: string[], checksum: boolean, signal: AbortSignal): Promise<SyncOutcome> {
+    const sources: { path: string; name: string }[] = [];
+    const outside: { name: string; reason: string }[] = [];
+    for (const item of paths) {
+      const full = item === '' || item === '.' ? exportRoot! : path.join(exportRoot!, item);
+      let real: string;
+      try {
+        real = await realpath(full);
+      } catch {
+        real = full; // listEntries reports it missing
+      }
+      if (!isInside(exportRoot!, real)) {
+        log(`refused get of ${escapeName(item)}: it leads outside --export`);
+        outside.push({ name: item, reason: 'it leads outside the exported directory' });
+        continue;
+      }
+      sources.push({ path: real, name: item === '' || item === '.' ? '' : path.posix.basename(item) });
+    }
+    const listed = await listEntries(sources);
+    // What cannot be sent is listed too, so the client counts it as failed.
+    const problems = [...outside, ...listed.problems].map((problem) => ({
+      path: '',
+      n: problem.name,
+      t: 'x' as const,
+      e: problem.reason,
+      m: 0,
+      p: 0,
+    }));
+    return runSender(stream, [...problems, ...listed.entries], { signal, checksum });
+  }
+
   function forward(stream: MuxStream, meta: Meta): void {
     if (aborting) {
       stream.destroy();
@@ -246,6 +374,7 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     con.on('stream', (stream: MuxStream) => {
       const meta = (stream.meta ?? {}) as Meta; // acceptStream admitted only objects
       if (meta.type === 'file') void receive(stream, meta, con);
+      else if (meta.type === 'sync') void sync(stream, meta, con);
       else if (meta.type === 'forward') forward(stream, meta);
       else if (options.extra && meta.type === options.extra.type) options.extra.handle(stream, con);
       else stream.destroy();
@@ -265,6 +394,8 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
   async function abort(): Promise<void> {
     closing = true;
     aborting = true;
+    for (const stop of abortSyncs) stop();
+    await Promise.allSettled([...syncs].map((entry) => entry.job));
     for (const transfer of transfers) transfer.controller.abort('the server is shutting down');
     for (const socket of forwards) socket.destroy();
     await Promise.allSettled([...transfers].map((transfer) => transfer.job));
@@ -276,8 +407,9 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     // Stop accepting; connections close gracefully once their streams are done (a finished
     // transfer's status must still reach the sender).
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    if (transfers.size > 0) log(`shutting down: ${transfers.size} transfer(s) in flight get ${formatDuration(graceMs / 1000)} to finish`);
-    const finished = Promise.allSettled([...transfers].map((transfer) => transfer.job));
+    const inFlight = transfers.size + syncs.size;
+    if (inFlight > 0) log(`shutting down: ${inFlight} transfer(s) in flight get ${formatDuration(graceMs / 1000)} to finish`);
+    const finished = Promise.allSettled([...[...transfers].map((transfer) => transfer.job), ...[...syncs].map((entry) => entry.job)]);
     await raceTimeout(Promise.all([finished, closed]), graceMs);
     await abort();
     await raceTimeout(closed, 1000);
@@ -319,9 +451,9 @@ function tokenCheck(token: string): (hello: JsonValue) => boolean {
   };
 }
 
-/** A peer-supplied value, safe to print: JSON-quoted, so control characters show escaped. */
+/** A peer-supplied value, safe to print: JSON-quoted, with every invisible or reordering character escaped. */
 function printable(value: JsonValue | undefined): string {
-  return JSON.stringify(value ?? null).slice(0, 200);
+  return escapeName(JSON.stringify(value ?? null).slice(0, 200));
 }
 
 function isLoopback(host: string): boolean {
@@ -348,6 +480,9 @@ export async function runServe(argv: string[]): Promise<number> {
         host: { type: 'string' },
         dir: { type: 'string' },
         overwrite: { type: 'boolean' },
+        export: { type: 'string' },
+        'allow-shared-dir': { type: 'boolean' },
+        'min-free': { type: 'string' },
         token: { type: 'string' },
         'tls-cert': { type: 'string' },
         'tls-key': { type: 'string' },
@@ -387,7 +522,10 @@ export async function runServe(argv: string[]): Promise<number> {
       allowForward,
       overwrite: values.overwrite ?? false,
       graceMs: parseSeconds(values.grace, '--grace', 10) * 1000,
-      maxSize: parseBytes(values['max-size'], '--max-size'),
+      maxSize: optionalLimit(parseBytes(values['max-size'], '--max-size') ?? DEFAULT_MAX_SIZE),
+      minFree: optionalLimit(parseBytes(values['min-free'], '--min-free') ?? DEFAULT_MIN_FREE),
+      exportDir: values.export,
+      allowSharedDir: values['allow-shared-dir'] ?? false,
       stallMs: parseSeconds(values.stall, '--stall', 60) * 1000,
       limits: {
         maxConnections: parsePositiveInteger(values['max-connections'], '--max-connections', SERVER_DEFAULTS.maxConnections),
