@@ -98,6 +98,7 @@ export async function runReceiver(stream: Duplex, options: ReceiverOptions): Pro
   const entries: Entry[] = [];
   const wanted = new Map<number, Wanted>();
   const verifiedDirs = new Set<string>(['']);
+  const refused = new Set<string>();
   const listings = new Map<string, Promise<Set<string>>>();
   const dirTimes: { target: string; entry: Entry }[] = [];
   const finishing = new Set<Promise<void>>();
@@ -222,6 +223,10 @@ export async function runReceiver(stream: Duplex, options: ReceiverOptions): Pro
     if (entry?.t === 'x') return { a: 'r', e: `the sender cannot send it: ${String(entry.e)}` };
     const invalid = checkEntry(entry);
     if (invalid !== null) return { a: 'r', e: invalid };
+    // Below a refused directory or link, nothing is made: not even a directory of the same name.
+    for (let dir = path.posix.dirname(entry.n); dir !== '.'; dir = path.posix.dirname(dir)) {
+      if (refused.has(dir)) return { a: 'r', e: `${dir} was refused` };
+    }
     if (entry.t === 'd') return planDirectory(entry);
     const dir = path.posix.dirname(entry.n) === '.' ? '' : path.posix.dirname(entry.n);
     const problem = await ensureDir(dir);
@@ -237,7 +242,8 @@ export async function runReceiver(stream: Duplex, options: ReceiverOptions): Pro
     const first = entries.length;
     entries.push(...(batch as Entry[]));
     const decisions: Decision[] = new Array<Decision>(batch.length);
-    // Directories first and in order (their contents need them); files and links at once.
+    // Directories and links first and in order (what is below them depends on their verdict);
+    // then the files, many at once.
     const decide = async (k: number): Promise<void> => {
       const entry = batch[k] as Entry;
       try {
@@ -246,10 +252,14 @@ export async function runReceiver(stream: Duplex, options: ReceiverOptions): Pro
         decisions[k] = { a: 'r', e: `cannot store it: ${(err as Error).message}` };
       }
       const decision = decisions[k];
-      if (decision.a === 'r') fail(safeEntry(entry), decision.e);
+      if (decision.a === 'r') {
+        fail(safeEntry(entry), decision.e);
+        if (typeof entry?.n === 'string' && entry.t !== 'f') refused.add(entry.n);
+      }
     };
-    for (let k = 0; k < batch.length; k++) if ((batch[k] as Entry | null)?.t === 'd') await decide(k);
-    const rest = [...batch.keys()].filter((k) => (batch[k] as Entry | null)?.t !== 'd');
+    const isFile = (k: number): boolean => (batch[k] as Entry | null)?.t === 'f';
+    for (let k = 0; k < batch.length; k++) if (!isFile(k)) await decide(k);
+    const rest = [...batch.keys()].filter(isFile);
     for (let start = 0; start < rest.length; start += 64) await Promise.all(rest.slice(start, start + 64).map(decide));
     await send(jsonMessage(Kind.PLAN, decisions));
   }
