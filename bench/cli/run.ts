@@ -112,13 +112,23 @@ function describe(jobs: Partial<Record<JobId, JobResult>>, setup: Setup, tree: T
     }
   }
   for (const [reason, tools] of skipped) notes.push(`Skipped ${tools.join(', ')}: ${reason}.`);
+  let spread = { ratio: 1, where: '' };
   for (const job of Object.values(jobs)) {
     for (const [tool, samples] of Object.entries(job.samples)) {
-      for (const sample of samples.filter((s) => !s.ok)) notes.push(`Failed: ${job.id} / ${tool} / rep ${sample.rep}: ${sample.error}`);
+      // The same failure in every run is one note, not three.
+      const failures = new Map<string, number[]>();
+      for (const sample of samples.filter((s) => !s.ok))
+        failures.set(sample.error ?? '?', [...(failures.get(sample.error ?? '?') ?? []), sample.rep]);
+      for (const [error, reps] of failures) notes.push(`Failed: ${job.id} / ${tool} / rep ${reps.join(', ')}: ${error}`);
+      const times = samples.filter((s) => s.rep > 0 && s.ok).map((s) => s.seconds);
+      if (times.length > 1 && Math.max(...times) / Math.min(...times) > spread.ratio)
+        spread = { ratio: Math.max(...times) / Math.min(...times), where: `${job.id} / ${tool}` };
       const wire = samples.filter((s) => s.rep > 0 && s.wireBytes !== null).map((s) => s.wireBytes);
       if (wire.length > 0) notes.push(`${job.id} / ${tool}: wire bytes per run ${wire.join(', ')} (source ${job.sourceBytes}).`);
     }
   }
+  // On a small or shared machine runs vary; the largest spread says how far to trust a ratio.
+  if (spread.where) notes.push(`Largest spread within a cell (slowest / fastest run): ${spread.ratio.toFixed(2)}× (${spread.where}).`);
   return notes;
 }
 
