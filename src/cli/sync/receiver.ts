@@ -11,10 +11,9 @@
  * receiving directory that other users can write to; see strict-modes.ts.)
  */
 import { createHash, type Hash } from 'node:crypto';
-import { closeSync, fchmodSync, futimesSync, linkSync, openSync, renameSync, unlinkSync, writevSync, type Stats } from 'node:fs';
+import { closeSync, fchmodSync, futimesSync, openSync, renameSync, writevSync, type Stats } from 'node:fs';
 import {
   chmod,
-  link,
   lstat,
   lutimes,
   mkdir,
@@ -62,7 +61,6 @@ interface Wanted {
   /** Offset asked for, and the SHA-256 state of the kept prefix (resume). */
   offset: number;
   prefix: Hash | null;
-  exists: boolean;
 }
 
 /** Written from data in flight: flushed to the partial file in batches. */
@@ -76,10 +74,15 @@ interface Current {
   received: number;
   pieces: Buffer[];
   pieceBytes: number;
+  /** Writes issued and not yet done (each at its own position), and the first that failed. */
+  writes: Promise<void>[];
+  writeError: Error | null;
   view: FileProgress | undefined;
 }
 
 const FLUSH_BYTES = 1024 * 1024;
+/** Writes of one file in flight at once: the disk works while more data is read from the stream. */
+const WRITES_IN_FLIGHT = 4;
 /**
  * Files up to this size are written with synchronous calls once they are complete: a few
  * system calls of microseconds each, where the thread pool would add a round trip to each and
@@ -103,6 +106,7 @@ export async function runReceiver(stream: Duplex, options: ReceiverOptions): Pro
   const dirTimes: { target: string; entry: Entry }[] = [];
   const finishing = new Set<Promise<void>>();
   let committedBytes = 0;
+  let diskFree: Promise<number> | undefined;
   let current: Current | null = null;
   let progress: Progress | undefined;
   let finished = false;
@@ -193,8 +197,7 @@ export async function runReceiver(stream: Duplex, options: ReceiverOptions): Pro
       return { a: 'r', e: `file of ${size} bytes is over the receiver's limit of ${options.maxSize}` };
     }
     if (options.minFree !== undefined && size > 0) {
-      const disk = await statfs(root);
-      const free = disk.bavail * disk.bsize - committedBytes;
+      const free = (await freeBytes()) - committedBytes;
       if (free - size < options.minFree) return { a: 'r', e: `not enough free space on the receiver for ${size} bytes` };
     }
     const base = path.basename(target);
@@ -209,8 +212,14 @@ export async function runReceiver(stream: Duplex, options: ReceiverOptions): Pro
       }
     }
     committedBytes += size - offset;
-    wanted.set(index, { entry, target, partial, offset, prefix, exists: existing !== null });
+    wanted.set(index, { entry, target, partial, offset, prefix });
     return prefix ? { a: 'w', o: offset, h: prefix.copy().digest('hex') } : { a: 'w', o: 0 };
+  }
+
+  /** Free space on the receiving disk, asked once per list of entries. */
+  function freeBytes(): Promise<number> {
+    diskFree ??= statfs(root).then((disk) => disk.bavail * disk.bsize);
+    return diskFree;
   }
 
   async function sameContent(target: string, existing: Stats, entry: Entry): Promise<boolean> {
@@ -239,6 +248,7 @@ export async function runReceiver(stream: Duplex, options: ReceiverOptions): Pro
   async function onEntries(batch: unknown): Promise<void> {
     if (!Array.isArray(batch)) throw new SyncProtocolError('entries must be an array');
     if (entries.length + batch.length > MAX_ENTRIES) throw new SyncProtocolError(`more than ${MAX_ENTRIES} entries`);
+    diskFree = undefined;
     const first = entries.length;
     entries.push(...(batch as Entry[]));
     const decisions: Decision[] = new Array<Decision>(batch.length);
@@ -283,18 +293,33 @@ export async function runReceiver(stream: Duplex, options: ReceiverOptions): Pro
       received: 0,
       pieces: [],
       pieceBytes: 0,
+      writes: [],
+      writeError: null,
       view: progress?.begin(escapeName(want.entry.n), (want.entry.s ?? 0) - offset),
     };
   }
 
+  /** Issues a write of what is buffered; waits only while too many are in flight. */
   async function flush(file: Current): Promise<void> {
     if (file.pieceBytes === 0 || file.handle === null) return;
-    const pieces = file.pieces;
+    const write = file.handle.writev(file.pieces, file.position).then(
+      () => {},
+      (err: Error) => {
+        file.writeError ??= err;
+      },
+    );
+    file.position += file.pieceBytes;
     file.pieces = [];
-    const bytes = file.pieceBytes;
     file.pieceBytes = 0;
-    await file.handle.writev(pieces, file.position);
-    file.position += bytes;
+    file.writes.push(write);
+    if (file.writes.length > WRITES_IN_FLIGHT) await file.writes.shift();
+  }
+
+  /** Everything buffered written, or the first write error thrown. */
+  async function flushAll(file: Current): Promise<void> {
+    await flush(file);
+    await Promise.all(file.writes.splice(0));
+    if (file.writeError) throw file.writeError;
   }
 
   async function onData(data: Buffer): Promise<void> {
@@ -326,7 +351,7 @@ export async function runReceiver(stream: Duplex, options: ReceiverOptions): Pro
     }
     const handle = file.handle;
     try {
-      await flush(file);
+      await flushAll(file);
     } catch (err) {
       await handle.close().catch(() => {});
       return finishFailed(file, `cannot write it: ${(err as Error).message}`, false);
@@ -360,11 +385,7 @@ export async function runReceiver(stream: Duplex, options: ReceiverOptions): Pro
       futimesSync(fd, want.entry.m / 1000, want.entry.m / 1000);
       closeSync(fd);
       fd = -1;
-      if (options.overwrite || want.exists) renameSync(want.partial, want.target);
-      else {
-        linkSync(want.partial, want.target);
-        unlinkSync(want.partial);
-      }
+      renameSync(want.partial, want.target);
     } catch (err) {
       if (fd !== -1) closeSync(fd);
       return placeFailed(file, err as Error);
@@ -394,12 +415,9 @@ export async function runReceiver(stream: Duplex, options: ReceiverOptions): Pro
       await handle.chmod(want.entry.p);
       await handle.utimes(want.entry.m / 1000, want.entry.m / 1000);
       await handle.close();
-      if (options.overwrite || want.exists) await rename(want.partial, want.target);
-      else {
-        // Never replaces a file that appeared since the plan.
-        await link(want.partial, want.target);
-        await unlink(want.partial);
-      }
+      // The plan checked the target; only this user could have put a file there since
+      // (serve refuses directories others can write to), and rename is one call, not two.
+      await rename(want.partial, want.target);
     } catch (err) {
       await handle.close().catch(() => {});
       return placeFailed(file, err as Error);
@@ -466,7 +484,7 @@ export async function runReceiver(stream: Duplex, options: ReceiverOptions): Pro
     const file = current as Current | null;
     if (file !== null) {
       // Cut off in the middle of a file: keep what arrived, for the next run.
-      await flush(file).catch(() => {});
+      await flushAll(file).catch(() => {});
       await file.handle?.close().catch(() => {});
       if (file.position < RESUME_MIN_BYTES) await unlink(file.wanted.partial).catch(() => {});
       file.view?.fail('interrupted');

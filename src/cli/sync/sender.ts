@@ -261,20 +261,24 @@ async function sendStreamedFrom(
   await writeAll(stream, fileStart(item.index, offset));
   let position = offset;
   let sent = 0;
+  // The next chunk is read while this one goes out: the disk and the network overlap.
+  const readAt = (at: number): Promise<Buffer> =>
+    handle.read(Buffer.allocUnsafe(CHUNK_BYTES), 0, CHUNK_BYTES, at).then(({ bytesRead, buffer }) => buffer.subarray(0, bytesRead));
+  let next = readAt(position);
   for (;;) {
     if (signal.aborted) {
+      await next.catch(() => {});
       await writeAll(stream, fileEnd(item.index, hash.digest(), true));
       return false;
     }
-    const buffer = Buffer.allocUnsafe(CHUNK_BYTES);
-    const { bytesRead } = await handle.read(buffer, 0, CHUNK_BYTES, position);
-    if (bytesRead === 0) break;
-    const chunk = buffer.subarray(0, bytesRead);
+    const chunk = await next;
+    if (chunk.length === 0) break;
+    position += chunk.length;
+    next = readAt(position);
     hash.update(chunk);
-    position += bytesRead;
-    sent += bytesRead;
-    outcome.wireBytes += bytesRead;
-    await writeAll(stream, header(Kind.DATA, bytesRead));
+    sent += chunk.length;
+    outcome.wireBytes += chunk.length;
+    await writeAll(stream, header(Kind.DATA, chunk.length));
     await writeAll(stream, chunk);
     onProgress(sent);
   }
