@@ -28,15 +28,21 @@ test('--help on every command prints its usage and exits 0', async (t) => {
   for (const command of ['serve', 'send', 'get', 'forward', 'demo']) assert.match(main.stdout, new RegExp(`^  ${command} `, 'm'));
 });
 
-test('bad usage exits 2 with the reason and the usage on stderr', async (t) => {
+test('bad usage exits 2 with one line on stderr: the reason and where the usage is', async (t) => {
   const cases: [string[], RegExp][] = [
-    [[], /Usage: tsmux <command>/],
-    [['frobnicate'], /unknown command "frobnicate"/],
     [['send'], /expected HOST:PORT \(or HOST\) and at least one FILE/],
     [['send', 'no:host:here', 'a'], /expected HOST or HOST:PORT/],
     [['send', '127.0.0.1:1', 'a', '--concurrency', '0'], /--concurrency: expected a positive integer/],
-    [['send', '127.0.0.1:1', 'a', '--bogus'], /Unknown option '--bogus'/],
+    [['send', '127.0.0.1:1', 'a', '--frobnicate'], /unknown option --frobnicate/],
+    [['send', '127.0.0.1:1', 'a', '-x'], /unknown option -x/],
+    [['send', '127.0.0.1:1', 'a', '--token'], /option --token needs a value/],
+    [
+      ['send', '127.0.0.1:1', 'a', '--token', '--progress', 'none'],
+      /option --token needs a value \(one starting with - is written --token=-VALUE\)/,
+    ],
+    [['send', '127.0.0.1:1', 'a', '--help=yes'], /option --help takes no value/],
     [['send', '127.0.0.1:1', 'a', '--status-timeout', 'soon'], /--status-timeout: expected a number of seconds/],
+    [['serve', 'extra'], /unexpected argument "extra"/],
     [['serve', '--port', 'http'], /--port: "http" is not a port number/],
     [['serve', '--tls-cert', 'x'], /--tls-cert and --tls-key go together/],
     [['serve', '--allow-forward', 'nope'], /--allow-forward: expected HOST:PORT/],
@@ -44,6 +50,19 @@ test('bad usage exits 2 with the reason and the usage on stderr', async (t) => {
     [['demo', '--rate', 'fast'], /--rate/],
   ];
   for (const [args, message] of cases) {
+    const result = await runCli(t, args);
+    const what = args.join(' ');
+    assert.equal(result.code, 2, what);
+    // Exactly one line: the usage itself is one --help away.
+    assert.match(result.stderr, new RegExp(`^tsmux ${args[0]}: [^\\n]* \\(see tsmux ${args[0]} --help\\)\\n$`), what);
+    assert.match(result.stderr, message, what);
+    assert.equal(result.stdout, '', what);
+  }
+  for (const [args, message] of [
+    [[], /^Usage: tsmux <command>/],
+    [['frobnicate'], /^tsmux: unknown command "frobnicate"\n\nUsage: tsmux <command>/],
+    [['toString'], /^tsmux: unknown command "toString"/],
+  ] as [string[], RegExp][]) {
     const result = await runCli(t, args);
     assert.equal(result.code, 2, args.join(' '));
     assert.match(result.stderr, message, args.join(' '));

@@ -3,7 +3,17 @@ import { describe, test } from 'node:test';
 import * as net from 'node:net';
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
-import { formatHostPort, parseBytes, parseHostPort, parsePositiveInteger, parseSeconds, splitList, UsageError } from '../src/cli/args';
+import { parseArgs } from 'node:util';
+import {
+  formatHostPort,
+  parse,
+  parseBytes,
+  parseHostPort,
+  parsePositiveInteger,
+  parseSeconds,
+  splitList,
+  UsageError,
+} from '../src/cli/args';
 import { join } from '../src/cli/join';
 import { Progress } from '../src/cli/progress';
 import { withTimeout } from './helpers/async';
@@ -19,6 +29,60 @@ test('parseHostPort: host:port, [ipv6]:port, a bare port with a default host', (
   }
   assert.equal(formatHostPort({ host: '::1', port: 5 }), '[::1]:5');
   assert.equal(formatHostPort(parseHostPort('LOCALHOST:7', 'x')), 'localhost:7');
+});
+
+describe('parse: parseArgs errors in our words', () => {
+  const options = {
+    token: { type: 'string', short: 't' },
+    list: { type: 'string', multiple: true },
+    help: { type: 'boolean', short: 'h' },
+  } as const;
+  const run = (args: string[], allowPositionals = true) => parse(() => parseArgs({ args, options, allowPositionals }));
+  const refused = (args: string[], message: string, allowPositionals = true): void => {
+    assert.throws(
+      () => run(args, allowPositionals),
+      (err: unknown) => err instanceof UsageError && err.message === message,
+      `${args.join(' ')} → ${message}`,
+    );
+  };
+
+  test('an unknown option, long, short, with a value, in a group, with a quote in its name', () => {
+    refused(['--frobnicate'], 'unknown option --frobnicate');
+    refused(['--frobnicate=1'], 'unknown option --frobnicate');
+    refused(['-x'], 'unknown option -x');
+    refused(['-hx'], 'unknown option -x');
+    refused(["--it's"], "unknown option --it's");
+  });
+
+  test('a missing value names the long option; a value that looks like an option gets a hint', () => {
+    refused(['--token'], 'option --token needs a value');
+    refused(['-t'], 'option --token needs a value');
+    refused(['--list'], 'option --list needs a value');
+    refused(['--token', '--help'], 'option --token needs a value (one starting with - is written --token=-VALUE)');
+    refused(['-t', '-h'], 'option --token needs a value (one starting with - is written --token=-VALUE)');
+    assert.equal(run(['--token=-x']).values.token, '-x');
+  });
+
+  test('a value for a flag, and a positional where none is taken', () => {
+    refused(['--help=yes'], 'option --help takes no value');
+    refused(['extra'], 'unexpected argument "extra"', false);
+    refused(['--', "it's 'quoted'"], "unexpected argument \"it's 'quoted'\"", false);
+  });
+
+  test('other errors are bugs, not bad command lines, and pass through unchanged', () => {
+    const bug = new TypeError('options.token.type must be a string');
+    assert.throws(
+      () =>
+        parse(() => {
+          throw bug;
+        }),
+      (err: unknown) => err === bug,
+    );
+    assert.throws(
+      () => parse(() => parseArgs({ args: [], options: { x: { type: 'number' as 'string' } } })),
+      (err: unknown) => !(err instanceof UsageError),
+    );
+  });
 });
 
 test('numbers and lists', () => {

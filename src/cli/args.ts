@@ -12,14 +12,63 @@ export interface HostPort {
 
 /**
  * Runs a `node:util` parseArgs call (strict, with `help: { type: 'boolean', short: 'h' }` in
- * each command's options) and turns its errors into UsageError.
+ * each command's options) and turns its command-line errors into UsageError, in our words:
+ * `unknown option --frobnicate`, `option --token needs a value`, `unexpected argument "x"`.
+ * Other errors (a bad options table: a bug, not a bad command line) pass through.
  */
 export function parse<T>(run: () => T): T {
   try {
     return run();
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    const message = describeParseError(err);
+    if (message === undefined) throw err;
+    throw new UsageError(message);
   }
+}
+
+/**
+ * Node's parseArgs errors carry only a `code`, so the option or argument is read back out of
+ * the message (Node 20's wording; each pattern is pinned by a test). Its own messages are
+ * long, quote inconsistently and leave a quote unbalanced; when the wording changes we still
+ * say what kind of mistake it was, with Node's first line.
+ */
+function describeParseError(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string' || !code.startsWith('ERR_PARSE_ARGS_')) return undefined;
+  const message = (err as Error).message;
+  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+    // Lazy up to the "'." that ends the name, so a name with a quote in it stays whole.
+    const name = /^Unknown option '(.+?)'(?:\.|$)/.exec(message)?.[1];
+    return name ? `unknown option ${name}` : `unknown option (${firstLine(message)})`;
+  }
+  if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+    // "Option '-t, --token <value>' argument missing": name the long form.
+    const names = /^Option '([^']+)'/.exec(message)?.[1].match(/--?[^\s,<]+/g);
+    const name = names?.[names.length - 1] ?? 'an option';
+    if (/does not take an argument/.test(message)) return `option ${name} takes no value`;
+    // "argument is ambiguous": the next word starts with a dash, so it was taken for an option.
+    if (/ambiguous/.test(message)) {
+      const long = longForm(name, message);
+      return `option ${long} needs a value (one starting with - is written ${long}=-VALUE)`;
+    }
+    return `option ${name} needs a value`;
+  }
+  if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
+    // Greedy: the argument is the user's text and may hold quotes.
+    const argument = /^Unexpected argument '(.*)'\. This command/s.exec(message)?.[1];
+    return argument !== undefined ? `unexpected argument "${argument}"` : `unexpected argument (${firstLine(message)})`;
+  }
+  return firstLine(message);
+}
+
+/** `--token` for `-t`, from the hint in Node's "ambiguous" message (`use '--token=-XYZ'`). */
+function longForm(name: string, message: string): string {
+  if (name.startsWith('--')) return name;
+  return /'(--[^'=]+)=-XYZ'/.exec(message)?.[1] ?? name;
+}
+
+function firstLine(text: string): string {
+  return text.split('\n', 1)[0];
 }
 
 /** A port number 0-65535 (0 = any free port where listening). */

@@ -1,16 +1,16 @@
 #!/usr/bin/env node
 /**
  * `tsmux`: the command line of tcp-stream-muxer, built on the library's public API only.
- * Dispatches to one file per command; usage errors exit 2.
+ * Dispatches to one file per command; usage errors print one line and exit 2.
  */
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { UsageError } from './args';
-import { DEMO_HELP, runDemo } from './demo';
-import { FORWARD_HELP, runForward } from './forward';
-import { GET_HELP, runGet } from './get';
-import { runSend, SEND_HELP } from './send';
-import { runServe, SERVE_HELP } from './serve';
+import { runDemo } from './demo';
+import { runForward } from './forward';
+import { runGet } from './get';
+import { runSend } from './send';
+import { runServe } from './serve';
 
 export const MAIN_HELP = `Usage: tsmux <command> [options]
 
@@ -26,12 +26,12 @@ Commands:
 Run \`tsmux <command> --help\` for its options. \`tsmux --version\` prints the version.
 `;
 
-const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; help: string }> = {
-  serve: { run: runServe, help: SERVE_HELP },
-  send: { run: runSend, help: SEND_HELP },
-  get: { run: runGet, help: GET_HELP },
-  forward: { run: runForward, help: FORWARD_HELP },
-  demo: { run: runDemo, help: DEMO_HELP },
+const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
+  serve: runServe,
+  send: runSend,
+  get: runGet,
+  forward: runForward,
+  demo: runDemo,
 };
 
 export async function main(argv: string[]): Promise<number> {
@@ -48,16 +48,19 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${version()}\n`);
     return 0;
   }
-  const command = COMMANDS[name];
-  if (!command) {
+  // Own properties only: `tsmux toString` is an unknown command, not Object.prototype's.
+  const run = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (!run) {
     process.stderr.write(`tsmux: unknown command "${name}"\n\n${MAIN_HELP}`);
     return 2;
   }
   try {
-    return await command.run(rest);
+    return await run(rest);
   } catch (err) {
     if (err instanceof UsageError) {
-      process.stderr.write(`tsmux ${name}: ${err.message}\n\n${command.help}`);
+      // One line that names the mistake and where the usage is: the full usage after every
+      // typo buried the message under thirty lines of options.
+      process.stderr.write(`tsmux ${name}: ${err.message} (see tsmux ${name} --help)\n`);
       return 2;
     }
     throw err;
