@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { parseArgs } from 'node:util';
 import {
+  DEFAULT_PORT,
   formatHostPort,
   parse,
   parseBytes,
@@ -24,7 +25,7 @@ test('parseHostPort: host:port, [ipv6]:port, a bare port with a default host', (
   assert.deepEqual(parseHostPort('Example.ORG:65535', 'x'), { host: 'example.org', port: 65535 });
   assert.deepEqual(parseHostPort('[::1]:0', 'x'), { host: '::1', port: 0 });
   assert.deepEqual(parseHostPort('8080', 'x', '127.0.0.1'), { host: '127.0.0.1', port: 8080 });
-  for (const bad of ['8080', 'host', 'host:', ':80', 'host:65536', 'host:-1', 'host:8o', '::1:80', 'a:b:80']) {
+  for (const bad of ['8080', 'host', 'host:', ':80', 'host:65536', 'host:-1', 'host:8o', '::1:80', 'a:b:80', '[::1]', '[host]:80']) {
     assert.throws(() => parseHostPort(bad, '--to'), UsageError, bad);
   }
   assert.equal(formatHostPort({ host: '::1', port: 5 }), '[::1]:5');
@@ -83,6 +84,52 @@ describe('parse: parseArgs errors in our words', () => {
       (err: unknown) => !(err instanceof UsageError),
     );
   });
+});
+
+test('parseHostPort with a default port: a bare HOST or [IPv6], the port still allowed', () => {
+  const withPort = { defaultPort: DEFAULT_PORT };
+  assert.equal(DEFAULT_PORT, 12345);
+  assert.deepEqual(parseHostPort('Example.ORG', 'x', withPort), { host: 'example.org', port: 12345 });
+  assert.deepEqual(parseHostPort('127.0.0.1', 'x', withPort), { host: '127.0.0.1', port: 12345 });
+  assert.deepEqual(parseHostPort('localhost:99', 'x', withPort), { host: 'localhost', port: 99 });
+  assert.deepEqual(parseHostPort('[::1]', 'x', withPort), { host: '::1', port: 12345 });
+  assert.deepEqual(parseHostPort('[::1]:99', 'x', withPort), { host: '::1', port: 99 });
+  assert.deepEqual(parseHostPort('[FE80::1%eth0]', 'x', withPort), { host: 'fe80::1%eth0', port: 12345 });
+  assert.deepEqual(parseHostPort('[::ffff:1.2.3.4]:0', 'x', withPort), { host: '::ffff:1.2.3.4', port: 0 });
+  // Both defaults, as a listen address could use: a number is the port, a name the host.
+  const both = { defaultHost: '127.0.0.1', defaultPort: 7 };
+  assert.deepEqual(parseHostPort('8080', 'x', both), { host: '127.0.0.1', port: 8080 });
+  assert.deepEqual(parseHostPort('h', 'x', both), { host: 'h', port: 7 });
+  assert.deepEqual(parseHostPort('8080', 'x', { defaultHost: '::' }), { host: '::', port: 8080 });
+  // Without brackets the last group of an IPv6 address could be the port: refused, not guessed.
+  for (const bad of [
+    '::1',
+    '::1:80',
+    'fe80::1',
+    'a:b:80',
+    '[::1]:',
+    '[::1]:x',
+    '[::1]x',
+    '[::1',
+    '::1]',
+    '[]',
+    '[host]',
+    '[host]:80',
+    '[1.2.3.4]:80',
+  ]) {
+    assert.throws(
+      () => parseHostPort(bad, '--to', withPort),
+      /^UsageError: --to: .*IPv6 as \[ADDR\] or \[ADDR\]:PORT|is not a port number/,
+      bad,
+    );
+  }
+  // A bare number lacks its host (`send 8080 file`); blanks and stray brackets are no host.
+  for (const bad of ['', '8080', ':80', 'host:', 'host:65536', 'a b', ' host', 'ho]st', 'ho[st:80']) {
+    assert.throws(() => parseHostPort(bad, 'HOST[:PORT]', withPort), UsageError, bad);
+  }
+  assert.throws(() => parseHostPort('8080', 'HOST', withPort), /^UsageError: HOST: expected HOST\[:PORT\], got "8080"$/);
+  assert.throws(() => parseHostPort('h', '--to'), /^UsageError: --to: expected HOST:PORT, got "h"$/);
+  assert.throws(() => parseHostPort('[::1]', '--to'), /^UsageError: --to: expected HOST:PORT \(IPv6 as \[ADDR\]:PORT\), got "\[::1\]"$/);
 });
 
 test('numbers and lists', () => {

@@ -1,4 +1,5 @@
 /** Argument parsing shared by the commands: `node:util` parseArgs plus HOST:PORT and lists. */
+import { isIPv6 } from 'node:net';
 
 /** A bad command line: main prints the message and the command's usage, and exits 2. */
 export class UsageError extends Error {
@@ -78,19 +79,54 @@ export function parsePort(text: string, what: string): number {
 }
 
 /**
- * `HOST:PORT`, `[IPv6]:PORT`, or (with `defaultHost`) a bare `PORT`. Hosts are kept as given
- * (lower-cased), without the brackets of an IPv6 literal.
+ * The TCP port `tsmux serve` listens on without --port, and the one `tsmux send` connects to
+ * when its target names only a host: kept here so the two cannot drift apart.
  */
-export function parseHostPort(text: string, what: string, defaultHost?: string): HostPort {
-  const bracketed = /^\[([^\]]+)\]:(\d+)$/.exec(text);
-  if (bracketed) return { host: bracketed[1].toLowerCase(), port: parsePort(bracketed[2], what) };
-  const colon = text.lastIndexOf(':');
-  if (colon < 0) {
-    if (defaultHost !== undefined && /^\d+$/.test(text)) return { host: defaultHost, port: parsePort(text, what) };
-    throw new UsageError(`${what}: expected HOST:PORT, got "${text}"`);
+export const DEFAULT_PORT = 12345;
+
+/** What {@link parseHostPort} fills in for a part the text leaves out. */
+export interface HostPortDefaults {
+  /** The host for a bare `PORT` (`--listen 8080`); without it a bare number is refused. */
+  defaultHost?: string | undefined;
+  /** The port for a bare `HOST` or `[IPv6]` (`send example.org`); without it the port is required. */
+  defaultPort?: number | undefined;
+}
+
+/**
+ * `HOST:PORT` or `[IPv6]:PORT`; with `defaultHost` also a bare `PORT`, with `defaultPort` also
+ * a bare `HOST` or `[IPv6]`. A string as `defaults` is the default host. Hosts are kept as
+ * given (lower-cased), without the brackets of an IPv6 literal.
+ *
+ * An IPv6 address without brackets is refused even with a default port: in `::1:80` the
+ * last group could be the port or part of the address, so we make the user say which.
+ */
+export function parseHostPort(text: string, what: string, defaults: string | HostPortDefaults = {}): HostPort {
+  const { defaultHost, defaultPort } = typeof defaults === 'string' ? { defaultHost: defaults, defaultPort: undefined } : defaults;
+  const form = [defaultPort === undefined ? 'HOST:PORT' : 'HOST[:PORT]', ...(defaultHost === undefined ? [] : ['PORT'])].join(' or ');
+  const refused = (hint = ''): UsageError => new UsageError(`${what}: expected ${form}${hint}, got "${text}"`);
+  const ipv6Hint = ` (IPv6 as [ADDR]${defaultPort === undefined ? ':PORT' : ' or [ADDR]:PORT'})`;
+  const bracketed = /^\[([^[\]]*)\](?::(.*))?$/.exec(text);
+  if (bracketed) {
+    const [, address, port] = bracketed;
+    if (!isIPv6(address)) throw refused(ipv6Hint);
+    if (port !== undefined) return { host: address.toLowerCase(), port: parsePort(port, what) };
+    if (defaultPort === undefined) throw refused(ipv6Hint);
+    return { host: address.toLowerCase(), port: defaultPort };
   }
-  const host = text.slice(0, colon);
-  if (host.length === 0 || host.includes(':')) throw new UsageError(`${what}: expected HOST:PORT (IPv6 as [ADDR]:PORT), got "${text}"`);
+  const colon = text.lastIndexOf(':');
+  const host = colon < 0 ? text : text.slice(0, colon);
+  if (host.includes(':')) throw refused(ipv6Hint);
+  if (colon < 0 && /^\d+$/.test(text)) {
+    // A bare number is a port, never a host: `send 8080 file` lacks its host.
+    if (defaultHost === undefined) throw refused();
+    return { host: defaultHost, port: parsePort(text, what) };
+  }
+  // Brackets belong around a whole IPv6 address; blanks are never part of a host name.
+  if (host.length === 0 || /[[\]\s]/.test(host)) throw refused();
+  if (colon < 0) {
+    if (defaultPort === undefined) throw refused();
+    return { host: host.toLowerCase(), port: defaultPort };
+  }
   return { host: host.toLowerCase(), port: parsePort(text.slice(colon + 1), what) };
 }
 
