@@ -18,7 +18,7 @@ import {
 import { join } from '../src/cli/join';
 import { Progress } from '../src/cli/progress';
 import { withTimeout } from './helpers/async';
-import { formatBytes, formatDuration, formatRate, formatSummary } from '../src/cli/summary/format';
+import { formatBytes, formatDuration, formatRate, formatSignificant, formatSummary } from '../src/cli/summary/format';
 
 test('parseHostPort: host:port, [ipv6]:port, a bare port with a default host', () => {
   assert.deepEqual(parseHostPort('127.0.0.1:80', 'x'), { host: '127.0.0.1', port: 80 });
@@ -150,25 +150,90 @@ test('numbers and lists', () => {
   assert.deepEqual(splitList(['a:1,b:2', ' c:3 ', '']), ['a:1', 'b:2', 'c:3']);
 });
 
-test('formatBytes, formatDuration, formatRate', () => {
-  assert.equal(formatBytes(0), '0 B');
-  assert.equal(formatBytes(1023), '1023 B');
-  assert.equal(formatBytes(1536), '1.5 KiB');
-  assert.equal(formatBytes(5 * 1024 * 1024), '5.0 MiB');
-  assert.equal(formatBytes(123 * 1024 * 1024), '123 MiB');
-  assert.equal(formatBytes(3 * 1024 ** 3), '3.0 GiB');
-  assert.equal(formatDuration(0.25), '0.3 s');
-  assert.equal(formatDuration(42), '42 s');
-  assert.equal(formatDuration(125), '2 min 5 s');
-  assert.equal(formatDuration(3 * 3600 + 60), '3 h 1 min');
-  assert.equal(formatRate(10 * 1024 * 1024, 2), '5.0 MiB/s');
-  assert.equal(formatRate(10, 0), '-');
+test('formatBytes: binary units, 3 significant digits, the unit going up before a fourth digit', () => {
+  const cases: [number, string][] = [
+    [0, '0 B'],
+    [-0, '0 B'],
+    [0.001, '0.001 B'],
+    [0.5, '0.5 B'],
+    [333.33333333333337, '333 B'],
+    [512, '512 B'],
+    [999.4, '999 B'],
+    [999.5, '0.976 KiB'], // would round to 1000 B
+    [1000, '0.977 KiB'],
+    [1023, '0.999 KiB'],
+    [1023.9, '1 KiB'],
+    [1536, '1.5 KiB'],
+    [5 * 1024 * 1024, '5 MiB'],
+    [1.2345 * 1024 * 1024, '1.23 MiB'],
+    [123.45 * 1024 * 1024, '123 MiB'],
+    [3 * 1024 ** 3, '3 GiB'],
+    [Number.MAX_SAFE_INTEGER, '8 PiB'],
+    [1e21, '867 EiB'],
+    [1e25, '8670000 EiB'], // past the largest unit: still 3 digits, and no exponent
+    [Number.MAX_VALUE, '1.56e+290 EiB'],
+    [1e-7, '1.00e-7 B'],
+    [-1536, '-1.5 KiB'],
+    [NaN, '?'],
+    [Infinity, '?'],
+    [-Infinity, '?'],
+  ];
+  for (const [bytes, text] of cases) assert.equal(formatBytes(bytes), text, String(bytes));
+});
+
+test('formatRate: 3 significant digits, `-` without elapsed time or a finite rate', () => {
+  assert.equal(formatRate(1000, 3), '333 B/s');
+  assert.equal(formatRate(10 * 1024 * 1024, 2), '5 MiB/s');
+  assert.equal(formatRate(1.2345 * 1024 * 1024, 1), '1.23 MiB/s');
+  assert.equal(formatRate(1, 1000), '0.001 B/s');
+  assert.equal(formatRate(0, 1), '0 B/s');
+  for (const [bytes, seconds] of [
+    [10, 0],
+    [0, 0],
+    [10, -1],
+    [10, NaN],
+    [NaN, 1],
+    [Infinity, 1],
+    [1, 1e-320], // a rate that overflows to infinity
+  ]) {
+    assert.equal(formatRate(bytes, seconds), '-', `${bytes} / ${seconds}`);
+  }
+});
+
+test('formatDuration: 3 significant digits below a minute, then whole minutes and hours', () => {
+  const cases: [number, string][] = [
+    [0, '0 s'],
+    [0.001, '0.001 s'],
+    [0.25, '0.25 s'],
+    [0.5, '0.5 s'],
+    [12.345, '12.3 s'],
+    [42, '42 s'],
+    [59.94, '59.9 s'],
+    [59.96, '1 min 0 s'], // rounds to 60.0: a minute
+    [119.6, '2 min 0 s'], // not `1 min 60 s`
+    [125, '2 min 5 s'],
+    [3599.4, '59 min 59 s'],
+    [3599.6, '1 h 0 min'],
+    [3 * 3600 + 60, '3 h 1 min'],
+    [1e6, '277 h 47 min'],
+    [-1, '?'],
+    [NaN, '?'],
+    [Infinity, '?'],
+  ];
+  for (const [seconds, text] of cases) assert.equal(formatDuration(seconds), text, String(seconds));
+  assert.equal(formatSignificant(2 / 3), '0.667');
+  assert.equal(formatSignificant(-1234.5), '-1230');
 });
 
 test('formatSummary: counts, throughput, failures, interruption', () => {
   assert.equal(
     formatSummary({ verb: 'sent', files: 1, bytes: 2048, seconds: 2, failures: [] }),
-    '1 file sent, 2.0 KiB in 2.0 s (1.0 KiB/s), 0 failed\n',
+    '1 file sent, 2 KiB in 2 s (1 KiB/s), 0 failed\n',
+  );
+  // The issue's example: a third of a kibibyte per second, not 333.33333333333337 B/s.
+  assert.equal(
+    formatSummary({ verb: 'sent', files: 2, bytes: 1000, seconds: 3, failures: [] }),
+    '2 files sent, 0.977 KiB in 3 s (333 B/s), 0 failed\n',
   );
   assert.equal(
     formatSummary({
@@ -180,7 +245,7 @@ test('formatSummary: counts, throughput, failures, interruption', () => {
       notStarted: 4,
       interrupted: 'interrupted by SIGINT',
     }),
-    '3 files sent, 0 B in 1.0 s (0 B/s), 1 failed, 4 not started (interrupted by SIGINT)\nfailed: a: nope\n',
+    '3 files sent, 0 B in 1 s (0 B/s), 1 failed, 4 not started (interrupted by SIGINT)\nfailed: a: nope\n',
   );
 });
 
@@ -199,7 +264,7 @@ test('Progress in plain mode writes one line per file and no ANSI escapes', () =
   progress.log('hello');
   progress.stop();
   progress.log('after stop is dropped');
-  assert.match(text, /^sent a\.txt 1000 B in \d+\.\d s\nfailed dir\/b\.txt: peer refused the stream\nhello\n$/);
+  assert.match(text, /^sent a\.txt 0\.977 KiB in [\d.]+ s\nfailed dir\/b\.txt: peer refused the stream\nhello\n$/);
   assert.doesNotMatch(text, /\x1b/);
 });
 

@@ -1,32 +1,57 @@
-/** Human-readable sizes, durations, rates and the end-of-run summary. Pure functions. */
+/**
+ * Human-readable sizes, durations, rates and the end-of-run summary, numbers to 3 significant
+ * digits (`333 B/s`, not `333.33333333333337 B/s`). Pure functions.
+ */
 
-const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB'];
 
-/** `0 B`, `512 B`, `1.2 KiB`, `3.4 MiB`, ... (binary units). */
+/**
+ * `value` to 3 significant digits, trailing zeros dropped: `333`, `1.23`, `12.3`, `0.5`,
+ * `0.001`. Only where `String()` would switch to exponent form (below 1e-6, from 1e21) is the
+ * exponent kept, so the digits stay 3.
+ */
+export function formatSignificant(value: number): string {
+  const rounded = Number(value.toPrecision(3));
+  const size = Math.abs(rounded);
+  return size >= 1e21 || (size > 0 && size < 1e-6) ? rounded.toPrecision(3) : String(rounded);
+}
+
+/**
+ * `0 B`, `512 B`, `1.5 KiB`, `333 B`, `1.23 MiB` (binary units, 3 significant digits); `?`
+ * for NaN or infinity. The unit goes up once the value would round to 1000, so 1000 to 1023
+ * bytes read `0.977 KiB` to `0.999 KiB`: a fourth digit would be noise.
+ */
 export function formatBytes(bytes: number): string {
+  if (!Number.isFinite(bytes)) return '?';
+  if (bytes < 0) return `-${formatBytes(-bytes)}`;
   let value = bytes;
   let unit = 0;
-  while (value >= 1024 && unit < UNITS.length - 1) {
+  while (Number(value.toPrecision(3)) >= 1000 && unit < UNITS.length - 1) {
     value /= 1024;
     unit++;
   }
-  return unit === 0 ? `${value} B` : `${value.toFixed(value < 10 ? 1 : 0)} ${UNITS[unit]}`;
+  return `${formatSignificant(value)} ${UNITS[unit]}`;
 }
 
-/** `0.3 s`, `12 s`, `2 min 5 s`, `1 h 3 min`. */
+/**
+ * `0.25 s`, `12.3 s` (3 significant digits below a minute), `2 min 5 s`, `1 h 3 min`; `?` for
+ * a negative, NaN or infinite time. Minutes and hours are rounded as a whole first, so
+ * 119.6 s is `2 min 0 s`, never `1 min 60 s`.
+ */
 export function formatDuration(seconds: number): string {
   if (!Number.isFinite(seconds) || seconds < 0) return '?';
-  if (seconds < 10) return `${seconds.toFixed(1)} s`;
-  if (seconds < 60) return `${Math.round(seconds)} s`;
-  const minutes = Math.floor(seconds / 60);
-  if (minutes < 60) return `${minutes} min ${Math.round(seconds % 60)} s`;
-  return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+  if (Number(seconds.toPrecision(3)) < 60) return `${formatSignificant(seconds)} s`;
+  const wholeSeconds = Math.round(seconds);
+  if (wholeSeconds < 3600) return `${Math.floor(wholeSeconds / 60)} min ${wholeSeconds % 60} s`;
+  const wholeMinutes = Math.round(seconds / 60);
+  return `${Math.floor(wholeMinutes / 60)} h ${wholeMinutes % 60} min`;
 }
 
-/** `12.3 MiB/s`; `-` when no time has passed yet. */
+/** `333 B/s`, `12.3 MiB/s`; `-` when no time has passed yet or either number is not finite. */
 export function formatRate(bytes: number, seconds: number): string {
-  if (!(seconds > 0)) return '-';
-  return `${formatBytes(bytes / seconds)}/s`;
+  const rate = bytes / seconds;
+  if (!(seconds > 0) || !Number.isFinite(rate)) return '-';
+  return `${formatBytes(rate)}/s`;
 }
 
 export interface Failure {
