@@ -31,7 +31,7 @@ test('--help on every command prints its usage and exits 0', async (t) => {
 test('bad usage exits 2 with one line on stderr: the reason and where the usage is', async (t) => {
   const cases: [string[], RegExp][] = [
     [['send'], /expected HOST:PORT \(or HOST\) and at least one FILE/],
-    [['send', 'no:host:here', 'a'], /expected HOST or HOST:PORT/],
+    [['send', 'no:host:here', 'a'], /expected HOST\[:PORT\]/],
     [['send', '127.0.0.1:1', 'a', '--concurrency', '0'], /--concurrency: expected a positive integer/],
     [['send', '127.0.0.1:1', 'a', '--frobnicate'], /unknown option --frobnicate/],
     [['send', '127.0.0.1:1', 'a', '-x'], /unknown option -x/],

@@ -209,7 +209,7 @@ test('targets and remote paths parse with the default port, IPv6 brackets and ex
   assert.deepEqual(parseTarget('example.org:99'), { host: 'example.org', port: 99 });
   assert.deepEqual(parseTarget('[::1]'), { host: '::1', port: 12345 });
   assert.deepEqual(parseTarget('[::1]:7'), { host: '::1', port: 7 });
-  assert.throws(() => parseTarget('a:b:c'), /expected HOST or HOST:PORT/);
+  assert.throws(() => parseTarget('a:b:c'), /expected HOST\[:PORT\]/);
   assert.deepEqual(parseRemotePath('host:photos/a.jpg'), { target: { host: 'host', port: 12345 }, path: 'photos/a.jpg' });
   assert.deepEqual(parseRemotePath('host:4000:photos'), { target: { host: 'host', port: 4000 }, path: 'photos' });
   assert.deepEqual(parseRemotePath('[::1]:4000:.'), { target: { host: '::1', port: 4000 }, path: '.' });

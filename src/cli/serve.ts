@@ -21,6 +21,7 @@ import {
   type ServerLimits,
 } from '../index';
 import {
+  DEFAULT_PORT,
   formatHostPort,
   parse,
   parseHostPort,
@@ -514,7 +515,7 @@ export async function runServe(argv: string[]): Promise<number> {
   try {
     if (values['tls-cert'] !== undefined) tls = { cert: readFileSync(values['tls-cert']), key: readFileSync(values['tls-key']!) };
     handle = await startServe({
-      port: parsePort(values.port ?? '12345', '--port'),
+      port: parsePort(values.port ?? String(DEFAULT_PORT), '--port'),
       host: values.host ?? '127.0.0.1',
       dir: values.dir ?? 'inbox',
       token: values.token ?? process.env.TSMUX_TOKEN,

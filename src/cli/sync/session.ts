@@ -1,22 +1,14 @@
 /** What `send`, `get` and `serve` share about a sync run: the target syntax and the summary. */
-import { parsePort, UsageError, type HostPort } from '../args';
+import { DEFAULT_PORT, parseHostPort, parsePort, UsageError, type HostPort } from '../args';
 import { formatBytes, formatDuration, formatRate } from '../summary/format';
 import type { SyncOutcome } from './outcome';
 
 /** The version in a sync stream's meta; a receiver refuses one it does not speak. */
 export const SYNC_VERSION = 1;
 
-/** serve's default port: `send HOST` and `get HOST:PATH` use it when no port is given. */
-export const DEFAULT_SYNC_PORT = 12345;
-
-/** `HOST`, `HOST:PORT`, `[V6]`, `[V6]:PORT`. */
+/** `HOST`, `HOST:PORT`, `[V6]`, `[V6]:PORT`: serve's port when none is given. */
 export function parseTarget(text: string): HostPort {
-  const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(text);
-  if (bracketed) return { host: bracketed[1].toLowerCase(), port: bracketed[2] ? parsePort(bracketed[2], 'HOST:PORT') : DEFAULT_SYNC_PORT };
-  const parts = text.split(':');
-  if (parts.length === 1 && parts[0] !== '') return { host: parts[0].toLowerCase(), port: DEFAULT_SYNC_PORT };
-  if (parts.length === 2 && parts[0] !== '') return { host: parts[0].toLowerCase(), port: parsePort(parts[1], 'HOST:PORT') };
-  throw new UsageError(`expected HOST or HOST:PORT (IPv6 as [ADDR]:PORT), got "${text}"`);
+  return parseHostPort(text, 'HOST[:PORT]', { defaultPort: DEFAULT_PORT });
 }
 
 /**
@@ -26,13 +18,13 @@ export function parseTarget(text: string): HostPort {
 export function parseRemotePath(text: string): { target: HostPort; path: string } {
   const bracketed = /^\[([^\]]+)\](?::(\d+))?:(.*)$/.exec(text);
   if (bracketed) {
-    const port = bracketed[2] ? parsePort(bracketed[2], 'HOST:PORT') : DEFAULT_SYNC_PORT;
+    const port = bracketed[2] ? parsePort(bracketed[2], 'HOST:PORT') : DEFAULT_PORT;
     return { target: { host: bracketed[1].toLowerCase(), port }, path: bracketed[3] };
   }
   const match = /^([^:[\]]+):(?:(\d+):)?(.*)$/.exec(text);
   if (!match) throw new UsageError(`expected HOST:PATH or HOST:PORT:PATH, got "${text}"`);
   return {
-    target: { host: match[1].toLowerCase(), port: match[2] ? parsePort(match[2], 'HOST:PORT') : DEFAULT_SYNC_PORT },
+    target: { host: match[1].toLowerCase(), port: match[2] ? parsePort(match[2], 'HOST:PORT') : DEFAULT_PORT },
     path: match[3],
   };
 }
