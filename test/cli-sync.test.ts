@@ -204,6 +204,20 @@ test('Ctrl-C: files the server confirmed are counted as sent, and a second send 
   assert.deepEqual([summary.files, summary.unchanged], [1, 20]);
 });
 
+test('2,000 files: no warning on stderr, and the summary prints rates with 3 significant digits', { timeout: 60_000 }, async (t) => {
+  const work = await tempDir(t, 'many');
+  mkdirSync(path.join(work, 'many'));
+  for (let i = 0; i < 2000; i++) writeFileSync(path.join(work, 'many', `f${i}`), randomBytes(1 + (i % 2000)));
+  const { port } = await startServeCli(t, ['--dir', path.join(work, 'inbox')]);
+  const sent = await runCli(t, ['send', `127.0.0.1:${port}`, 'many', '--progress', 'none'], { cwd: work, ms: 50_000 });
+  assert.equal(sent.code, 0, sent.stderr);
+  assert.equal(sent.stderr, '', 'nothing on stderr: no MaxListenersExceededWarning');
+  const rate = /\(([\d.]+) [KMG]?i?B\/s\)/.exec(sent.stdout);
+  assert.ok(rate, sent.stdout);
+  assert.ok(rate[1].replace('.', '').replace(/^0+/, '').length <= 3, `3 significant digits: ${rate[1]}`);
+  assert.equal(listFiles(path.join(work, 'inbox')).length, 2000);
+});
+
 test('targets and remote paths parse with the default port, IPv6 brackets and explicit ports', () => {
   assert.deepEqual(parseTarget('example.org'), { host: 'example.org', port: 12345 });
   assert.deepEqual(parseTarget('example.org:99'), { host: 'example.org', port: 99 });

@@ -4,7 +4,7 @@
  * (rep 1 of every tool, then rep 2, ...), starting each round at the next tool, so that a
  * machine that warms up or slows down over the run does not favour one column.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { lastLine, run } from './children';
 import { emptyDir, measurePath, sha256 } from './data';
@@ -77,7 +77,7 @@ export async function noopJob(tools: ToolId[], source: string, ctx: JobContext):
 }
 
 /**
- * tsmux send of `file`, stopped with SIGINT at half of a full send's time, then the same
+ * tsmux send of `file`, stopped with SIGINT once the server holds half of it, then the same
  * command again (the sample): its wire bytes against the file size, and the result's SHA-256.
  * The full send's time is `fullSeconds` (the large-file job's median) or, without it, one
  * full send measured here first (rep 0).
@@ -100,8 +100,17 @@ export async function resumeJob(file: string, fullSeconds: number | null, ctx: J
       const first = await tool.copier.copy(file, {
         timeoutMs: timeoutFor(expected.bytes),
         onSpawn: (child) => {
-          const timer = setTimeout(() => child.kill('SIGINT'), afterMs);
-          child.once('exit', () => clearTimeout(timer));
+          // Stopped once the server's partial file holds half the file ("interrupted at about
+          // half"); the time-based stop remains for a CLI that keeps no partial file.
+          const half = expected.bytes / 2;
+          const poll = setInterval(() => {
+            if (partialBytes(tool.dest) >= half) child.kill('SIGINT');
+          }, 10);
+          const timer = setTimeout(() => child.kill('SIGINT'), afterMs * 3);
+          child.once('exit', () => {
+            clearInterval(poll);
+            clearTimeout(timer);
+          });
         },
       });
       const interrupted = {
@@ -236,4 +245,15 @@ function timeoutFor(bytes: number): number {
 function rotate<T>(items: T[], start: number): T[] {
   const at = items.length > 0 ? start % items.length : 0;
   return [...items.slice(at), ...items.slice(0, at)];
+}
+
+/** Bytes in the partial files (`.NAME.tsmux-SIZE-MTIME.part`) directly in `dir`. */
+function partialBytes(dir: string): number {
+  let bytes = 0;
+  try {
+    for (const name of readdirSync(dir)) if (name.endsWith('.part')) bytes += statSync(path.join(dir, name)).size;
+  } catch {
+    // not there yet
+  }
+  return bytes;
 }
