@@ -241,7 +241,8 @@ export async function runReceiver(stream: Duplex, options: ReceiverOptions): Pro
     const problem = await ensureDir(dir);
     if (problem !== null) return { a: 'r', e: problem };
     const target = path.join(root, entry.n);
-    const existing = await lstatOrNull(target);
+    // One listing per directory tells which names exist: a fresh copy needs no stat per file.
+    const existing = (await listing(dir)).has(path.posix.basename(entry.n)) ? await lstatOrNull(target) : null;
     return entry.t === 'l' ? planLink(entry, dir, target, existing) : planFile(index, entry, dir, target, existing);
   }
 
