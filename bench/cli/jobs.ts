@@ -104,7 +104,9 @@ export async function resumeJob(file: string, fullSeconds: number | null, ctx: J
           // half"); the time-based stop remains for a CLI that keeps no partial file.
           const half = expected.bytes / 2;
           const poll = setInterval(() => {
-            if (partialBytes(tool.dest) >= half) child.kill('SIGINT');
+            if (partialBytes(tool.dest) < half) return;
+            clearInterval(poll); // once: a second SIGINT means "leave now"
+            child.kill('SIGINT');
           }, 10);
           const timer = setTimeout(() => child.kill('SIGINT'), afterMs * 3);
           child.once('exit', () => {
