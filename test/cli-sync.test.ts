@@ -9,7 +9,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, lstatSync, mkdirSync, readlinkSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  readlinkSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import * as path from 'node:path';
 import { MuxServer, type MuxConnection, type MuxStream } from '../src/index';
 import { escapeName } from '../src/cli/escape';
@@ -202,6 +213,25 @@ test('Ctrl-C: files the server confirmed are counted as sent, and a second send 
   assert.equal(again.code, 0, again.stdout);
   const summary = JSON.parse(again.stdout) as { files: number; unchanged: number };
   assert.deepEqual([summary.files, summary.unchanged], [1, 20]);
+});
+
+test('a partial file of another version of a file is removed when the file is sent; one of this version resumes', async (t) => {
+  const work = await tempDir(t, 'stale');
+  writeFileSync(path.join(work, 'data.bin'), randomBytes(3 * MIB));
+  const info = statSync(path.join(work, 'data.bin'));
+  const inbox = path.join(work, 'inbox');
+  mkdirSync(inbox);
+  const stale = path.join(inbox, `.data.bin.tsmux-${2 * MIB}-12345.part`);
+  writeFileSync(stale, randomBytes(2 * MIB));
+  // A kept prefix of this very version (the first 2 MiB, as an interrupted run leaves it).
+  const current = path.join(inbox, `.data.bin.tsmux-${info.size}-${Math.round(info.mtimeMs)}.part`);
+  writeFileSync(current, readFileSync(path.join(work, 'data.bin')).subarray(0, 2 * MIB));
+  const { port } = await startServeCli(t, ['--dir', inbox]);
+  const sent = await runCli(t, ['send', `127.0.0.1:${port}`, 'data.bin', '--json'], { cwd: work });
+  assert.equal(sent.code, 0, sent.stdout + sent.stderr);
+  assert.equal((JSON.parse(sent.stdout) as { wireBytes: number }).wireBytes, 1 * MIB, 'only the rest after the kept prefix');
+  assert.equal(hashFile(path.join(inbox, 'data.bin')), hashFile(path.join(work, 'data.bin')));
+  assert.deepEqual(listFiles(inbox), ['data.bin'], 'both partial files are gone');
 });
 
 test('2,000 files: no warning on stderr, and the summary prints rates with 3 significant digits', { timeout: 60_000 }, async (t) => {

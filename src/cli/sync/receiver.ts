@@ -204,7 +204,12 @@ export async function runReceiver(stream: Duplex, options: ReceiverOptions): Pro
     const partial = path.join(path.dirname(target), partialName(base, size, entry.m));
     let offset = 0;
     let prefix: Hash | null = null;
-    if ((await listing(dir)).has(path.basename(partial))) {
+    const names = await listing(dir);
+    // Partials of another version of this file (another size or time) can never resume: gone.
+    for (const name of names) {
+      if (name !== path.basename(partial) && partialOf(name) === base) await unlink(path.join(path.dirname(target), name)).catch(() => {});
+    }
+    if (names.has(path.basename(partial))) {
       const kept = await lstatOrNull(partial);
       if (kept?.isFile() && kept.size >= RESUME_MIN_BYTES && kept.size < size) {
         prefix = await hashPrefix(partial, kept.size);
