@@ -9,7 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import type { TestContext } from 'node:test';
-import { spawnCli, startServeCli, tempDir } from './helpers/cli';
+import { runCli, spawnCli, startServeCli, tempDir } from './helpers/cli';
 import { withTimeout } from './helpers/async';
 
 function sha256(data: Buffer): string {
@@ -125,4 +125,91 @@ test('forward: a destination the server does not allow, or that refuses, closes 
 
   const { port: port2 } = await forwardTo(t, [`127.0.0.1:${closedPort}`], `127.0.0.1:${closedPort}`);
   assert.match(await withTimeout(closes(port2), 10_000, 'the reset connection to close'), /closed|error ECONNRESET/);
+});
+
+/** A TCP echo server: what it reads, it writes back, then ends when the client ends. */
+function echoServer(): net.Server {
+  return net.createServer({ allowHalfOpen: true }, (socket) => {
+    socket.on('error', () => {});
+    socket.pipe(socket);
+  });
+}
+
+/** Connects to `port`, sends `text`, half-closes, and resolves with everything read back. */
+function echoThrough(port: number, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    let reply = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (reply += chunk));
+    socket.on('end', () => resolve(reply));
+    socket.on('error', reject);
+    socket.end(text);
+  });
+}
+
+test('forward: several -L at once, and --listen/--to pairs, over one connection', { timeout: 30_000 }, async (t) => {
+  const first = await listen(t, echoServer());
+  const second = await listen(t, echoServer());
+  const work = await tempDir(t, 'forward-many');
+  const allowed = `127.0.0.1:${first},127.0.0.1:${second}`;
+  const { port: servePort, proc: serve } = await startServeCli(t, ['--dir', work, '--allow-forward', allowed]);
+  const forward = spawnCli(t, [
+    'forward',
+    '-L',
+    `0:127.0.0.1:${first}`,
+    '-L',
+    `127.0.0.1:0:127.0.0.1:${second}`,
+    '--listen',
+    '0',
+    '--to',
+    `127.0.0.1:${first}`,
+    '--via',
+    `127.0.0.1:${servePort}`,
+  ]);
+  await forward.waitFor(/(listening on 127\.0\.0\.1:\d+[\s\S]*){3}/);
+  const ports = [...forward.stdout.matchAll(/listening on 127\.0\.0\.1:(\d+)/g)].map((match) => Number(match[1]));
+  assert.equal(ports.length, 3);
+  for (const [i, port] of ports.entries()) assert.equal(await echoThrough(port, `hello ${i}`), `hello ${i}`);
+  assert.equal((serve.stdout.match(/^connection from /gm) ?? []).length, 1, 'one mux connection carries them all');
+});
+
+test('forward: 1,000 connections at once through one link, none refused (no per-client cap of 256)', { timeout: 60_000 }, async (t) => {
+  const target = await listen(t, echoServer());
+  const { port, forward } = await forwardTo(t, [`127.0.0.1:${target}`], `127.0.0.1:${target}`);
+  const replies = await Promise.all(Array.from({ length: 1000 }, (_, i) => echoThrough(port, `connection ${i}`)));
+  replies.forEach((reply, i) => assert.equal(reply, `connection ${i}`));
+  assert.doesNotMatch(forward.stdout, /not forwarded|failed/);
+});
+
+test('forward: a destination that refuses is reported on the client with the reason, once per burst', { timeout: 30_000 }, async (t) => {
+  const closedPort = await new Promise<number>((resolve) => {
+    const probe = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as net.AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+  const work = await tempDir(t, 'forward-refused');
+  const { port: servePort, proc: serve } = await startServeCli(t, ['--dir', work, '--allow-forward', `127.0.0.1:${closedPort}`]);
+  const forward = spawnCli(t, ['forward', '-L', `0:127.0.0.1:${closedPort}`, '--via', `127.0.0.1:${servePort}`]);
+  const port = Number((await forward.waitFor(/listening on 127\.0\.0\.1:(\d+)/))[1]);
+  await Promise.all(Array.from({ length: 50 }, () => echoThrough(port, 'x').catch(() => '')));
+  const reason = new RegExp(
+    `connection to 127\\.0\\.0\\.1:${closedPort} failed: .*cannot connect to 127\\.0\\.0\\.1:${closedPort}: connect ECONNREFUSED`,
+  );
+  await forward.waitFor(reason);
+  await forward.waitFor(/\(\d+ more like it within 1 s\)/, 5000);
+  const clientLines = forward.stdout.split('\n').filter((line) => reason.test(line));
+  assert.ok(clientLines.length <= 3, `a summary, not one line per connection:\n${forward.stdout}`);
+  await serve.waitFor(/more like it within 1 s/, 5000);
+  assert.ok(serve.stdout.split('\n').filter((line) => line.includes('ECONNREFUSED')).length <= 3, serve.stdout);
+});
+
+test('forward: --listen without its --to, or a malformed -L, is a usage error', async (t) => {
+  const unpaired = await runCli(t, ['forward', '--listen', '0', '--via', '127.0.0.1:1']);
+  assert.equal(unpaired.code, 2);
+  assert.match(unpaired.stderr, /every --listen needs its --to/);
+  const malformed = await runCli(t, ['forward', '-L', '8080:db', '--via', '127.0.0.1:1']);
+  assert.equal(malformed.code, 2);
+  assert.match(malformed.stderr, /-L: expected \[BIND:\]PORT:HOST:HOSTPORT/);
 });

@@ -1,32 +1,39 @@
 /**
- * `tsmux forward --listen [HOST:]PORT --to HOST:PORT --via HOST:PORT`: local port forwarding
- * as `ssh -L`. Each TCP connection accepted on --listen becomes one stream over ONE
- * connection to the `tsmux serve` at --via, which dials --to if its --allow-forward permits.
+ * `tsmux forward -L [BIND:]PORT:HOST:HOSTPORT... --via HOST:PORT` (or `--listen/--to` pairs):
+ * local port forwarding as `ssh -L`, several forwards in one process. Each TCP connection
+ * accepted on a listening port becomes one stream over ONE connection to the `tsmux serve`
+ * at --via, which dials the destination if its --allow-forward permits.
  */
 import * as net from 'node:net';
 import { parseArgs } from 'node:util';
 import type { MuxClient } from '../index';
-import { formatHostPort, parse, parseHostPort, UsageError } from './args';
+import { formatHostPort, parse, parseHostPort, parsePort, UsageError, type HostPort } from './args';
+import { BurstReporter } from './bursts';
 import { closeClient, connect, describeError } from './connect';
 import { join } from './join';
 import { onStopSignals } from './signals';
 
-export const FORWARD_HELP = `Usage: tsmux forward --listen [HOST:]PORT --to HOST:PORT --via HOST:PORT [options]
+export const FORWARD_HELP = `Usage: tsmux forward -L [BIND:]PORT:HOST:HOSTPORT... --via HOST:PORT [options]
+       tsmux forward --listen [HOST:]PORT --to HOST:PORT [--listen ... --to ...] --via HOST:PORT
 
-Local port forwarding, like ssh -L: every TCP connection accepted on --listen is carried as
-one stream over a single connection to the \`tsmux serve\` at --via, which connects it to
---to (only if --to is on that server's --allow-forward list). Half-closes and errors
-propagate both ways.
+Local port forwarding, like ssh -L: every TCP connection accepted on a listening port is
+carried as one stream over a single connection to the \`tsmux serve\` at --via, which
+connects it to the destination (only if it is on that server's --allow-forward list).
+Half-closes and errors propagate both ways. Several forwards share the one connection.
 
 Options:
-  --listen [HOST:]PORT  where to accept connections (host default 127.0.0.1; port 0 = any)
+  -L [BIND:]PORT:HOST:HOSTPORT  a forward, as ssh's -L (BIND default 127.0.0.1; PORT 0 = any);
+                        repeatable
+  --listen [HOST:]PORT  where to accept connections (host default 127.0.0.1; port 0 = any);
+                        repeatable, each with the --to that follows it
   --to HOST:PORT        destination, as the server sees it
   --via HOST:PORT       the tsmux server
   --token T             token the server's --token expects (or set TSMUX_TOKEN)
   --tls-ca FILE         connect over TLS, trusting this CA / certificate (PEM)
   -h, --help            this help
 
-Prints "listening on HOST:PORT" and one line per refused or failed connection to stdout.
+Prints "listening on HOST:PORT" per forward, and refused or failed connections to stdout:
+the first of a kind at once, the rest of a burst as one line a second.
 Exit codes: 0 after SIGINT / SIGTERM; 1 cannot connect, authenticate or listen, or the
 connection to the server was lost; 2 bad usage.
 `;
@@ -37,8 +44,9 @@ export async function runForward(argv: string[]): Promise<number> {
       args: argv,
       allowPositionals: true,
       options: {
-        listen: { type: 'string' },
-        to: { type: 'string' },
+        local: { type: 'string', short: 'L', multiple: true },
+        listen: { type: 'string', multiple: true },
+        to: { type: 'string', multiple: true },
         via: { type: 'string' },
         token: { type: 'string' },
         'tls-ca': { type: 'string' },
@@ -51,13 +59,22 @@ export async function runForward(argv: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
-  if (!values.listen || !values.to || !values.via) throw new UsageError('--listen, --to and --via are required');
-  const listen = parseHostPort(values.listen, '--listen', '127.0.0.1');
-  const to = formatHostPort(parseHostPort(values.to, '--to'));
+  const listens = values.listen ?? [];
+  const tos = values.to ?? [];
+  if (listens.length !== tos.length) throw new UsageError('every --listen needs its --to (and every --to its --listen)');
+  const forwards: Forward[] = [
+    ...(values.local ?? []).map(parseLocalForward),
+    ...listens.map((listen, i) => ({
+      listen: parseHostPort(listen, '--listen', '127.0.0.1'),
+      to: formatHostPort(parseHostPort(tos[i], '--to')),
+    })),
+  ];
+  if (forwards.length === 0 || !values.via) throw new UsageError('-L (or --listen and --to) and --via are required');
   const via = parseHostPort(values.via, '--via');
   const log = (line: string): void => {
     process.stdout.write(`${line}\n`);
   };
+  const failures = new BurstReporter(log);
 
   let client: MuxClient;
   try {
@@ -67,39 +84,46 @@ export async function runForward(argv: string[]): Promise<number> {
     return 1;
   }
   const sockets = new Set<net.Socket>();
-  const listener = net.createServer({ allowHalfOpen: true }, (socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-    socket.on('error', () => {}); // join() handles it once the stream is open
-    socket.pause();
-    client.StreamPool.createStream({ type: 'forward', to }).then(
-      (stream) => {
-        if (socket.destroyed) {
-          stream.destroy();
-          return;
-        }
-        join(stream, socket);
-        socket.resume();
-      },
-      (err: unknown) => {
-        log(`connection from ${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'} not forwarded: ${describeError(err)}`);
-        socket.destroy();
-      },
-    );
-  });
-  try {
-    await new Promise<void>((resolve, reject) => {
-      listener.once('error', reject);
-      listener.listen(listen.port, listen.host, resolve);
+  const listeners: net.Server[] = [];
+  for (const { listen, to } of forwards) {
+    const listener = net.createServer({ allowHalfOpen: true }, (socket) => {
+      sockets.add(socket);
+      socket.once('close', () => sockets.delete(socket));
+      socket.on('error', () => {}); // join() handles it once the stream is open
+      socket.pause();
+      client.StreamPool.createStream({ type: 'forward', to }).then(
+        (stream) => {
+          // The server resets a stream whose destination cannot be reached, with the reason.
+          stream.once('error', (err: Error) => failures.note(`connection to ${to} failed: ${describeError(err)}`));
+          if (socket.destroyed) {
+            stream.destroy();
+            return;
+          }
+          join(stream, socket);
+          socket.resume();
+        },
+        (err: unknown) => {
+          failures.note(`connection to ${to} not forwarded: ${describeError(err)}`);
+          socket.destroy();
+        },
+      );
     });
-  } catch (err) {
-    process.stderr.write(`tsmux forward: cannot listen on ${formatHostPort(listen)}: ${(err as Error).message}\n`);
-    client.destroy();
-    return 1;
+    listeners.push(listener);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        listener.once('error', reject);
+        listener.listen(listen.port, listen.host, resolve);
+      });
+    } catch (err) {
+      process.stderr.write(`tsmux forward: cannot listen on ${formatHostPort(listen)}: ${(err as Error).message}\n`);
+      for (const open of listeners) open.close();
+      client.destroy();
+      return 1;
+    }
+    const address = listener.address() as net.AddressInfo;
+    log(`listening on ${formatHostPort({ host: address.address, port: address.port })}`);
+    log(`forwarding to ${to} via ${formatHostPort(via)}`);
   }
-  const address = listener.address() as net.AddressInfo;
-  log(`listening on ${formatHostPort({ host: address.address, port: address.port })}`);
-  log(`forwarding to ${to} via ${formatHostPort(via)}`);
 
   let stopping = false;
   const code = await new Promise<number>((resolve) => {
@@ -118,8 +142,28 @@ export async function runForward(argv: string[]): Promise<number> {
       () => {},
     );
   });
-  listener.close();
+  for (const listener of listeners) listener.close();
+  failures.flush();
   for (const socket of sockets) socket.destroy();
   await closeClient(client, 1000);
   return code;
+}
+
+interface Forward {
+  listen: HostPort;
+  /** `host:port` as the server sees it. */
+  to: string;
+}
+
+/** ssh's `-L [BIND:]PORT:HOST:HOSTPORT`, with IPv6 addresses in brackets. */
+export function parseLocalForward(spec: string): Forward {
+  const part = '(\\[[^\\]]+\\]|[^:[\\]]+)';
+  const match = new RegExp(`^(?:${part}:)?(\\d+):${part}:(\\d+)$`).exec(spec);
+  if (!match) throw new UsageError(`-L: expected [BIND:]PORT:HOST:HOSTPORT, got "${spec}"`);
+  const [, bind, port, host, hostPort] = match;
+  const unbracket = (text: string): string => text.replace(/^\[(.*)\]$/, '$1');
+  return {
+    listen: { host: bind === undefined ? '127.0.0.1' : unbracket(bind), port: parsePort(port, '-L') },
+    to: formatHostPort({ host: unbracket(host).toLowerCase(), port: parsePort(hostPort, '-L') }),
+  };
 }

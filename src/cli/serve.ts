@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 import {
   MuxError,
   MuxServer,
+  DEFAULTS,
   SERVER_DEFAULTS,
   util,
   type JsonValue,
@@ -34,6 +35,7 @@ import {
   UsageError,
   type HostPort,
 } from './args';
+import { BurstReporter } from './bursts';
 import { describeError } from './connect';
 import { join } from './join';
 import { escapeName } from './escape';
@@ -57,8 +59,12 @@ function optionalLimit(value: number): number | undefined {
   return value === 0 ? undefined : value;
 }
 
-/** Open streams one client may have at once (the sender's --concurrency is 8 by default). */
-const MAX_STREAMS_PER_CONNECTION = 256;
+/**
+ * File and sync streams one client may have open at once: each holds a file descriptor.
+ * Forwards are not counted here (a browser behind a forward opens hundreds of connections);
+ * the library's maxStreams bounds all streams together.
+ */
+const MAX_FILE_STREAMS_PER_CONNECTION = 256;
 
 export const SERVE_HELP = `Usage: tsmux serve [options]
 
@@ -95,6 +101,9 @@ Options:
   --stall SECONDS            abort a transfer that moves no byte for this long, counted from
                              the stream's accept (default 60)
   --max-connections N        clients connected at once; more are turned away (default 16384)
+  --max-streams N            streams (forwarded connections included) one client may have
+                             open at once (default 16384)
+  --max-file-streams N       file transfers one client may have open at once (default 256)
   --max-handshakes N         clients still in their handshake at once (default 1024)
   --max-memory BYTES         what all clients together may make the server hold (unread data,
                              streams, metas); past it new connections and streams are refused
@@ -125,6 +134,10 @@ export interface ServeOptions {
   exportDir?: string | undefined;
   /** Skip the StrictModes check of --dir. */
   allowSharedDir?: boolean;
+  /** File and sync streams one client may have open at once (default 256). */
+  maxFileStreams?: number;
+  /** Streams of every kind one client may have open at once (default: the library's). */
+  maxStreams?: number;
   /** A transfer that moves no byte for this many milliseconds, counted from its accept, is aborted (default 60 s). */
   stallMs?: number;
   /** Server-wide limits (the library's SERVER_DEFAULTS where absent). */
@@ -168,6 +181,7 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
   const syncs = new Set<{ stream: MuxStream; job: Promise<SyncOutcome> }>();
   const allowed = new Set((options.allowForward ?? []).map((entry) => formatHostPort(parseHostPort(entry, '--allow-forward'))));
   const transfers = new Set<Transfer>();
+  const forwardFailures = new BurstReporter(log);
   const abortSyncs = new Set<() => void>();
   const forwards = new Set<net.Socket>();
   let closing = false;
@@ -175,32 +189,48 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
 
   const serverOptions: MuxServerOptions = {
     host: options.host,
-    acceptStream: (meta) => admit(meta),
-    // Each open file stream holds a file descriptor: a peer gets far fewer than the library default.
-    maxStreams: MAX_STREAMS_PER_CONNECTION,
+    acceptStream: (meta, con) => admit(meta, con),
+    ...(options.maxStreams !== undefined ? { maxStreams: options.maxStreams } : {}),
     ...options.limits,
   };
   if (options.token !== undefined) serverOptions.authenticate = tokenCheck(options.token);
   if (options.tls) serverOptions.tls = options.tls;
 
-  async function admit(value: JsonValue): Promise<true | string> {
+  /** Open file and sync streams per connection, against --max-file-streams. */
+  const fileStreams = new WeakMap<MuxConnection, number>();
+  const maxFileStreams = options.maxFileStreams ?? MAX_FILE_STREAMS_PER_CONNECTION;
+
+  async function admit(value: JsonValue, con: MuxConnection): Promise<true | string> {
     if (closing) return 'the server is shutting down';
     if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'expected a meta object with a type';
     const meta = value;
-    if (meta.type === 'file') {
-      if (typeof meta.size !== 'number' || !Number.isSafeInteger(meta.size) || meta.size < 0) return 'file size missing or invalid';
-      if (maxSize !== undefined && meta.size > maxSize) return `file of ${meta.size} bytes is over this server's limit of ${maxSize}`;
-      try {
-        // Only a check: the directories are made once the transfer starts (receive), so a
-        // stream refused here or later, or one that never sends a byte, leaves nothing behind.
-        await checkTarget(root, meta.name, { overwrite });
-        return true;
-      } catch (err) {
-        const reason = err instanceof UnsafePathError ? err.message : `cannot store the file: ${(err as Error).message}`;
-        log(`refused ${printable(meta.name)}: ${reason}`);
-        return reason;
-      }
+    if (meta.type === 'file' || meta.type === 'sync') {
+      const open = fileStreams.get(con) ?? 0;
+      if (open >= maxFileStreams) return `too many file transfers at once (this server allows ${maxFileStreams} per client)`;
+      const verdict = meta.type === 'file' ? await admitFile(meta) : admitSync(meta);
+      // Counted from the verdict on: the stream itself arrives a moment later ('stream' below).
+      if (verdict === true) fileStreams.set(con, (fileStreams.get(con) ?? 0) + 1);
+      return verdict;
     }
+    return admitOther(meta);
+  }
+
+  async function admitFile(meta: Meta): Promise<true | string> {
+    if (typeof meta.size !== 'number' || !Number.isSafeInteger(meta.size) || meta.size < 0) return 'file size missing or invalid';
+    if (maxSize !== undefined && meta.size > maxSize) return `file of ${meta.size} bytes is over this server's limit of ${maxSize}`;
+    try {
+      // Only a check: the directories are made once the transfer starts (receive), so a
+      // stream refused here or later, or one that never sends a byte, leaves nothing behind.
+      await checkTarget(root, meta.name, { overwrite });
+      return true;
+    } catch (err) {
+      const reason = err instanceof UnsafePathError ? err.message : `cannot store the file: ${(err as Error).message}`;
+      log(`refused ${printable(meta.name)}: ${reason}`);
+      return reason;
+    }
+  }
+
+  function admitOther(meta: Meta): true | string {
     if (meta.type === 'forward') {
       let to: string;
       try {
@@ -213,7 +243,6 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
       log(`refused forward to ${printable(meta.to)}: not on --allow-forward`);
       return `forwarding to ${to} is not allowed by this server`;
     }
-    if (meta.type === 'sync') return admitSync(meta);
     if (options.extra && meta.type === options.extra.type) return true;
     return `unknown stream type ${printable(meta.type)}`;
   }
@@ -364,7 +393,15 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     const to = parseHostPort(meta.to as string, 'to'); // admit() checked it
     const socket = net.connect({ host: to.host, port: to.port, allowHalfOpen: true });
     forwards.add(socket);
-    socket.once('error', (err) => log(`forward to ${formatHostPort(to)}: ${err.message}`));
+    let connected = false;
+    socket.once('connect', () => (connected = true));
+    // Before join's own handler: a destination that cannot be reached resets the stream with
+    // the reason, so the client can say why; and many such failures make one log line a second.
+    socket.once('error', (err) => {
+      const reason = `cannot connect to ${formatHostPort(to)}: ${err.message}`;
+      forwardFailures.note(connected ? `forward to ${formatHostPort(to)}: ${err.message}` : reason);
+      if (!connected) stream.destroy(new MuxError('ERR_CONNECT_FAILED', reason));
+    });
     join(stream, socket, () => forwards.delete(socket));
   }
 
@@ -374,6 +411,7 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     con.on('error', (err: Error) => log(`connection from ${con.remoteAddress ?? '?'}: ${describeError(err)}`));
     con.on('stream', (stream: MuxStream) => {
       const meta = (stream.meta ?? {}) as Meta; // acceptStream admitted only objects
+      if (meta.type === 'file' || meta.type === 'sync') stream.once('close', () => fileStreams.set(con, (fileStreams.get(con) ?? 1) - 1));
       if (meta.type === 'file') void receive(stream, meta, con);
       else if (meta.type === 'sync') void sync(stream, meta, con);
       else if (meta.type === 'forward') forward(stream, meta);
@@ -492,6 +530,8 @@ export async function runServe(argv: string[]): Promise<number> {
         'max-size': { type: 'string' },
         stall: { type: 'string' },
         'max-connections': { type: 'string' },
+        'max-streams': { type: 'string' },
+        'max-file-streams': { type: 'string' },
         'max-handshakes': { type: 'string' },
         'max-memory': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -527,6 +567,8 @@ export async function runServe(argv: string[]): Promise<number> {
       minFree: optionalLimit(parseBytes(values['min-free'], '--min-free') ?? DEFAULT_MIN_FREE),
       exportDir: values.export,
       allowSharedDir: values['allow-shared-dir'] ?? false,
+      maxFileStreams: parsePositiveInteger(values['max-file-streams'], '--max-file-streams', MAX_FILE_STREAMS_PER_CONNECTION),
+      maxStreams: parsePositiveInteger(values['max-streams'], '--max-streams', DEFAULTS.maxStreams),
       stallMs: parseSeconds(values.stall, '--stall', 60) * 1000,
       limits: {
         maxConnections: parsePositiveInteger(values['max-connections'], '--max-connections', SERVER_DEFAULTS.maxConnections),
