@@ -213,3 +213,16 @@ test('forward: --listen without its --to, or a malformed -L, is a usage error', 
   assert.equal(malformed.code, 2);
   assert.match(malformed.stderr, /-L: expected \[BIND:\]PORT:HOST:HOSTPORT/);
 });
+
+test('forward: a graceful shutdown of serve reads as one, not as a lost connection', { timeout: 30_000 }, async (t) => {
+  const target = await listen(t, echoServer());
+  const work = await tempDir(t, 'forward-goaway');
+  const { port: servePort, proc: serve } = await startServeCli(t, ['--dir', work, '--allow-forward', `127.0.0.1:${target}`]);
+  const forward = spawnCli(t, ['forward', '-L', `0:127.0.0.1:${target}`, '--via', `127.0.0.1:${servePort}`]);
+  await forward.waitFor(/listening on/);
+  serve.child.kill('SIGTERM');
+  await forward.waitFor(/the server is going away/);
+  await forward.waitFor(/the server closed the connection after going away/);
+  assert.doesNotMatch(forward.stdout, /connection to the server lost/);
+  assert.equal((await forward.exited()).code, 1);
+});

@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util';
 import type { MuxClient } from '../index';
 import { formatHostPort, parse, parseHostPort, parsePort, UsageError, type HostPort } from './args';
 import { BurstReporter } from './bursts';
+import { escapeName } from './escape';
 import { closeClient, connect, describeError } from './connect';
 import { join } from './join';
 import { onStopSignals } from './signals';
@@ -128,9 +129,15 @@ export async function runForward(argv: string[]): Promise<number> {
   let stopping = false;
   const code = await new Promise<number>((resolve) => {
     client.on('error', () => {}); // the close below says it
-    client.once('close', () => {
+    // A graceful shutdown of serve (GO_AWAY) reads differently from a crash.
+    let goAway: string | undefined;
+    client.once('goaway', (code, reason) => {
+      goAway = reason || `code ${code}`;
+      log(`the server is going away (${escapeName(goAway)}): connections in flight may finish, new ones are refused`);
+    });
+    client.once('close', (hadError) => {
       if (stopping) return;
-      log('connection to the server lost');
+      log(goAway !== undefined && !hadError ? 'the server closed the connection after going away' : 'connection to the server lost');
       resolve(1);
     });
     const remove = onStopSignals(
