@@ -2,6 +2,7 @@ import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { MuxError } from './errors';
 import { MuxConnection, type ConnectionOptions } from './session/session';
+import { resolveReconnect, type ReconnectOptions } from './config';
 
 /** Options of a {@link MuxClient}: every connection option, plus where to connect. */
 export interface MuxClientOptions extends Omit<ConnectionOptions, 'role' | 'authenticate'> {
@@ -19,6 +20,16 @@ export interface MuxClientOptions extends Omit<ConnectionOptions, 'role' | 'auth
    * The server's certificate is verified unless `rejectUnauthorized: false` is given.
    */
   tls?: tls.ConnectionOptions;
+  /**
+   * Reconnect when the link is lost (the server restarted, the network dropped), and when
+   * the first connection fails: `true` for the defaults (RECONNECT_DEFAULTS), or the delays to
+   * use. Streams of a lost link error with `ERR_CONNECTION_CLOSED` and are never opened again
+   * by themselves; streams opened while the link is down wait for it (up to `openTimeout`).
+   * The client emits `reconnecting` ({ attempt, delay, error }) instead of `error` and
+   * `close`, and `reconnect` once a new link has finished its handshake. Authentication and
+   * version failures are not retried. `close()` or `destroy()` stops it.
+   */
+  reconnect?: boolean | Partial<ReconnectOptions>;
 }
 
 /** Called once the client's handshake is done, with the client as `this`. */
@@ -33,6 +44,14 @@ export type OnConnected = (this: MuxClient) => void;
 export class MuxClient extends MuxConnection {
   private socket: net.Socket | null = null;
   private connectTimer: NodeJS.Timeout | null = null;
+  private readonly where: { port: number; host: string; path: string | undefined; tls: tls.ConnectionOptions | undefined };
+  private readonly reconnect: ReconnectOptions | null;
+  /** Reconnect attempts since the last link that finished its handshake. */
+  private attempt = 0;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+  /** The application called close() or destroy(): no more links. */
+  private stopping = false;
+  private everConnected = false;
 
   constructor(port: number, onConnected?: OnConnected);
   constructor(port: number, host: string, onConnected?: OnConnected);
@@ -43,7 +62,19 @@ export class MuxClient extends MuxConnection {
     const { port, host, path, options, onConnected } = parseClientArguments(args);
     super(null, { ...options, role: 'client' });
     if (onConnected) this.once('connect', onConnected);
-    const tlsOptions = options.tls;
+    this.where = { port, host, path, tls: options.tls };
+    this.reconnect = options.reconnect ? resolveReconnect(options.reconnect === true ? {} : options.reconnect) : null;
+    this.on('connect', () => {
+      if (this.everConnected) this.emit('reconnect');
+      this.everConnected = true;
+      this.attempt = 0;
+    });
+    this.dial();
+  }
+
+  /** Opens the socket (TLS if asked) and attaches it once it connects. */
+  private dial(): void {
+    const { port, host, path, tls: tlsOptions } = this.where;
     const where = path !== undefined ? { path } : { port, host };
     const socket = tlsOptions
       ? tls.connect({ servername: net.isIP(host) || path !== undefined ? undefined : host, ...tlsOptions, ...where })
@@ -52,6 +83,8 @@ export class MuxClient extends MuxConnection {
     socket.on('error', onEarlySocketError);
     socket.once(tlsOptions ? 'secureConnect' : 'connect', () => {
       socket.removeListener('error', onEarlySocketError);
+      // A socket of a link given up on (handshake timeout) must not become the next link.
+      if (this.socket !== socket) return socket.destroy();
       this.clearConnectTimer();
       if (this.state === 'closed') return;
       if (this.limits.noDelay) socket.setNoDelay(true);
@@ -64,10 +97,54 @@ export class MuxClient extends MuxConnection {
       socket.removeListener('error', onEarlySocketError);
       socket.on('error', () => {});
       socket.destroy();
-      this.teardown(new MuxError('ERR_HANDSHAKE_TIMEOUT', `could not connect within ${this.limits.handshakeTimeout} ms`));
+      this.dialFailed(new MuxError('ERR_HANDSHAKE_TIMEOUT', `could not connect within ${this.limits.handshakeTimeout} ms`));
     }, this.limits.handshakeTimeout);
     this.connectTimer.unref();
     (socket as net.Socket & { [kClient]?: MuxClient })[kClient] = this;
+  }
+
+  /** Whether another attempt follows a link lost (or never made) because of `err`. */
+  private retries(err: MuxError | null): boolean {
+    const options = this.reconnect;
+    if (!options || this.stopping) return false;
+    if (err && PERMANENT.has(err.code)) return false;
+    return this.attempt < options.maxAttempts;
+  }
+
+  /** Dials again after the backoff of the next attempt. */
+  private retry(err: MuxError | null): void {
+    const options = this.reconnect!;
+    this.attempt++;
+    const base = Math.min(options.maxDelay, options.initialDelay * options.factor ** (this.attempt - 1));
+    const delay = Math.round(base * (1 - options.jitter + 2 * options.jitter * Math.random()));
+    this.emit('reconnecting', { attempt: this.attempt, delay, error: err });
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null;
+      if (!this.stopping) this.dial();
+    }, delay);
+  }
+
+  /**
+   * The socket could not connect. With `reconnect` the same (not yet started) link dials
+   * again, so streams opened meanwhile keep waiting; otherwise the client closes.
+   */
+  private dialFailed(err: MuxError): void {
+    if (this.retries(err)) this.retry(err);
+    else this.teardown(err);
+  }
+
+  /** @internal An established link is gone: with `reconnect`, a new one is dialled after a backoff. */
+  protected override linkLost(err: MuxError | null, byApplication: boolean): boolean {
+    if (byApplication || !this.retries(err)) return false;
+    this.relink();
+    this.retry(err);
+    return true;
+  }
+
+  /** Gracefully closes the link, and stops reconnecting. */
+  override close(callback?: (err?: Error) => void): void {
+    this.stopReconnecting();
+    super.close(callback);
   }
 
   /** The client's socket once connected (a `tls.TLSSocket` with the `tls` option); null before. */
@@ -80,7 +157,7 @@ export class MuxClient extends MuxConnection {
     this.clearConnectTimer();
     const code = (err as NodeJS.ErrnoException).code ?? '';
     const tlsFailure = this.socket instanceof tls.TLSSocket && !CONNECT_ERRORS.has(code);
-    this.teardown(
+    this.dialFailed(
       tlsFailure
         ? new MuxError('ERR_TLS_HANDSHAKE', `TLS handshake failed: ${err.message}`, { cause: err })
         : new MuxError('ERR_CONNECT_FAILED', `cannot connect: ${err.message}`, { cause: err }),
@@ -92,7 +169,15 @@ export class MuxClient extends MuxConnection {
     this.connectTimer = null;
   }
 
+  private stopReconnecting(): void {
+    this.stopping = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+  }
+
+  /** Closes at once, and stops reconnecting. */
   override destroy(err?: Error): void {
+    this.stopReconnecting();
     this.clearConnectTimer();
     if (this.socket && this.state === 'idle') {
       this.socket.removeListener('error', onEarlySocketError);
@@ -125,6 +210,9 @@ export class MuxClient extends MuxConnection {
 }
 
 const kClient = Symbol('tcp-stream-muxer.client');
+
+/** Failures another attempt cannot fix. */
+const PERMANENT = new Set(['ERR_AUTH_FAILED', 'ERR_VERSION_MISMATCH', 'ERR_INVALID_CONFIG']);
 
 // Socket errors that mean the TCP connection itself failed (before any TLS handshake).
 const CONNECT_ERRORS = new Set([

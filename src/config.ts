@@ -218,3 +218,44 @@ export function resolveServerLimits(options: Partial<ServerLimits> = {}): Server
   }
   return limits;
 }
+
+/** How a MuxClient with `reconnect` spaces its attempts. */
+export interface ReconnectOptions {
+  /** Milliseconds before the first attempt. */
+  initialDelay: number;
+  /** Longest wait between attempts, in milliseconds. */
+  maxDelay: number;
+  /** Each wait is this many times the previous one, up to `maxDelay`. */
+  factor: number;
+  /** Each wait is moved by up to this fraction either way, so clients do not return in step. */
+  jitter: number;
+  /** Attempts after which the client gives up (closes with the last error). */
+  maxAttempts: number;
+}
+
+/** The delays of `reconnect: true`; each can be set in `reconnect: { ... }`. */
+export const RECONNECT_DEFAULTS: Readonly<ReconnectOptions> = Object.freeze({
+  // Short enough that a restart of the server is hardly noticed.
+  initialDelay: 250,
+  // A server that stays down is asked twice a minute, not hammered.
+  maxDelay: 30_000,
+  factor: 2,
+  // Enough spread that a thousand clients of a restarted server do not all return at once.
+  jitter: 0.2,
+  // Keep trying: the link is what the application wants.
+  maxAttempts: Infinity,
+});
+
+/** The reconnect options with defaults filled in; throws ERR_INVALID_CONFIG for bad values. */
+export function resolveReconnect(options: Partial<ReconnectOptions>): ReconnectOptions {
+  const resolved: ReconnectOptions = { ...RECONNECT_DEFAULTS, ...options };
+  const check = (name: keyof ReconnectOptions, ok: boolean): void => {
+    if (!ok) throw new MuxError('ERR_INVALID_CONFIG', `option reconnect.${name} is invalid: ${String(resolved[name])}`);
+  };
+  check('initialDelay', Number.isFinite(resolved.initialDelay) && resolved.initialDelay >= 0);
+  check('maxDelay', Number.isFinite(resolved.maxDelay) && resolved.maxDelay >= resolved.initialDelay);
+  check('factor', Number.isFinite(resolved.factor) && resolved.factor >= 1);
+  check('jitter', Number.isFinite(resolved.jitter) && resolved.jitter >= 0 && resolved.jitter < 1);
+  check('maxAttempts', resolved.maxAttempts === Infinity || (Number.isInteger(resolved.maxAttempts) && resolved.maxAttempts >= 0));
+  return resolved;
+}

@@ -13,13 +13,14 @@ export {
   type HandshakeHooks,
   type AcceptVerdict,
   type MuxConnectionEvents,
+  type ReconnectInfo,
 } from './session/session';
 export { MuxStream, type StreamStats, type MuxStreamEvents } from './session/stream';
 export type { TypedEventEmitter, ListenerOf, ArgumentsOf, UndeclaredListener, BivariantListener, EventMap } from './events';
 export { wrap, type WrapOptions } from './wrap';
 export { StreamPool } from './session/stream-pool';
 export { MuxError, isProtocolError, type MuxErrorCode, type MuxErrorOptions } from './errors';
-export { DEFAULTS, SERVER_DEFAULTS, type SessionLimits, type ServerLimits } from './config';
+export { DEFAULTS, SERVER_DEFAULTS, RECONNECT_DEFAULTS, type SessionLimits, type ServerLimits, type ReconnectOptions } from './config';
 export type { JsonValue, JsonCompatible, MetaArgument } from './meta';
 export { PROTOCOL_VERSION, FrameType, Flag, WireErrorCode } from './protocol/constants';
 import * as util from './util/index';

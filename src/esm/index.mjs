@@ -13,6 +13,7 @@ export const {
   isProtocolError,
   DEFAULTS,
   SERVER_DEFAULTS,
+  RECONNECT_DEFAULTS,
   PROTOCOL_VERSION,
   FrameType,
   Flag,

@@ -25,7 +25,16 @@ import { StreamOpening, type OpeningHost } from './stream-opening';
 import type { ConnectionOptions, ConnectionStats, HandshakeHooks, MuxConnectionEvents, Role, SessionState } from './types';
 import { debug as log } from '../debug';
 
-export type { AcceptVerdict, ClientInfo, ConnectionOptions, ConnectionStats, HandshakeHooks, MuxConnectionEvents, Role } from './types';
+export type {
+  AcceptVerdict,
+  ClientInfo,
+  ConnectionOptions,
+  ConnectionStats,
+  HandshakeHooks,
+  MuxConnectionEvents,
+  ReconnectInfo,
+  Role,
+} from './types';
 
 const kSession = Symbol('tcp-stream-muxer.session');
 
@@ -86,10 +95,11 @@ export class MuxConnection
   /** The options the connection was made with. */
   protected readonly options: ConnectionOptions;
 
+  // Everything below is per link: initLink() makes it anew for a MuxClient that reconnects.
   /** @internal */ state: SessionState = 'idle';
   private transport: Transport | null = null;
-  private readonly decoder: FrameDecoder;
-  private readonly streams: StreamTable;
+  private decoder!: FrameDecoder;
+  private streams!: StreamTable;
   /** @internal The peer's HELLO settings; null until it arrives. */
   peer: PeerSettings | null = null;
   /** The peer's `hello` value from the handshake (server side); `null` if none was sent. */
@@ -97,27 +107,27 @@ export class MuxConnection
   private hooks: HandshakeHooks | null = null;
   private closeCallbacks: ((err?: Error) => void)[] = [];
 
-  private readonly scheduler = new WriteScheduler(this);
-  private readonly handshake: Handshake;
-  private readonly openDeadlines: OpenDeadlines;
-  private readonly admission: Admission<MuxConnection>;
-  private readonly opening: StreamOpening;
-  private readonly liveness: Liveness;
-  private readonly windowBudget: WindowBudget;
-  private readonly shutdown: Shutdown;
+  private scheduler!: WriteScheduler;
+  private handshake!: Handshake;
+  private openDeadlines!: OpenDeadlines;
+  private admission!: Admission<MuxConnection>;
+  private opening!: StreamOpening;
+  private liveness!: Liveness;
+  private windowBudget!: WindowBudget;
+  private shutdown!: Shutdown;
 
   // Updated for every DATA frame, so kept here rather than one object further away.
   private counters = { bytesIn: 0, framesIn: 0 };
   /** Received stream bytes the application has not read yet. */
   private receivedBuffered = 0;
   /** @internal Everything the peer makes this connection hold (see memory-account.ts). */
-  readonly account: MemoryAccount;
+  account!: MemoryAccount;
   /** What the peer may send on all streams together (see connection-window.ts). */
-  private readonly connectionWindow: ConnectionWindow;
+  private connectionWindow!: ConnectionWindow;
   /** Streams with small pieces staged for a waiting reader, delivered once the current read is decoded. */
-  private readonly toDeliver: MuxStream[] = [];
+  private toDeliver: MuxStream[] = [];
   /** @internal Work the peer causes without moving data. */
-  readonly wastedWork: WastedWork;
+  wastedWork!: WastedWork;
   /** Why reading from the transport is paused (PauseReason bits); 0 = reading. */
   private pausedFor = 0;
   private lastDataStreamId = 0;
@@ -137,7 +147,32 @@ export class MuxConnection
     }
     this.limits = resolveLimits(options);
     if (options.hello !== undefined) checkHello(options.hello);
-    const pool = (options as { memoryPool?: MemoryPool }).memoryPool ?? null;
+    this.StreamPool = new StreamPool(this);
+    this.initLink();
+    this.on('newListener', onNewListener);
+    if (transport) this.attach(transport);
+  }
+
+  /**
+   * Makes everything that belongs to one link: the decoder, the stream table, the windows, the
+   * scheduler and the timers. Called by the constructor, and by a reconnecting MuxClient once
+   * the previous link is torn down.
+   */
+  private initLink(): void {
+    this.state = 'idle';
+    this.transport = null;
+    this.peer = null;
+    this.peerHello = null;
+    this.hooks = null;
+    this.counters = { bytesIn: 0, framesIn: 0 };
+    this.receivedBuffered = 0;
+    this.toDeliver = [];
+    this.pausedFor = 0;
+    this.lastDataStreamId = 0;
+    this.contendedAt = -Infinity;
+    this.appDestroyed = false;
+    this.scheduler = new WriteScheduler(this);
+    const pool = (this.options as { memoryPool?: MemoryPool }).memoryPool ?? null;
     this.account = new MemoryAccount(this.limits.maxBufferedBytes, 2 * this.limits.maxConnectionWindow, pool);
     this.connectionWindow = new ConnectionWindow(this, this.limits, this.account);
     this.wastedWork = new WastedWork(this.limits.wastedWorkBurst, this.limits.wastedWorkPerSecond);
@@ -147,18 +182,20 @@ export class MuxConnection
       maxMetaBytes: this.limits.maxMetaBytes,
       maxHelloBytes: Math.max(this.limits.maxMetaBytes, 64 * 1024),
     });
-    this.StreamPool = new StreamPool(this);
     this.openDeadlines = new OpenDeadlines(this.limits.openTimeout, (stream) => this.opening.expire(stream));
-    this.admission = new Admission<MuxConnection>(this, this.openDeadlines, this.limits.maxPendingStreams, options.acceptStream);
+    this.admission = new Admission<MuxConnection>(this, this.openDeadlines, this.limits.maxPendingStreams, this.options.acceptStream);
     // Twice the initial window may move during a quiet round trip: a window's worth is what a
     // long path has in flight before tuning has grown anything.
     this.liveness = new Liveness(this, this.limits.keepAliveInterval, this.limits.keepAliveTimeout, 2 * this.limits.initialWindow);
     this.windowBudget = new WindowBudget(this.limits, this.liveness);
-    this.handshake = new Handshake(this, this.role, this.limits, options);
+    this.handshake = new Handshake(this, this.role, this.limits, this.options);
     this.shutdown = new Shutdown(this, this.streams, this.admission, this.limits, this.role);
     this.opening = new StreamOpening(this, this.streams, this.admission, this.openDeadlines, this.shutdown, this.limits);
-    this.on('newListener', onNewListener);
-    if (transport) this.attach(transport);
+  }
+
+  /** @internal A reconnecting MuxClient starts a new link once the old one is torn down. */
+  protected relink(): void {
+    if (this.state === 'closed') this.initLink();
   }
 
   /** Same object as {@link StreamPool}. */
@@ -702,9 +739,16 @@ export class MuxConnection
 
     const reportErr = this.appDestroyed ? null : err;
     if (log.enabled) log('%s connection closed%s', this.role, reportErr ? `: ${reportErr.code} ${reportErr.message}` : '');
+    // A client that reconnects reports `reconnecting` instead, and is not closed.
+    if (this.linkLost(reportErr, this.appDestroyed)) return;
     this.onClosed(reportErr, wasHandshaking);
     for (const callback of this.closeCallbacks.splice(0)) callback();
     this.emit('close', reportErr !== null);
+  }
+
+  /** @internal The link is gone; true if a new one is on its way (MuxClient's reconnect). */
+  protected linkLost(_err: MuxError | null, _byApplication: boolean): boolean {
+    return false;
   }
 
   /** @internal How the error is reported; MuxClient and the server hooks refine it. */

@@ -54,6 +54,20 @@ export interface MuxConnectionEvents {
   error: [err: MuxError];
   /** The connection is closed; `hadError` says whether it failed. */
   close: [hadError: boolean];
+  /** A MuxClient with `reconnect` lost its link (or could not make one) and tries again after `delay` ms. */
+  reconnecting: [info: ReconnectInfo];
+  /** A MuxClient with `reconnect` has a new link, handshake done (`connect` fires too). */
+  reconnect: [];
+}
+
+/** What a `reconnecting` event tells. */
+export interface ReconnectInfo {
+  /** Attempts since the last link that worked, this one included. */
+  attempt: number;
+  /** Milliseconds until this attempt. */
+  delay: number;
+  /** Why the last link ended or the last attempt failed (null: it closed cleanly). */
+  error: MuxError | null;
 }
 
 /** Hooks a MuxServer uses to learn about a connection's handshake (not for applications). */
