@@ -214,11 +214,11 @@ test('forward: --listen without its --to, or a malformed -L, is a usage error', 
   assert.match(malformed.stderr, /-L: expected \[BIND:\]PORT:HOST:HOSTPORT/);
 });
 
-test('forward: a graceful shutdown of serve reads as one, not as a lost connection', { timeout: 30_000 }, async (t) => {
+test('forward --retry-max 0: a graceful shutdown of serve reads as one, not as a lost connection', { timeout: 30_000 }, async (t) => {
   const target = await listen(t, echoServer());
   const work = await tempDir(t, 'forward-goaway');
   const { port: servePort, proc: serve } = await startServeCli(t, ['--dir', work, '--allow-forward', `127.0.0.1:${target}`]);
-  const forward = spawnCli(t, ['forward', '-L', `0:127.0.0.1:${target}`, '--via', `127.0.0.1:${servePort}`]);
+  const forward = spawnCli(t, ['forward', '-L', `0:127.0.0.1:${target}`, '--via', `127.0.0.1:${servePort}`, '--retry-max', '0']);
   await forward.waitFor(/listening on/);
   serve.child.kill('SIGTERM');
   await forward.waitFor(/the server is going away/);
@@ -226,3 +226,28 @@ test('forward: a graceful shutdown of serve reads as one, not as a lost connecti
   assert.doesNotMatch(forward.stdout, /connection to the server lost/);
   assert.equal((await forward.exited()).code, 1);
 });
+
+test(
+  'forward heals: serve killed with SIGKILL and started again, the port never closes and connections work again',
+  { timeout: 40_000 },
+  async (t) => {
+    const target = await listen(t, echoServer());
+    const work = await tempDir(t, 'forward-heal');
+    const serveArgs = ['--dir', work, '--allow-forward', `127.0.0.1:${target}`];
+    const first = await startServeCli(t, serveArgs);
+    const servePort = first.port;
+    const forward = spawnCli(t, ['forward', '-L', `0:127.0.0.1:${target}`, '--via', `127.0.0.1:${servePort}`, '--retry-delay-max', '0.5']);
+    const port = Number((await forward.waitFor(/listening on 127\.0\.0\.1:(\d+)/))[1]);
+    assert.equal(await echoThrough(port, 'before'), 'before');
+    first.proc.child.kill('SIGKILL');
+    await forward.waitFor(/connection to the server lost .*reconnecting, ports stay open/);
+    // The port stays open: a connection made now waits for the link.
+    const during = echoThrough(port, 'during');
+    const second = spawnCli(t, ['serve', '--port', String(servePort), ...serveArgs]);
+    await second.waitFor(/listening on/);
+    await forward.waitFor(/re-established/, 10_000);
+    assert.equal(await withTimeout(during, 10_000, 'the connection made during the outage'), 'during');
+    assert.equal(await echoThrough(port, 'after'), 'after');
+    assert.equal((forward.stdout.match(/connection to the server lost/g) ?? []).length, 1, 'said once, not per attempt');
+  },
+);

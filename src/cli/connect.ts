@@ -7,6 +7,8 @@ export interface ConnectOptions {
   token?: string | undefined;
   /** PEM file of the CA (or self-signed certificate) to trust: connect over TLS. */
   tlsCa?: string | undefined;
+  /** Reconnect when the link is lost (and keep trying to make the first one): MuxClient's option. */
+  reconnect?: MuxClientOptions['reconnect'];
   /** Gives up connecting (the promise rejects with ERR_ABORTED). */
   signal?: AbortSignal | undefined;
 }
@@ -16,6 +18,7 @@ export function connect(target: HostPort, options: ConnectOptions): Promise<MuxC
   const clientOptions: MuxClientOptions = {};
   if (options.token !== undefined) clientOptions.hello = { token: options.token };
   if (options.tlsCa !== undefined) clientOptions.tls = { ca: readFileSync(options.tlsCa) };
+  if (options.reconnect) clientOptions.reconnect = options.reconnect;
   const client = new MuxClient({ ...clientOptions, port: target.port, host: target.host });
   const { signal } = options;
   return new Promise((resolve, reject) => {

@@ -6,8 +6,8 @@
  */
 import * as net from 'node:net';
 import { parseArgs } from 'node:util';
-import type { MuxClient } from '../index';
-import { formatHostPort, parse, parseHostPort, parsePort, UsageError, type HostPort } from './args';
+import { RECONNECT_DEFAULTS, type MuxClient } from '../index';
+import { formatHostPort, parse, parseHostPort, parsePort, parseSeconds, UsageError, type HostPort } from './args';
 import { BurstReporter } from './bursts';
 import { escapeName } from './escape';
 import { closeClient, connect, describeError } from './connect';
@@ -29,6 +29,9 @@ Options:
                         repeatable, each with the --to that follows it
   --to HOST:PORT        destination, as the server sees it
   --via HOST:PORT       the tsmux server
+  --retry-max N         reconnect attempts in a row before giving up (default: no limit;
+                        0 = exit when the connection to the server is lost)
+  --retry-delay-max S   longest wait between attempts, in seconds (default 30)
   --token T             token the server's --token expects (or set TSMUX_TOKEN)
   --tls-ca FILE         connect over TLS, trusting this CA / certificate (PEM)
   -h, --help            this help
@@ -49,6 +52,8 @@ export async function runForward(argv: string[]): Promise<number> {
         listen: { type: 'string', multiple: true },
         to: { type: 'string', multiple: true },
         via: { type: 'string' },
+        'retry-max': { type: 'string' },
+        'retry-delay-max': { type: 'string' },
         token: { type: 'string' },
         'tls-ca': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -76,10 +81,15 @@ export async function runForward(argv: string[]): Promise<number> {
     process.stdout.write(`${line}\n`);
   };
   const failures = new BurstReporter(log);
+  const retryMax = values['retry-max'] === undefined ? Infinity : parseNonNegativeInteger(values['retry-max'], '--retry-max');
+  const retryDelayMax = parseSeconds(values['retry-delay-max'], '--retry-delay-max', 30) * 1000;
+  // A link that heals: the ports stay open while the client dials again, and connections
+  // accepted meanwhile wait for the new link (up to the library's openTimeout).
+  const reconnect = retryMax === 0 ? false : { maxAttempts: retryMax, maxDelay: Math.max(retryDelayMax, RECONNECT_DEFAULTS.initialDelay) };
 
   let client: MuxClient;
   try {
-    client = await connect(via, { token: values.token ?? process.env.TSMUX_TOKEN, tlsCa: values['tls-ca'] });
+    client = await connect(via, { token: values.token ?? process.env.TSMUX_TOKEN, tlsCa: values['tls-ca'], reconnect });
   } catch (err) {
     process.stderr.write(`tsmux forward: ${describeError(err, via)}\n`);
     return 1;
@@ -140,6 +150,19 @@ export async function runForward(argv: string[]): Promise<number> {
       log(goAway !== undefined && !hadError ? 'the server closed the connection after going away' : 'connection to the server lost');
       resolve(1);
     });
+    // Said once per change of state, not per attempt or per connection.
+    let linkUp = true;
+    client.on('reconnecting', (info) => {
+      if (!linkUp) return;
+      linkUp = false;
+      const why = info.error ? describeError(info.error) : goAway !== undefined ? 'the server went away' : 'closed';
+      log(`connection to the server lost (${why}); reconnecting, ports stay open`);
+      goAway = undefined;
+    });
+    client.on('reconnect', () => {
+      linkUp = true;
+      log(`connection to the server ${formatHostPort(via)} re-established`);
+    });
     const remove = onStopSignals(
       () => {
         stopping = true;
@@ -173,4 +196,10 @@ export function parseLocalForward(spec: string): Forward {
     listen: { host: bind === undefined ? '127.0.0.1' : unbracket(bind), port: parsePort(port, '-L') },
     to: formatHostPort({ host: unbracket(host).toLowerCase(), port: parsePort(hostPort, '-L') }),
   };
+}
+
+/** 0 or a positive integer option. */
+function parseNonNegativeInteger(text: string, what: string): number {
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(Number(text))) throw new UsageError(`${what}: expected a whole number, got "${text}"`);
+  return Number(text);
 }
