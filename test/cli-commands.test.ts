@@ -14,7 +14,7 @@ import { CLI, runCli } from './helpers/cli';
 const ROOT = path.resolve(__dirname, '..');
 
 test('--help on every command prints its usage and exits 0', async (t) => {
-  for (const command of ['serve', 'send', 'get', 'forward', 'demo']) {
+  for (const command of ['serve', 'send', 'get', 'forward', 'stdio', 'demo']) {
     for (const flag of ['--help', '-h']) {
       const result = await runCli(t, [command, flag]);
       assert.equal(result.code, 0, `${command} ${flag}`);
@@ -25,7 +25,7 @@ test('--help on every command prints its usage and exits 0', async (t) => {
   const main = await runCli(t, ['--help']);
   assert.equal(main.code, 0);
   assert.match(main.stdout, /^Usage: tsmux <command>/);
-  for (const command of ['serve', 'send', 'get', 'forward', 'demo']) assert.match(main.stdout, new RegExp(`^  ${command} `, 'm'));
+  for (const command of ['serve', 'send', 'get', 'forward', 'stdio', 'demo']) assert.match(main.stdout, new RegExp(`^  ${command} `, 'm'));
 });
 
 test('bad usage exits 2 with one line on stderr: the reason and where the usage is', async (t) => {

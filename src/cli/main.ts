@@ -11,6 +11,7 @@ import { runForward } from './forward';
 import { runGet } from './get';
 import { runSend } from './send';
 import { runServe } from './serve';
+import { runStdio } from './stdio';
 
 export const MAIN_HELP = `Usage: tsmux <command> [options]
 
@@ -21,6 +22,7 @@ Commands:
   send      send files and directories (skips unchanged ones, resumes cut ones)
   get       download files and directories from a server's --export
   forward   local port forwarding through a server (like ssh -L)
+  stdio     stdin/stdout as one forwarded connection (for ssh's ProxyCommand)
   demo      a server and a client in one process: files and chat at once
 
 Run \`tsmux <command> --help\` for its options. \`tsmux --version\` prints the version.
@@ -31,6 +33,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   send: runSend,
   get: runGet,
   forward: runForward,
+  stdio: runStdio,
   demo: runDemo,
 };
 
