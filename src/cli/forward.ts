@@ -12,6 +12,7 @@ import { BurstReporter } from './bursts';
 import { escapeName } from './escape';
 import { closeClient, connect, describeError } from './connect';
 import { join } from './join';
+import { readSocksRequest, reply, replyFor, SocksReply } from './socks5';
 import { onStopSignals } from './signals';
 
 export const FORWARD_HELP = `Usage: tsmux forward -L [BIND:]PORT:HOST:HOSTPORT... --via HOST:PORT [options]
@@ -24,6 +25,9 @@ Half-closes and errors propagate both ways. Several forwards share the one conne
 
 Options:
   -L [BIND:]PORT:HOST:HOSTPORT  a forward, as ssh's -L (BIND default 127.0.0.1; PORT 0 = any);
+                        repeatable
+  -D [BIND:]PORT        a SOCKS5 server, as ssh's -D (CONNECT to IPv4, IPv6 or names, which
+                        the server resolves); each target must be on serve's --allow-forward;
                         repeatable
   --listen [HOST:]PORT  where to accept connections (host default 127.0.0.1; port 0 = any);
                         repeatable, each with the --to that follows it
@@ -49,6 +53,7 @@ export async function runForward(argv: string[]): Promise<number> {
       allowPositionals: true,
       options: {
         local: { type: 'string', short: 'L', multiple: true },
+        dynamic: { type: 'string', short: 'D', multiple: true },
         listen: { type: 'string', multiple: true },
         to: { type: 'string', multiple: true },
         via: { type: 'string' },
@@ -75,7 +80,9 @@ export async function runForward(argv: string[]): Promise<number> {
       to: formatHostPort(parseHostPort(tos[i], '--to')),
     })),
   ];
-  if (forwards.length === 0 || !values.via) throw new UsageError('-L (or --listen and --to) and --via are required');
+  const socks = (values.dynamic ?? []).map(parseDynamicForward);
+  if ((forwards.length === 0 && socks.length === 0) || !values.via)
+    throw new UsageError('-L or -D (or --listen and --to) and --via are required');
   const via = parseHostPort(values.via, '--via');
   const log = (line: string): void => {
     process.stdout.write(`${line}\n`);
@@ -136,6 +143,59 @@ export async function runForward(argv: string[]): Promise<number> {
     log(`forwarding to ${to} via ${formatHostPort(via)}`);
   }
 
+  // -D: a SOCKS5 server per address; each CONNECT becomes a forward to what the client asked.
+  for (const listen of socks) {
+    const listener = net.createServer({ allowHalfOpen: true }, (socket) => {
+      sockets.add(socket);
+      socket.once('close', () => sockets.delete(socket));
+      socket.on('error', () => {});
+      void socksConnect(socket);
+    });
+    listeners.push(listener);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        listener.once('error', reject);
+        listener.listen(listen.port, listen.host, resolve);
+      });
+    } catch (err) {
+      process.stderr.write(`tsmux forward: cannot listen on ${formatHostPort(listen)}: ${(err as Error).message}\n`);
+      for (const open of listeners) open.close();
+      client.destroy();
+      return 1;
+    }
+    const address = listener.address() as net.AddressInfo;
+    log(`listening on ${formatHostPort({ host: address.address, port: address.port })}`);
+    log(`SOCKS5 via ${formatHostPort(via)}`);
+  }
+
+  async function socksConnect(socket: net.Socket): Promise<void> {
+    let request;
+    try {
+      request = await readSocksRequest(socket);
+    } catch (err) {
+      failures.note(`SOCKS client ${socket.remoteAddress ?? '?'}: ${(err as Error).message}`);
+      socket.destroy();
+      return;
+    }
+    const to = formatHostPort({ host: request.host.toLowerCase(), port: request.port });
+    try {
+      const stream = await client.StreamPool.createStream({ type: 'forward', to });
+      stream.once('error', (err: Error) => failures.note(`connection to ${to} failed: ${describeError(err)}`));
+      if (socket.destroyed) {
+        stream.destroy();
+        return;
+      }
+      reply(socket, SocksReply.SUCCEEDED);
+      if (request.rest.length > 0) stream.write(request.rest);
+      join(stream, socket);
+      socket.resume();
+    } catch (err) {
+      const reason = describeError(err);
+      failures.note(`connection to ${to} not forwarded: ${reason}`);
+      reply(socket, replyFor(reason));
+    }
+  }
+
   let stopping = false;
   const code = await new Promise<number>((resolve) => {
     client.on('error', () => {}); // the close below says it
@@ -183,6 +243,13 @@ interface Forward {
   listen: HostPort;
   /** `host:port` as the server sees it. */
   to: string;
+}
+
+/** ssh's `-D [BIND:]PORT`: where the SOCKS5 server listens (BIND default 127.0.0.1). */
+export function parseDynamicForward(spec: string): HostPort {
+  const match = /^(?:(\[[^\]]+\]|[^:[\]]+):)?(\d+)$/.exec(spec);
+  if (!match) throw new UsageError(`-D: expected [BIND:]PORT, got "${spec}"`);
+  return { host: match[1] === undefined ? '127.0.0.1' : match[1].replace(/^\[(.*)\]$/, '$1'), port: parsePort(match[2], '-D') };
 }
 
 /** ssh's `-L [BIND:]PORT:HOST:HOSTPORT`, with IPv6 addresses in brackets. */

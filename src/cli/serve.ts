@@ -35,6 +35,7 @@ import {
   UsageError,
   type HostPort,
 } from './args';
+import { AllowList } from './allow-list';
 import { BurstReporter } from './bursts';
 import { describeError } from './connect';
 import { join } from './join';
@@ -48,6 +49,9 @@ import { SYNC_VERSION } from './sync/session';
 import type { SyncOutcome } from './sync/outcome';
 import { onStopSignals } from './signals';
 import { formatBytes, formatDuration } from './summary/format';
+
+/** How long serve tries to reach a forward's destination, and keeps it for the stream. */
+const FORWARD_CONNECT_TIMEOUT_MS = 10_000;
 
 /** serve's --max-size when none is given: big enough for disk images, small enough to stop a runaway. */
 const DEFAULT_MAX_SIZE = 64 * 1024 ** 3;
@@ -91,7 +95,8 @@ Options:
   --tls-cert FILE            serve over TLS with this certificate (PEM) ...
   --tls-key FILE             ... and this private key (PEM)
   --allow-forward HOST:PORT  let clients forward to these destinations (comma-separated,
-                             repeatable); nothing is forwarded otherwise
+                             repeatable): HOST:PORT, HOST:* (any port), or an address range
+                             such as 10.0.0.0/8:443 or [fd00::]/8:*; nothing otherwise
   --grace SECONDS            on SIGINT / SIGTERM, time in-flight transfers get to finish
                              before they are aborted and their partial files deleted (default 10)
   --max-size BYTES           refuse files larger than this (e.g. 512M, 4G; default 64G;
@@ -179,7 +184,9 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
   }
   const exportRoot = options.exportDir === undefined ? undefined : await realpath(options.exportDir);
   const syncs = new Set<{ stream: MuxStream; job: Promise<SyncOutcome> }>();
-  const allowed = new Set((options.allowForward ?? []).map((entry) => formatHostPort(parseHostPort(entry, '--allow-forward'))));
+  const allowed = new AllowList(options.allowForward ?? []);
+  /** Connections to destinations made before their stream was accepted, by the stream's meta. */
+  const connected = new WeakMap<object, net.Socket>();
   const transfers = new Set<Transfer>();
   const forwardFailures = new BurstReporter(log);
   const abortSyncs = new Set<() => void>();
@@ -215,6 +222,37 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     return admitOther(meta);
   }
 
+  /**
+   * Connects to a forward's destination before the stream is accepted, so that a destination
+   * that cannot be reached refuses the stream with the reason (a SOCKS client gets its error
+   * code from it). The socket waits for the stream under the meta object both share.
+   */
+  function connectFirst(meta: Meta, to: HostPort): Promise<true | string> {
+    return new Promise((resolve) => {
+      const socket = net.connect({ host: to.host, port: to.port, allowHalfOpen: true });
+      const timer = setTimeout(() => socket.destroy(new Error('timed out')), FORWARD_CONNECT_TIMEOUT_MS);
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        socket.pause();
+        connected.set(meta, socket);
+        // A stream that never arrives (its connection died first) must not keep the socket.
+        setTimeout(() => {
+          if (connected.get(meta) === socket) {
+            connected.delete(meta);
+            socket.destroy();
+          }
+        }, FORWARD_CONNECT_TIMEOUT_MS).unref();
+        resolve(true);
+      });
+      socket.once('error', (err) => {
+        clearTimeout(timer);
+        const reason = `cannot connect to ${formatHostPort(to)}: ${err.message}`;
+        forwardFailures.note(reason);
+        resolve(reason);
+      });
+    });
+  }
+
   async function admitFile(meta: Meta): Promise<true | string> {
     if (typeof meta.size !== 'number' || !Number.isSafeInteger(meta.size) || meta.size < 0) return 'file size missing or invalid';
     if (maxSize !== undefined && meta.size > maxSize) return `file of ${meta.size} bytes is over this server's limit of ${maxSize}`;
@@ -230,18 +268,18 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     }
   }
 
-  function admitOther(meta: Meta): true | string {
+  async function admitOther(meta: Meta): Promise<true | string> {
     if (meta.type === 'forward') {
-      let to: string;
+      let to: HostPort;
       try {
         if (typeof meta.to !== 'string') throw new TypeError('not a string');
-        to = formatHostPort(parseHostPort(meta.to, 'to'));
+        to = parseHostPort(meta.to, 'to');
       } catch {
         return 'forward destination must be HOST:PORT';
       }
-      if (allowed.has(to)) return true;
-      log(`refused forward to ${printable(meta.to)}: not on --allow-forward`);
-      return `forwarding to ${to} is not allowed by this server`;
+      if (allowed.allows(to.host, to.port)) return connectFirst(meta, to);
+      forwardFailures.note(`refused forward to ${printable(meta.to)}: not on --allow-forward`);
+      return `forwarding to ${formatHostPort(to)} is not allowed by this server`;
     }
     if (options.extra && meta.type === options.extra.type) return true;
     return `unknown stream type ${printable(meta.type)}`;
@@ -391,18 +429,16 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
       return;
     }
     const to = parseHostPort(meta.to as string, 'to'); // admit() checked it
-    const socket = net.connect({ host: to.host, port: to.port, allowHalfOpen: true });
+    const socket = connected.get(meta);
+    connected.delete(meta);
+    if (!socket || socket.destroyed) {
+      stream.destroy(new MuxError('ERR_CONNECT_FAILED', `the connection to ${formatHostPort(to)} was lost before the stream arrived`));
+      return;
+    }
     forwards.add(socket);
-    let connected = false;
-    socket.once('connect', () => (connected = true));
-    // Before join's own handler: a destination that cannot be reached resets the stream with
-    // the reason, so the client can say why; and many such failures make one log line a second.
-    socket.once('error', (err) => {
-      const reason = `cannot connect to ${formatHostPort(to)}: ${err.message}`;
-      forwardFailures.note(connected ? `forward to ${formatHostPort(to)}: ${err.message}` : reason);
-      if (!connected) stream.destroy(new MuxError('ERR_CONNECT_FAILED', reason));
-    });
+    socket.once('error', (err) => forwardFailures.note(`forward to ${formatHostPort(to)}: ${err.message}`));
     join(stream, socket, () => forwards.delete(socket));
+    socket.resume();
   }
 
   const server = new MuxServer(options.port, serverOptions);
@@ -546,7 +582,7 @@ export async function runServe(argv: string[]): Promise<number> {
   if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined))
     throw new UsageError('--tls-cert and --tls-key go together');
   const allowForward = splitList(values['allow-forward']);
-  for (const entry of allowForward) parseHostPort(entry, '--allow-forward');
+  new AllowList(allowForward); // checks every entry before anything starts
   const log = (line: string): void => {
     process.stdout.write(`${line}\n`);
   };
