@@ -47,7 +47,7 @@ test('bad usage exits 2 with one line on stderr: the reason and where the usage 
     [['serve', '--tls-cert', 'x'], /--tls-cert and --tls-key go together/],
     [['serve', '--allow-forward', 'nope'], /--allow-forward: expected HOST:PORT/],
     [['forward', '--listen', '1'], /every --listen needs its --to/],
-    [['forward', '-L', '1:h:2'], /-L or -D \(or --listen and --to\) and --via are required/],
+    [['forward', '-L', '1:h:2'], /-L, -R or -D \(or --listen and --to\) and --via are required/],
     [['demo', '--rate', 'fast'], /--rate/],
   ];
   for (const [args, message] of cases) {

@@ -251,3 +251,26 @@ test(
     assert.equal((forward.stdout.match(/connection to the server lost/g) ?? []).length, 1, 'said once, not per attempt');
   },
 );
+
+test(
+  'forward -R: serve listens where --allow-reverse permits and hands each connection to the client; elsewhere it refuses',
+  { timeout: 30_000 },
+  async (t) => {
+    const target = await listen(t, echoServer()); // on the client's side
+    const work = await tempDir(t, 'forward-reverse');
+    const { port: servePort, proc: serve } = await startServeCli(t, ['--dir', work, '--allow-reverse', '127.0.0.1:*']);
+    const forward = spawnCli(t, ['forward', '-R', `0:127.0.0.1:${target}`, '--via', `127.0.0.1:${servePort}`]);
+    const remotePort = Number((await forward.waitFor(/the server listens on 127\.0\.0\.1:(\d+) for /))[1]);
+    await serve.waitFor(/reverse forward/);
+    assert.equal(await echoThrough(remotePort, 'reversed'), 'reversed');
+    const many = await Promise.all(Array.from({ length: 50 }, (_, i) => echoThrough(remotePort, `r${i}`)));
+    many.forEach((reply, i) => assert.equal(reply, `r${i}`));
+
+    const refused = await runCli(t, ['forward', '-R', `0.0.0.0:0:127.0.0.1:${target}`, '--via', `127.0.0.1:${servePort}`]);
+    assert.equal(refused.code, 1);
+    assert.match(
+      refused.stdout,
+      /reverse forward 0\.0\.0\.0:0 -> 127\.0\.0\.1:\d+ refused: .*not allowed by this server \(--allow-reverse\)/,
+    );
+  },
+);

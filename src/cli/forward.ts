@@ -5,6 +5,7 @@
  * at --via, which dials the destination if its --allow-forward permits.
  */
 import * as net from 'node:net';
+import type { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { RECONNECT_DEFAULTS, type MuxClient } from '../index';
 import { formatHostPort, parse, parseHostPort, parsePort, parseSeconds, UsageError, type HostPort } from './args';
@@ -26,6 +27,9 @@ Half-closes and errors propagate both ways. Several forwards share the one conne
 Options:
   -L [BIND:]PORT:HOST:HOSTPORT  a forward, as ssh's -L (BIND default 127.0.0.1; PORT 0 = any);
                         repeatable
+  -R [BIND:]PORT:HOST:HOSTPORT  a reverse forward, as ssh's -R: the server listens on
+                        [BIND:]PORT (if its --allow-reverse permits; BIND default 127.0.0.1)
+                        and each connection there is made here to HOST:HOSTPORT; repeatable
   -D [BIND:]PORT        a SOCKS5 server, as ssh's -D (CONNECT to IPv4, IPv6 or names, which
                         the server resolves); each target must be on serve's --allow-forward;
                         repeatable
@@ -54,6 +58,7 @@ export async function runForward(argv: string[]): Promise<number> {
       options: {
         local: { type: 'string', short: 'L', multiple: true },
         dynamic: { type: 'string', short: 'D', multiple: true },
+        remote: { type: 'string', short: 'R', multiple: true },
         listen: { type: 'string', multiple: true },
         to: { type: 'string', multiple: true },
         via: { type: 'string' },
@@ -81,8 +86,11 @@ export async function runForward(argv: string[]): Promise<number> {
     })),
   ];
   const socks = (values.dynamic ?? []).map(parseDynamicForward);
-  if ((forwards.length === 0 && socks.length === 0) || !values.via)
-    throw new UsageError('-L or -D (or --listen and --to) and --via are required');
+  // -R has -L's syntax, read the other way: serve listens on [BIND:]PORT, we connect to HOST:HOSTPORT.
+  const reverses = (values.remote ?? []).map(parseLocalForward);
+  if ((forwards.length === 0 && socks.length === 0 && reverses.length === 0) || !values.via) {
+    throw new UsageError('-L, -R or -D (or --listen and --to) and --via are required');
+  }
   const via = parseHostPort(values.via, '--via');
   const log = (line: string): void => {
     process.stdout.write(`${line}\n`);
@@ -196,6 +204,49 @@ export async function runForward(argv: string[]): Promise<number> {
     }
   }
 
+  // -R: serve listens for us; each connection it takes arrives as a stream we connect here.
+  const reverseTargets = new Map<string, string>();
+  client.on('stream', (stream) => {
+    const meta = stream.meta as { type?: unknown; listen?: unknown } | null;
+    const to = typeof meta?.listen === 'string' ? reverseTargets.get(meta.listen) : undefined;
+    if (meta?.type !== 'reverse' || to === undefined) return void stream.destroy();
+    stream.on('error', () => {});
+    const target = parseHostPort(to, 'the reverse target');
+    const socket = net.connect({ host: target.host, port: target.port, allowHalfOpen: true });
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    socket.once('error', (err) => {
+      failures.note(`reverse connection to ${to} failed: ${err.message}`);
+      stream.destroy(new Error(`cannot connect to ${to}: ${err.message}`));
+    });
+    socket.once('connect', () => join(stream, socket));
+  });
+  const registerReverses = async (): Promise<boolean> => {
+    for (const { listen, to } of reverses) {
+      try {
+        const control = await client.StreamPool.createStream({ type: 'reverse-listen', bind: listen.host, port: listen.port });
+        control.on('error', () => {});
+        const where = (JSON.parse(await firstLine(control)) as { listening: string }).listening;
+        reverseTargets.set(where, to);
+        log(`the server listens on ${where} for ${to} (reverse)`);
+      } catch (err) {
+        log(`reverse forward ${formatHostPort(listen)} -> ${to} refused: ${describeError(err)}`);
+        return false;
+      }
+    }
+    return true;
+  };
+  if (!(await registerReverses())) {
+    for (const open of listeners) open.close();
+    client.destroy();
+    return 1;
+  }
+  // A new link has none of the old one's reverse listeners: ask again.
+  client.on('reconnect', () => {
+    reverseTargets.clear();
+    void registerReverses();
+  });
+
   let stopping = false;
   const code = await new Promise<number>((resolve) => {
     client.on('error', () => {}); // the close below says it
@@ -243,6 +294,23 @@ interface Forward {
   listen: HostPort;
   /** `host:port` as the server sees it. */
   to: string;
+}
+
+/** Resolves with the first line a stream carries. */
+function firstLine(stream: Readable): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const onData = (chunk: Buffer | string): void => {
+      text += chunk.toString();
+      const end = text.indexOf('\n');
+      if (end < 0) return;
+      stream.off('data', onData);
+      resolve(text.slice(0, end));
+    };
+    stream.on('data', onData);
+    stream.once('end', () => reject(new Error('the server ended the reverse forward')));
+    stream.once('error', reject);
+  });
 }
 
 /** ssh's `-D [BIND:]PORT`: where the SOCKS5 server listens (BIND default 127.0.0.1). */

@@ -94,6 +94,8 @@ Options:
   --token T                  require clients to present this token (or set TSMUX_TOKEN)
   --tls-cert FILE            serve over TLS with this certificate (PEM) ...
   --tls-key FILE             ... and this private key (PEM)
+  --allow-reverse BIND:PORT  let clients have serve listen here for them (tsmux forward -R;
+                             comma-separated, repeatable; BIND:* or a range allowed too)
   --allow-forward HOST:PORT  let clients forward to these destinations (comma-separated,
                              repeatable): HOST:PORT, HOST:* (any port), or an address range
                              such as 10.0.0.0/8:443 or [fd00::]/8:*; nothing otherwise
@@ -128,6 +130,8 @@ export interface ServeOptions {
   tls?: { cert: Buffer; key: Buffer } | undefined;
   /** `host:port` destinations a client may forward to. */
   allowForward?: string[];
+  /** `bind:port` (or `bind:*`, or a range) where clients may ask serve to listen for them (-R). */
+  allowReverse?: string[];
   overwrite?: boolean;
   /** Milliseconds in-flight transfers get after shutdown() before they are aborted. */
   graceMs?: number;
@@ -185,6 +189,9 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
   const exportRoot = options.exportDir === undefined ? undefined : await realpath(options.exportDir);
   const syncs = new Set<{ stream: MuxStream; job: Promise<SyncOutcome> }>();
   const allowed = new AllowList(options.allowForward ?? []);
+  const allowedReverse = new AllowList(options.allowReverse ?? []);
+  /** Listeners of -R forwards, made before their control stream was accepted, by its meta. */
+  const reverseListeners = new WeakMap<object, net.Server>();
   /** Connections to destinations made before their stream was accepted, by the stream's meta. */
   const connected = new WeakMap<object, net.Socket>();
   const transfers = new Set<Transfer>();
@@ -269,6 +276,7 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
   }
 
   async function admitOther(meta: Meta): Promise<true | string> {
+    if (meta.type === 'reverse-listen') return listenFirst(meta);
     if (meta.type === 'forward') {
       let to: HostPort;
       try {
@@ -423,6 +431,64 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     return runSender(stream, [...problems, ...listed.entries], { signal, checksum });
   }
 
+  /**
+   * -R: listens where the client asked (if --allow-reverse permits) before accepting its
+   * control stream, so a port in use refuses it with the reason.
+   */
+  function listenFirst(meta: Meta): Promise<true | string> {
+    const bind = typeof meta.bind === 'string' ? meta.bind : '';
+    const port = meta.port;
+    if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535 || bind === '') {
+      return Promise.resolve('a reverse forward needs a bind address and a port');
+    }
+    if (!allowedReverse.allows(bind, port))
+      return Promise.resolve(`listening on ${formatHostPort({ host: bind, port })} is not allowed by this server (--allow-reverse)`);
+    return new Promise((resolve) => {
+      const listener = net.createServer({ allowHalfOpen: true });
+      listener.once('error', (err) => resolve(`cannot listen on ${formatHostPort({ host: bind, port })}: ${err.message}`));
+      listener.listen(port, bind, () => {
+        reverseListeners.set(meta, listener);
+        resolve(true);
+      });
+    });
+  }
+
+  /** The control stream of a -R: while it is open, connections to its port go to the client. */
+  function reverseListen(control: MuxStream, meta: Meta, con: MuxConnection): void {
+    const listener = reverseListeners.get(meta);
+    reverseListeners.delete(meta);
+    if (!listener) return void control.destroy();
+    const address = listener.address() as net.AddressInfo;
+    const where = formatHostPort({ host: address.address, port: address.port });
+    const sockets = new Set<net.Socket>();
+    control.on('error', () => {});
+    control.write(`${JSON.stringify({ listening: where })}\n`);
+    control.resume();
+    log(`listening on ${where} for ${con.remoteAddress ?? '?'} (reverse forward)`);
+    listener.on('connection', (socket: net.Socket) => {
+      sockets.add(socket);
+      socket.once('close', () => sockets.delete(socket));
+      socket.on('error', () => {});
+      socket.pause();
+      con.StreamPool.createStream({ type: 'reverse', listen: where }).then(
+        (stream) => {
+          join(stream, socket);
+          socket.resume();
+        },
+        (err: unknown) => {
+          forwardFailures.note(`reverse connection on ${where} not taken by the client: ${describeError(err)}`);
+          socket.destroy();
+        },
+      );
+    });
+    // The client went away or dropped the forward: the port closes with it.
+    control.once('close', () => {
+      listener.close();
+      for (const socket of sockets) socket.destroy();
+      log(`stopped listening on ${where}`);
+    });
+  }
+
   function forward(stream: MuxStream, meta: Meta): void {
     if (aborting) {
       stream.destroy();
@@ -451,6 +517,7 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
       if (meta.type === 'file') void receive(stream, meta, con);
       else if (meta.type === 'sync') void sync(stream, meta, con);
       else if (meta.type === 'forward') forward(stream, meta);
+      else if (meta.type === 'reverse-listen') reverseListen(stream, meta, con);
       else if (options.extra && meta.type === options.extra.type) options.extra.handle(stream, con);
       else stream.destroy();
     });
@@ -562,6 +629,7 @@ export async function runServe(argv: string[]): Promise<number> {
         'tls-cert': { type: 'string' },
         'tls-key': { type: 'string' },
         'allow-forward': { type: 'string', multiple: true },
+        'allow-reverse': { type: 'string', multiple: true },
         grace: { type: 'string' },
         'max-size': { type: 'string' },
         stall: { type: 'string' },
@@ -583,6 +651,8 @@ export async function runServe(argv: string[]): Promise<number> {
     throw new UsageError('--tls-cert and --tls-key go together');
   const allowForward = splitList(values['allow-forward']);
   new AllowList(allowForward); // checks every entry before anything starts
+  const allowReverse = splitList(values['allow-reverse']);
+  new AllowList(allowReverse);
   const log = (line: string): void => {
     process.stdout.write(`${line}\n`);
   };
@@ -597,6 +667,7 @@ export async function runServe(argv: string[]): Promise<number> {
       token: values.token ?? process.env.TSMUX_TOKEN,
       tls,
       allowForward,
+      allowReverse,
       overwrite: values.overwrite ?? false,
       graceMs: parseSeconds(values.grace, '--grace', 10) * 1000,
       maxSize: optionalLimit(parseBytes(values['max-size'], '--max-size') ?? DEFAULT_MAX_SIZE),
