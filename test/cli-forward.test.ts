@@ -274,3 +274,46 @@ test(
     );
   },
 );
+
+test(
+  'forward -R after serve is killed and started again: the reverse forward is registered again and works',
+  { timeout: 40_000 },
+  async (t) => {
+    const target = await listen(t, echoServer());
+    const freePort = (): Promise<number> =>
+      new Promise((resolve) => {
+        const probe = net.createServer().listen(0, '127.0.0.1', () => {
+          const { port } = probe.address() as net.AddressInfo;
+          probe.close(() => resolve(port));
+        });
+      });
+    const remotePort = await freePort();
+    const work = await tempDir(t, 'forward-reverse-heal');
+    const serveArgs = ['--dir', work, '--allow-reverse', '127.0.0.1:*'];
+    const first = await startServeCli(t, serveArgs);
+    const forward = spawnCli(t, [
+      'forward',
+      '-R',
+      `${remotePort}:127.0.0.1:${target}`,
+      '--via',
+      `127.0.0.1:${first.port}`,
+      '--retry-delay-max',
+      '0.5',
+    ]);
+    await forward.waitFor(new RegExp(`the server listens on 127\\.0\\.0\\.1:${remotePort} for `));
+    assert.equal(await echoThrough(remotePort, 'first'), 'first');
+    first.proc.child.kill('SIGKILL');
+    await forward.waitFor(/connection to the server lost/);
+    const second = spawnCli(t, ['serve', '--port', String(first.port), ...serveArgs]);
+    await second.waitFor(/listening on/);
+    await forward.waitFor(/re-established/, 10_000);
+    await withTimeout(
+      (async () => {
+        while ((forward.stdout.match(/the server listens on/g) ?? []).length < 2) await new Promise((resolve) => setTimeout(resolve, 50));
+      })(),
+      10_000,
+      'the reverse forward registered again',
+    );
+    assert.equal(await echoThrough(remotePort, 'second'), 'second');
+  },
+);
