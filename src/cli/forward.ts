@@ -5,7 +5,7 @@
  * at --via, which dials the destination if its --allow-forward permits.
  */
 import * as net from 'node:net';
-import type { Readable } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { RECONNECT_DEFAULTS, type MuxClient } from '../index';
 import { formatHostPort, parse, parseHostPort, parsePort, parseSeconds, UsageError, type HostPort } from './args';
@@ -111,28 +111,13 @@ export async function runForward(argv: string[]): Promise<number> {
   }
   const sockets = new Set<net.Socket>();
   const listeners: net.Server[] = [];
-  for (const { listen, to } of forwards) {
+  /** Listens on `listen` and hands every accepted socket (tracked, errors muted) to `handle`. */
+  const listenOn = async (listen: HostPort, what: string, handle: (socket: net.Socket) => void): Promise<boolean> => {
     const listener = net.createServer({ allowHalfOpen: true }, (socket) => {
       sockets.add(socket);
       socket.once('close', () => sockets.delete(socket));
       socket.on('error', () => {}); // join() handles it once the stream is open
-      socket.pause();
-      client.StreamPool.createStream({ type: 'forward', to }).then(
-        (stream) => {
-          // The server resets a stream whose destination cannot be reached, with the reason.
-          stream.once('error', (err: Error) => failures.note(`connection to ${to} failed: ${describeError(err)}`));
-          if (socket.destroyed) {
-            stream.destroy();
-            return;
-          }
-          join(stream, socket);
-          socket.resume();
-        },
-        (err: unknown) => {
-          failures.note(`connection to ${to} not forwarded: ${describeError(err)}`);
-          socket.destroy();
-        },
-      );
+      handle(socket);
     });
     listeners.push(listener);
     try {
@@ -142,38 +127,55 @@ export async function runForward(argv: string[]): Promise<number> {
       });
     } catch (err) {
       process.stderr.write(`tsmux forward: cannot listen on ${formatHostPort(listen)}: ${(err as Error).message}\n`);
+      return false;
+    }
+    const address = listener.address() as net.AddressInfo;
+    log(`listening on ${formatHostPort({ host: address.address, port: address.port })}`);
+    log(`${what} via ${formatHostPort(via)}`);
+    return true;
+  };
+  /**
+   * Opens a forward to `to` for `socket` and joins them; `opened` runs first (a SOCKS reply),
+   * `refused` instead when the server says no (with its reason).
+   */
+  const forwardSocket = (socket: net.Socket, to: string, opened?: (stream: Duplex) => void, refused?: (reason: string) => void): void => {
+    socket.pause();
+    client.StreamPool.createStream({ type: 'forward', to }).then(
+      (stream) => {
+        // The server resets a stream whose destination fails later, with the reason.
+        stream.once('error', (err: Error) => failures.note(`connection to ${to} failed: ${describeError(err)}`));
+        if (socket.destroyed) {
+          stream.destroy();
+          return;
+        }
+        opened?.(stream);
+        join(stream, socket);
+        socket.resume();
+      },
+      (err: unknown) => {
+        const reason = describeError(err);
+        failures.note(`connection to ${to} not forwarded: ${reason}`);
+        if (refused) refused(reason);
+        else socket.destroy();
+      },
+    );
+  };
+  // -L: each connection becomes a forward to its destination; -D: a SOCKS5 server per
+  // address, each CONNECT a forward to what the client asked.
+  const listening = [
+    ...forwards.map(
+      ({ listen, to }) =>
+        () =>
+          listenOn(listen, `forwarding to ${to}`, (socket) => forwardSocket(socket, to)),
+    ),
+    ...socks.map((listen) => () => listenOn(listen, 'SOCKS5', (socket) => void socksConnect(socket))),
+  ];
+  for (const start of listening) {
+    if (!(await start())) {
       for (const open of listeners) open.close();
       client.destroy();
       return 1;
     }
-    const address = listener.address() as net.AddressInfo;
-    log(`listening on ${formatHostPort({ host: address.address, port: address.port })}`);
-    log(`forwarding to ${to} via ${formatHostPort(via)}`);
-  }
-
-  // -D: a SOCKS5 server per address; each CONNECT becomes a forward to what the client asked.
-  for (const listen of socks) {
-    const listener = net.createServer({ allowHalfOpen: true }, (socket) => {
-      sockets.add(socket);
-      socket.once('close', () => sockets.delete(socket));
-      socket.on('error', () => {});
-      void socksConnect(socket);
-    });
-    listeners.push(listener);
-    try {
-      await new Promise<void>((resolve, reject) => {
-        listener.once('error', reject);
-        listener.listen(listen.port, listen.host, resolve);
-      });
-    } catch (err) {
-      process.stderr.write(`tsmux forward: cannot listen on ${formatHostPort(listen)}: ${(err as Error).message}\n`);
-      for (const open of listeners) open.close();
-      client.destroy();
-      return 1;
-    }
-    const address = listener.address() as net.AddressInfo;
-    log(`listening on ${formatHostPort({ host: address.address, port: address.port })}`);
-    log(`SOCKS5 via ${formatHostPort(via)}`);
   }
 
   async function socksConnect(socket: net.Socket): Promise<void> {
@@ -185,23 +187,16 @@ export async function runForward(argv: string[]): Promise<number> {
       socket.destroy();
       return;
     }
-    const to = formatHostPort({ host: request.host.toLowerCase(), port: request.port });
-    try {
-      const stream = await client.StreamPool.createStream({ type: 'forward', to });
-      stream.once('error', (err: Error) => failures.note(`connection to ${to} failed: ${describeError(err)}`));
-      if (socket.destroyed) {
-        stream.destroy();
-        return;
-      }
-      reply(socket, SocksReply.SUCCEEDED);
-      if (request.rest.length > 0) stream.write(request.rest);
-      join(stream, socket);
-      socket.resume();
-    } catch (err) {
-      const reason = describeError(err);
-      failures.note(`connection to ${to} not forwarded: ${reason}`);
-      reply(socket, replyFor(reason));
-    }
+    const { rest } = request;
+    forwardSocket(
+      socket,
+      formatHostPort({ host: request.host.toLowerCase(), port: request.port }),
+      (stream) => {
+        reply(socket, SocksReply.SUCCEEDED);
+        if (rest.length > 0) stream.write(rest);
+      },
+      (reason) => reply(socket, replyFor(reason)),
+    );
   }
 
   // -R: serve listens for us; each connection it takes arrives as a stream we connect here.
