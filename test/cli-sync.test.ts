@@ -267,3 +267,29 @@ test('escapeName shows control, format and separator characters as escapes and l
   assert.equal(escapeName('a\u202eb\u2066c\u200fd\u2029e\u0007f'), 'a\\u{202e}b\\u{2066}c\\u{200f}d\\u{2029}e\\u{7}f');
   assert.equal(escapeName('back\\slash'), 'back\\\\slash');
 });
+
+test('get from a server that sends more than a file announced: the run stops, nothing is stored, nothing is buffered past the size', async (t) => {
+  const work = await tempDir(t, 'overlong');
+  const local = path.join(work, 'downloads');
+  const server = new MuxServer(0, { host: '127.0.0.1' });
+  t.after(() => server.destroy());
+  await new Promise((resolve) => server.once('listening', resolve));
+  server.on('connection', (con: MuxConnection) => {
+    con.on('stream', (stream: MuxStream) => {
+      stream.on('error', () => {});
+      void (async () => {
+        stream.write(jsonMessage(Kind.ENTRIES, [{ n: 'claims-4.txt', t: 'f', s: 4, m: 0, p: 0o644 }]));
+        stream.write(header(Kind.ENTRIES_END, 0));
+        for await (const message of readMessages(stream)) {
+          if (message.kind !== Kind.PLAN) continue;
+          const body = randomBytes(1024 * 1024); // far more than the 4 bytes announced
+          stream.write(Buffer.concat([fileStart(0, 0), header(Kind.DATA, body.length), body]));
+        }
+      })().catch(() => stream.destroy());
+    });
+  });
+  const got = await runCli(t, ['get', `127.0.0.1:${server.port}:x`, local], { cwd: work });
+  assert.equal(got.code, 1, got.stdout + got.stderr);
+  assert.match(got.stdout, /protocol error: more data than the file announced/);
+  assert.deepEqual(listFiles(local), []);
+});

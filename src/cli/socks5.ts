@@ -85,6 +85,9 @@ function ipv6(bytes: Buffer): string {
   return groups.join(':');
 }
 
+/** What a client may send before its handshake is answered. */
+const MAX_EARLY_BYTES = 64 * 1024;
+
 /** Reads exact byte counts from a socket without losing what arrives after them. */
 class ByteReader {
   private buffered = Buffer.alloc(0);
@@ -93,6 +96,8 @@ class ByteReader {
   private readonly timer: NodeJS.Timeout;
   private readonly onData = (chunk: Buffer): void => {
     this.buffered = Buffer.concat([this.buffered, chunk]);
+    // A handshake is a few hundred bytes; a client may send its first data early, not megabytes.
+    if (this.buffered.length > MAX_EARLY_BYTES) this.fail(new SocksError('the client sent too much before the handshake ended'));
     this.waiter?.();
   };
   private readonly onEnd = (): void => this.fail(new SocksError('the client closed the connection during the handshake'));

@@ -72,6 +72,8 @@ interface Current {
   hash: Hash;
   position: number;
   received: number;
+  /** Bytes this file may still bring: its size less the offset it starts at. */
+  expected: number;
   pieces: Buffer[];
   pieceBytes: number;
   /** Writes issued and not yet done (each at its own position), and the first that failed. */
@@ -98,7 +100,8 @@ const FINISHING = 32;
 export async function runReceiver(stream: Duplex, options: ReceiverOptions): Promise<SyncOutcome> {
   const { root, log = () => {} } = options;
   const outcome = emptyOutcome();
-  const entries: Entry[] = [];
+  /** Entries listed so far: their indexes, and what MAX_ENTRIES bounds (the entries are not kept). */
+  let listed = 0;
   const wanted = new Map<number, Wanted>();
   const verifiedDirs = new Set<string>(['']);
   const refused = new Set<string>();
@@ -253,10 +256,10 @@ export async function runReceiver(stream: Duplex, options: ReceiverOptions): Pro
 
   async function onEntries(batch: unknown): Promise<void> {
     if (!Array.isArray(batch)) throw new SyncProtocolError('entries must be an array');
-    if (entries.length + batch.length > MAX_ENTRIES) throw new SyncProtocolError(`more than ${MAX_ENTRIES} entries`);
+    if (listed + batch.length > MAX_ENTRIES) throw new SyncProtocolError(`more than ${MAX_ENTRIES} entries`);
     diskFree = undefined;
-    const first = entries.length;
-    entries.push(...(batch as Entry[]));
+    const first = listed;
+    listed += batch.length;
     const decisions: Decision[] = new Array<Decision>(batch.length);
     // Directories and links first and in order (what is below them depends on their verdict);
     // then the files, many at once.
@@ -297,6 +300,7 @@ export async function runReceiver(stream: Duplex, options: ReceiverOptions): Pro
       hash: resume ? want.prefix! : createHash('sha256'),
       position: resume ? offset : 0,
       received: 0,
+      expected: (want.entry.s ?? 0) - offset,
       pieces: [],
       pieceBytes: 0,
       writes: [],
@@ -331,6 +335,8 @@ export async function runReceiver(stream: Duplex, options: ReceiverOptions): Pro
   async function onData(data: Buffer): Promise<void> {
     const file = current;
     if (file === null) throw new SyncProtocolError('data outside a file');
+    // Never more than asked for: a small file is held in memory until its end.
+    if (file.received + data.length > file.expected) throw new SyncProtocolError('more data than the file announced');
     file.hash.update(data);
     file.pieces.push(data);
     file.pieceBytes += data.length;

@@ -206,6 +206,8 @@ function readSmall(file: string): Buffer | null {
 
 /** A small file read whole: its messages go out corked, into one write, without copying the content. */
 async function sendWhole(stream: Duplex, item: Planned, content: Buffer, outcome: SyncOutcome): Promise<void> {
+  // The receiver takes no byte beyond the listed size: a file that grew is not sent.
+  if (content.length > (item.entry.s ?? 0)) return sendGrown(stream, item, outcome);
   const digest = createHash('sha256').update(content).digest();
   outcome.wireBytes += content.length;
   stream.cork();
@@ -214,6 +216,12 @@ async function sendWhole(stream: Duplex, item: Planned, content: Buffer, outcome
   const last = writeAll(stream, fileEnd(item.index, digest, false));
   stream.uncork();
   await last;
+}
+
+/** A small file that grew since it was listed: announced and cut at once, counted as failed. */
+async function sendGrown(stream: Duplex, item: Planned, outcome: SyncOutcome): Promise<void> {
+  await writeAll(stream, Buffer.concat([fileStart(item.index, 0), fileEnd(item.index, Buffer.alloc(32), true)]));
+  outcome.failures.push({ name: escapeName(item.entry.n), reason: 'it grew while it was sent' });
 }
 
 /**
@@ -265,8 +273,13 @@ async function sendStreamedFrom(
   let position = offset;
   let sent = 0;
   // The next chunk is read while this one goes out: the disk and the network overlap.
-  const readAt = (at: number): Promise<Buffer> =>
-    handle.read(Buffer.allocUnsafe(CHUNK_BYTES), 0, CHUNK_BYTES, at).then(({ bytesRead, buffer }) => buffer.subarray(0, bytesRead));
+  // Up to the listed size and no further (the receiver refuses more); one byte past it tells
+  // whether the file grew meanwhile.
+  const size = item.entry.s ?? 0;
+  const readAt = (at: number): Promise<Buffer> => {
+    const length = Math.max(1, Math.min(CHUNK_BYTES, size - at));
+    return handle.read(Buffer.allocUnsafe(length), 0, length, at).then(({ bytesRead, buffer }) => buffer.subarray(0, bytesRead));
+  };
   let next = readAt(position);
   for (;;) {
     if (signal.aborted) {
@@ -276,6 +289,11 @@ async function sendStreamedFrom(
     }
     const chunk = await next;
     if (chunk.length === 0) break;
+    if (position >= size) {
+      await writeAll(stream, fileEnd(item.index, hash.digest(), true));
+      outcome.failures.push({ name: escapeName(item.entry.n), reason: 'it grew while it was sent' });
+      return true;
+    }
     position += chunk.length;
     next = readAt(position);
     hash.update(chunk);
