@@ -280,13 +280,6 @@ test(
   { timeout: 40_000 },
   async (t) => {
     const target = await listen(t, echoServer());
-    const freePort = (): Promise<number> =>
-      new Promise((resolve) => {
-        const probe = net.createServer().listen(0, '127.0.0.1', () => {
-          const { port } = probe.address() as net.AddressInfo;
-          probe.close(() => resolve(port));
-        });
-      });
     const remotePort = await freePort();
     const work = await tempDir(t, 'forward-reverse-heal');
     const serveArgs = ['--dir', work, '--allow-reverse', '127.0.0.1:*'];
@@ -317,3 +310,101 @@ test(
     assert.equal(await echoThrough(remotePort, 'second'), 'second');
   },
 );
+
+test(
+  'forward after serve is stopped with SIGTERM: the connection in flight finishes, the going-away is said, and -L and -R work again once serve is back',
+  { timeout: 40_000 },
+  async (t) => {
+    const target = await listen(t, echoServer());
+    const remotePort = await freePort();
+    const work = await tempDir(t, 'forward-sigterm');
+    const serveArgs = ['--dir', work, '--allow-forward', `127.0.0.1:${target}`, '--allow-reverse', '127.0.0.1:*', '--grace', '10'];
+    const first = await startServeCli(t, serveArgs);
+    const forward = spawnCli(t, [
+      'forward',
+      '-L',
+      `0:127.0.0.1:${target}`,
+      '-R',
+      `${remotePort}:127.0.0.1:${target}`,
+      '--via',
+      `127.0.0.1:${first.port}`,
+      '--retry-delay-max',
+      '0.5',
+    ]);
+    const port = Number((await forward.waitFor(/listening on 127\.0\.0\.1:(\d+)/))[1]);
+    await forward.waitFor(/the server listens on/);
+
+    // A connection in flight when serve is told to stop: it goes on until it ends by itself.
+    const socket = net.connect(port, '127.0.0.1');
+    socket.setEncoding('utf8');
+    let reply = '';
+    socket.on('data', (chunk: string) => (reply += chunk));
+    const ended = new Promise<void>((resolve, reject) => {
+      socket.once('end', resolve);
+      socket.once('error', reject);
+    });
+    socket.write('before ');
+    await withTimeout(
+      (async () => {
+        while (reply !== 'before ') await new Promise((resolve) => setTimeout(resolve, 20));
+      })(),
+      10_000,
+      'the first echo',
+    );
+    first.proc.child.kill('SIGTERM');
+    await forward.waitFor(/the server is going away/);
+    socket.end('after');
+    await withTimeout(ended, 10_000, 'the in-flight connection to end');
+    assert.equal(reply, 'before after');
+
+    assert.equal((await first.proc.exited()).code, 0);
+    await forward.waitFor(/reconnecting, ports stay open/);
+    const second = spawnCli(t, ['serve', '--port', String(first.port), ...serveArgs]);
+    await second.waitFor(/listening on/);
+    await forward.waitFor(/re-established/, 10_000);
+    assert.equal(await echoThrough(port, 'local'), 'local');
+    await withTimeout(
+      (async () => {
+        while ((forward.stdout.match(/the server listens on/g) ?? []).length < 2) await new Promise((resolve) => setTimeout(resolve, 50));
+      })(),
+      10_000,
+      'the reverse forward registered again',
+    );
+    assert.equal(await echoThrough(remotePort, 'remote'), 'remote');
+    assert.doesNotMatch(forward.stdout, /connection to the server lost/, 'a graceful shutdown is not reported as a crash');
+  },
+);
+
+test('forward --wait: a connection accepted while the link is down is closed after that long', { timeout: 30_000 }, async (t) => {
+  const target = await listen(t, echoServer());
+  const work = await tempDir(t, 'forward-wait');
+  const first = await startServeCli(t, ['--dir', work, '--allow-forward', `127.0.0.1:${target}`]);
+  const forward = spawnCli(t, ['forward', '-L', `0:127.0.0.1:${target}`, '--via', `127.0.0.1:${first.port}`, '--wait', '1']);
+  const port = Number((await forward.waitFor(/listening on 127\.0\.0\.1:(\d+)/))[1]);
+  first.proc.child.kill('SIGKILL');
+  await forward.waitFor(/connection to the server lost/);
+  const started = Date.now();
+  const outcome = await withTimeout(
+    new Promise<string>((resolve) => {
+      const socket = net.connect(port, '127.0.0.1');
+      socket.on('data', () => {});
+      socket.once('end', () => resolve('closed'));
+      socket.once('error', (err: NodeJS.ErrnoException) => resolve(`error ${err.code}`));
+      socket.write('nobody hears this');
+    }),
+    10_000,
+    'the waiting connection to be closed',
+  );
+  assert.match(outcome, /closed|error ECONNRESET/);
+  assert.ok(Date.now() - started >= 900, `closed after ${Date.now() - started} ms, not after --wait's 1 s`);
+});
+
+/** A port nothing listens on right now (the kernel's pick for port 0, released at once). */
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const probe = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as net.AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+}

@@ -9,6 +9,8 @@ export interface ConnectOptions {
   tlsCa?: string | undefined;
   /** Reconnect when the link is lost (and keep trying to make the first one): MuxClient's option. */
   reconnect?: MuxClientOptions['reconnect'];
+  /** How long a stream waits to be opened (and for the link while it heals), ms: MuxClient's option. */
+  openTimeout?: number | undefined;
   /** Gives up connecting (the promise rejects with ERR_ABORTED). */
   signal?: AbortSignal | undefined;
 }
@@ -19,6 +21,7 @@ export function connect(target: HostPort, options: ConnectOptions): Promise<MuxC
   if (options.token !== undefined) clientOptions.hello = { token: options.token };
   if (options.tlsCa !== undefined) clientOptions.tls = { ca: readFileSync(options.tlsCa) };
   if (options.reconnect) clientOptions.reconnect = options.reconnect;
+  if (options.openTimeout !== undefined) clientOptions.openTimeout = options.openTimeout;
   const client = new MuxClient({ ...clientOptions, port: target.port, host: target.host });
   const { signal } = options;
   return new Promise((resolve, reject) => {

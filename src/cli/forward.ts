@@ -40,6 +40,8 @@ Options:
   --retry-max N         reconnect attempts in a row before giving up (default: no limit;
                         0 = exit when the connection to the server is lost)
   --retry-delay-max S   longest wait between attempts, in seconds (default 30)
+  --wait S              how long a connection accepted while the link is down waits for it
+                        before it is closed, in seconds (default 30; 0 = no limit)
   --token T             token the server's --token expects (or set TSMUX_TOKEN)
   --tls-ca FILE         connect over TLS, trusting this CA / certificate (PEM)
   -h, --help            this help
@@ -64,6 +66,7 @@ export async function runForward(argv: string[]): Promise<number> {
         via: { type: 'string' },
         'retry-max': { type: 'string' },
         'retry-delay-max': { type: 'string' },
+        wait: { type: 'string' },
         token: { type: 'string' },
         'tls-ca': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -99,12 +102,13 @@ export async function runForward(argv: string[]): Promise<number> {
   const retryMax = values['retry-max'] === undefined ? Infinity : parseNonNegativeInteger(values['retry-max'], '--retry-max');
   const retryDelayMax = parseSeconds(values['retry-delay-max'], '--retry-delay-max', 30) * 1000;
   // A link that heals: the ports stay open while the client dials again, and connections
-  // accepted meanwhile wait for the new link (up to the library's openTimeout).
+  // accepted meanwhile wait for the new link (up to --wait, the library's openTimeout).
+  const openTimeout = parseSeconds(values.wait, '--wait', 30) * 1000;
   const reconnect = retryMax === 0 ? false : { maxAttempts: retryMax, maxDelay: Math.max(retryDelayMax, RECONNECT_DEFAULTS.initialDelay) };
 
   let client: MuxClient;
   try {
-    client = await connect(via, { token: values.token ?? process.env.TSMUX_TOKEN, tlsCa: values['tls-ca'], reconnect });
+    client = await connect(via, { token: values.token ?? process.env.TSMUX_TOKEN, tlsCa: values['tls-ca'], reconnect, openTimeout });
   } catch (err) {
     process.stderr.write(`tsmux forward: ${describeError(err, via)}\n`);
     return 1;
@@ -222,6 +226,8 @@ export async function runForward(argv: string[]): Promise<number> {
         const control = await client.StreamPool.createStream({ type: 'reverse-listen', bind: listen.host, port: listen.port });
         control.on('error', () => {});
         const where = (JSON.parse(await firstLine(control)) as { listening: string }).listening;
+        // serve ends it when it shuts down gracefully: our end lets the stream close cleanly.
+        control.once('end', () => control.end());
         reverseTargets.set(where, to);
         log(`the server listens on ${where} for ${to} (reverse)`);
       } catch (err) {
@@ -261,8 +267,8 @@ export async function runForward(argv: string[]): Promise<number> {
     client.on('reconnecting', (info) => {
       if (!linkUp) return;
       linkUp = false;
-      const why = info.error ? describeError(info.error) : goAway !== undefined ? 'the server went away' : 'closed';
-      log(`connection to the server lost (${why}); reconnecting, ports stay open`);
+      if (goAway !== undefined && !info.error) log('the server closed the connection after going away; reconnecting, ports stay open');
+      else log(`connection to the server lost (${info.error ? describeError(info.error) : 'closed'}); reconnecting, ports stay open`);
       goAway = undefined;
     });
     client.on('reconnect', () => {

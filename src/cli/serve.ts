@@ -198,6 +198,8 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
   const forwardFailures = new BurstReporter(log);
   const abortSyncs = new Set<() => void>();
   const forwards = new Set<net.Socket>();
+  /** Per open -R: stops taking connections and ends the control stream once its own have ended. */
+  const reverseDrains = new Set<() => void>();
   let closing = false;
   let aborting = false;
 
@@ -481,8 +483,17 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
         },
       );
     });
+    // Shutting down: the port closes at once (nothing new comes in), the connections on it may
+    // finish, and the client sees the control stream end, not break.
+    const drain = (): void => {
+      listener.close();
+      if (sockets.size === 0) control.end();
+      else for (const socket of sockets) socket.once('close', () => sockets.size === 0 && control.end());
+    };
+    reverseDrains.add(drain);
     // The client went away or dropped the forward: the port closes with it.
     control.once('close', () => {
+      reverseDrains.delete(drain);
       listener.close();
       for (const socket of sockets) socket.destroy();
       log(`stopped listening on ${where}`);
@@ -549,6 +560,7 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     // Stop accepting; connections close gracefully once their streams are done (a finished
     // transfer's status must still reach the sender).
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const drain of reverseDrains) drain();
     const inFlight = transfers.size + syncs.size;
     if (inFlight > 0) log(`shutting down: ${inFlight} transfer(s) in flight get ${formatDuration(graceMs / 1000)} to finish`);
     const finished = Promise.allSettled([...[...transfers].map((transfer) => transfer.job), ...[...syncs].map((entry) => entry.job)]);
