@@ -118,6 +118,8 @@ export class MuxClient extends MuxConnection {
     const base = Math.min(options.maxDelay, options.initialDelay * options.factor ** (this.attempt - 1));
     const delay = Math.round(base * (1 - options.jitter + 2 * options.jitter * Math.random()));
     this.emit('reconnecting', { attempt: this.attempt, delay, error: err });
+    // One dial at a time: a second would attach a second socket to the same link.
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null;
       if (!this.stopping) this.dial();

@@ -149,3 +149,35 @@ test('reconnect options are checked, and the defaults are documented values', ()
     );
   }
 });
+
+test(
+  'a link reset by the peer (error, then close of the old socket): the late close does not tear down the new link',
+  { timeout: 20_000 },
+  async (t) => {
+    const server = await echoServer(t);
+    let resets = 3;
+    server.on('connection', (con) => {
+      // A TCP reset: the client's socket emits 'error' (ECONNRESET) and only later 'close'.
+      if (resets-- > 0) setImmediate(() => (con.transportSocket as import('node:net').Socket).resetAndDestroy());
+    });
+    const client = new MuxClient(server.port, HOST, { reconnect: { initialDelay: 1, maxDelay: 5, jitter: 0 } });
+    t.after(() => client.destroy());
+    const seen = watch(client);
+    const crashes: Error[] = [];
+    const onCrash = (err: Error): void => void crashes.push(err);
+    process.on('uncaughtException', onCrash);
+    t.after(() => process.off('uncaughtException', onCrash));
+    await withTimeout(
+      (async () => {
+        while (seen.reconnects < 3) await nextEvent(client, 'reconnect');
+      })(),
+      10_000,
+      'three reconnects',
+    );
+    assert.equal(await echo(client, 'after resets'), 'after resets');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.deepEqual(crashes, [], 'no second socket attached to one link');
+    assert.equal(seen.errors.length, 0);
+    assert.equal(server.connectionCount, 1, 'one link at a time: no stray second connection');
+  },
+);

@@ -195,7 +195,20 @@ export class MuxConnection
 
   /** @internal A reconnecting MuxClient starts a new link once the old one is torn down. */
   protected relink(): void {
-    if (this.state === 'closed') this.initLink();
+    if (this.state !== 'closed') return;
+    // The old socket still emits (its 'close' comes after the error that ended the link):
+    // those events must not reach the new link, or they would tear it down too.
+    const old = this.transport;
+    if (old) {
+      old.off('data', transportOnData);
+      old.off('end', transportOnEnd);
+      old.off('close', transportOnClose);
+      old.off('drain', transportOnDrain);
+      old.off('error', transportOnError);
+      old.on('error', () => {});
+      delete old[kSession];
+    }
+    this.initLink();
   }
 
   /** Same object as {@link StreamPool}. */
