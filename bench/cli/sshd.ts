@@ -9,6 +9,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { collect, lastLine, run, start, stop } from './children';
+import { freePort } from './ports';
 import { SSHD } from './tools';
 
 export interface Sshd {
@@ -98,18 +99,6 @@ export async function startSshd(dir: string, sshKeygen: string, ssh: string): Pr
   const version = await run(ssh, ['-V'], { timeoutMs: 5000 });
   sshd.version = lastLine(version.stderr);
   return sshd;
-}
-
-/** A port nothing listens on right now (the kernel's pick for port 0, released at once). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** Resolves once the port answers with an SSH banner; rejects if sshd exits or is too slow. */

@@ -33,6 +33,8 @@ export interface SendResult {
 
 export interface Serve {
   port: number;
+  /** The process, to signal it (the forwarding benchmark kills it mid-run). */
+  child: ChildProcess;
   /** The last lines of its stdout (what it refused and why), for failure notes. */
   log: () => string;
   stop: () => Promise<void>;
@@ -45,9 +47,24 @@ export function sendHasJson(): boolean | undefined {
   return jsonSupported;
 }
 
+/** More for `tsmux serve`: a fixed port (to start it again where it was) and more options. */
+export interface ServeExtra {
+  port?: number;
+  args?: string[];
+}
+
 /** Starts `tsmux serve --port 0 --dir DIR` and waits for its `listening on HOST:PORT`. */
-export async function startServe(dir: string, tls?: { cert: string; key: string }): Promise<Serve> {
-  const args = [CLI, 'serve', '--port', '0', '--dir', dir, ...(tls ? ['--tls-cert', tls.cert, '--tls-key', tls.key] : [])];
+export async function startServe(dir: string, tls?: { cert: string; key: string }, extra: ServeExtra = {}): Promise<Serve> {
+  const args = [
+    CLI,
+    'serve',
+    '--port',
+    String(extra.port ?? 0),
+    '--dir',
+    dir,
+    ...(tls ? ['--tls-cert', tls.cert, '--tls-key', tls.key] : []),
+  ];
+  args.push(...(extra.args ?? []));
   const child = start(process.execPath, args);
   const stdout = collect(child.stdout!);
   const stderr = collect(child.stderr!);
@@ -57,7 +74,7 @@ export async function startServe(dir: string, tls?: { cert: string; key: string 
       () => stdout.text(),
       () => lastLine(stderr.text()),
     );
-    return { port, log: () => stdout.text().split('\n').slice(-6).join('\n'), stop: () => stop(child) };
+    return { port, child, log: () => stdout.text().split('\n').slice(-6).join('\n'), stop: () => stop(child) };
   } catch (err) {
     await stop(child);
     throw err;

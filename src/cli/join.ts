@@ -14,6 +14,15 @@ export function join(stream: Duplex, socket: Socket, onClosed?: () => void): voi
   // must be torn down here, or it would wait for ever.
   if (stream.destroyed) resetSocket(socket);
   else if (socket.destroyed) stream.destroy();
+  // In a bulk transfer one read of the link delivers the end of a frame and the start of the
+  // next: both go out as one write (one syscall and one wake-up of the reader, not two). Small
+  // chunks (requests and responses) are written at once, as the cork would only cost them.
+  stream.on('data', (chunk: Buffer) => {
+    if (chunk.length >= CORK_MIN_BYTES && socket.writableCorked === 0) {
+      socket.cork();
+      process.nextTick(uncorkSocket, socket);
+    }
+  });
   socket.pipe(stream);
   stream.pipe(socket);
   socket.on('error', () => stream.destroy());
@@ -37,9 +46,15 @@ export function join(stream: Duplex, socket: Socket, onClosed?: () => void): voi
   if (open === 0) process.nextTick(() => onClosed?.());
 }
 
+const CORK_MIN_BYTES = 16 * 1024;
+
 function resetSocket(socket: Socket): void {
   if (socket.destroyed) return;
   // Node 18.3+: close with RST so the TCP peer learns it was an error, not an end.
   if (typeof socket.resetAndDestroy === 'function' && socket.readyState !== 'opening') socket.resetAndDestroy();
   else socket.destroy();
+}
+
+function uncorkSocket(socket: Socket): void {
+  socket.uncork();
 }
