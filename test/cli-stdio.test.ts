@@ -1,12 +1,17 @@
 /**
  * `tsmux stdio HOST:PORT --via serve`: stdin and stdout as one forwarded connection, as ssh's
- * ProxyCommand uses it; here it carries an HTTP request to a node:http server and back.
+ * ProxyCommand uses it: it carries an HTTP request to a node:http server and back, and a real
+ * ssh session to a throwaway sshd (skipped without OpenSSH; .ci/run installs it).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { existsSync } from 'node:fs';
+import * as path from 'node:path';
+import { startSshd } from '../bench/cli/sshd';
+import { SSHD } from '../bench/cli/tools';
 import { CLI, startServeCli, tempDir } from './helpers/cli';
 
 function runStdio(args: string[], input: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -46,5 +51,34 @@ test(
     assert.equal(refused.code, 1);
     assert.equal(refused.stdout, '', 'stdout carries only the connection');
     assert.match(refused.stderr, /tsmux stdio: .*forwarding to 127\.0\.0\.1:9 is not allowed by this server/);
+  },
+);
+
+const SSH = '/usr/bin/ssh';
+const SSH_KEYGEN = '/usr/bin/ssh-keygen';
+const noOpenSsh = [SSHD, SSH, SSH_KEYGEN].find((file) => !existsSync(file));
+
+test(
+  "ssh -o ProxyCommand='tsmux stdio %h:%p --via serve' logs in to a real sshd and runs a command",
+  { timeout: 60_000, skip: noOpenSsh ? `${noOpenSsh} not found: install the Debian packages openssh-server openssh-client` : false },
+  async (t) => {
+    const work = await tempDir(t, 'stdio-ssh');
+    const sshd = await startSshd(path.join(work, 'sshd'), SSH_KEYGEN, SSH);
+    t.after(() => sshd.stop());
+    const { port } = await startServeCli(t, ['--dir', work, '--allow-forward', `127.0.0.1:${sshd.port}`]);
+    const proxy = `${process.execPath} ${CLI} stdio %h:%p --via 127.0.0.1:${port}`;
+    const ssh = spawn(SSH, [...sshd.sshOptions, '-o', `ProxyCommand=${proxy}`, sshd.target, 'echo through tsmux; cat'], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    ssh.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+    ssh.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+    ssh.stdin.end('sent over the session\n');
+    const timer = setTimeout(() => ssh.kill('SIGKILL'), 30_000);
+    const code = await new Promise<number | null>((resolve) => ssh.once('exit', resolve));
+    clearTimeout(timer);
+    assert.equal(code, 0, stderr);
+    assert.equal(stdout, 'through tsmux\nsent over the session\n');
   },
 );
