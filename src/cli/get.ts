@@ -1,11 +1,11 @@
 /** `tsmux get HOST[:PORT]:PATH... LOCAL_DIR`: download from a `tsmux serve --export DIR`. */
 import { mkdir, realpath } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import type { MuxClient } from '../index';
 import { formatHostPort, parse, UsageError } from './args';
-import { closeClient, connect, describeError } from './connect';
+import { closeClient } from './connect';
 import { Progress } from './progress';
-import { onStopSignals, signalExitCode, type StopSignal } from './signals';
+import { signalExitCode } from './signals';
+import { runTransfer } from './transfer-run';
 import { runReceiver } from './sync/receiver';
 import { parseRemotePath, printOutcome, SYNC_VERSION } from './sync/session';
 
@@ -66,32 +66,8 @@ export async function runGet(argv: string[]): Promise<number> {
   const root = await realpath(localDir);
 
   const started = Date.now();
-  let stoppedBy: StopSignal | undefined;
-  let progress: Progress | undefined;
-  let client: MuxClient | undefined;
-  const controller = new AbortController();
-  const removeSignals = onStopSignals(
-    (signal) => {
-      stoppedBy = signal;
-      controller.abort(signal);
-    },
-    (signal) => {
-      progress?.stop();
-      process.exit(signalExitCode(signal));
-    },
-  );
-  try {
-    try {
-      client = await connect(target, {
-        token: values.token ?? process.env.TSMUX_TOKEN,
-        tlsCa: values['tls-ca'],
-        signal: controller.signal,
-      });
-    } catch (err) {
-      process.stderr.write(`tsmux get: ${describeError(err, target)}\n`);
-      return stoppedBy ? signalExitCode(stoppedBy) : 1;
-    }
-    client.on('error', () => {});
+  const auth = { token: values.token ?? process.env.TSMUX_TOKEN, tlsCa: values['tls-ca'] };
+  return runTransfer('get', target, auth, async (client, run) => {
     const stream = await client.StreamPool.createStream({
       type: 'sync',
       direction: 'get',
@@ -101,26 +77,21 @@ export async function runGet(argv: string[]): Promise<number> {
     });
     stream.on('error', () => {});
     // Stopping cuts the stream: the file in flight stays here as a partial file.
-    controller.signal.addEventListener('abort', () => stream.destroy(), { once: true });
+    run.signal.addEventListener('abort', () => stream.destroy(), { once: true });
+    let progress: Progress | undefined;
     const outcome = await runReceiver(stream, {
       root,
       overwrite: values.overwrite ?? false,
       log: () => {}, // refusals are in the summary
       progress: (totalBytes, totalFiles) =>
-        (progress = new Progress({ verb: 'received', totalBytes, totalFiles, ...(mode ? { mode: mode } : {}) })),
+        (progress = run.showing(new Progress({ verb: 'received', totalBytes, totalFiles, ...(mode ? { mode: mode } : {}) }))),
     });
     progress?.stop();
+    const stoppedBy = run.stoppedBy();
     await closeClient(client, stoppedBy ? 1000 : 3000);
     if (stoppedBy) outcome.interrupted = `interrupted by ${stoppedBy}`;
     printOutcome('received', { ...outcome, seconds: (Date.now() - started) / 1000 }, values.json ?? false);
     if (stoppedBy) return signalExitCode(stoppedBy);
     return outcome.failures.length > 0 || outcome.interrupted ? 1 : 0;
-  } catch (err) {
-    process.stderr.write(`tsmux get: ${describeError(err, target)}\n`);
-    return stoppedBy ? signalExitCode(stoppedBy) : 1;
-  } finally {
-    progress?.stop();
-    removeSignals();
-    if (client && !client.closing) client.destroy();
-  }
+  });
 }

@@ -1,12 +1,12 @@
 /** `tsmux send HOST[:PORT] FILE|DIR...`: a tree to a `tsmux serve`, like `rsync -a` without --delete. */
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { MuxClient } from '../index';
 import { parse, parsePositiveInteger, parseSeconds, UsageError } from './args';
-import { closeClient, connect, describeError } from './connect';
+import { closeClient } from './connect';
 import { escapeName } from './escape';
 import { Progress } from './progress';
-import { onStopSignals, signalExitCode, type StopSignal } from './signals';
+import { signalExitCode } from './signals';
+import { runTransfer } from './transfer-run';
 import { listEntries } from './sync/entries';
 import { runSender } from './sync/sender';
 import { parseTarget, printOutcome, SYNC_VERSION, type OutcomeReport } from './sync/session';
@@ -76,33 +76,8 @@ export async function runSend(argv: string[]): Promise<number> {
   for (const entry of listed.skipped) process.stderr.write(`tsmux send: skipping ${escapeName(entry.name)}: ${entry.reason}\n`);
   for (const problem of listed.problems) process.stderr.write(`tsmux send: cannot send ${escapeName(problem.name)}: ${problem.reason}\n`);
 
-  const controller = new AbortController();
-  let stoppedBy: StopSignal | undefined;
-  let progress: Progress | undefined;
-  let client: MuxClient | undefined;
-  const removeSignals = onStopSignals(
-    (signal) => {
-      stoppedBy = signal;
-      controller.abort(signal);
-    },
-    (signal) => {
-      // A second signal: leave now; what the server has stays as partial files.
-      progress?.stop();
-      process.exit(signalExitCode(signal));
-    },
-  );
-  try {
-    try {
-      client = await connect(target, {
-        token: values.token ?? process.env.TSMUX_TOKEN,
-        tlsCa: values['tls-ca'],
-        signal: controller.signal,
-      });
-    } catch (err) {
-      process.stderr.write(`tsmux send: ${describeError(err, target)}\n`);
-      return stoppedBy ? signalExitCode(stoppedBy) : 1;
-    }
-    client.on('error', () => {}); // reported through the summary
+  const auth = { token: values.token ?? process.env.TSMUX_TOKEN, tlsCa: values['tls-ca'] };
+  return runTransfer('send', target, auth, async (client, run) => {
     const stream = await client.StreamPool.createStream({
       type: 'sync',
       direction: 'push',
@@ -111,15 +86,17 @@ export async function runSend(argv: string[]): Promise<number> {
     });
     stream.on('error', () => {}); // the sender reports a broken stream as its outcome
     // Once stopped, the server gets a moment to confirm what it already has, then the stream is cut.
-    controller.signal.addEventListener('abort', () => setTimeout(() => stream.destroy(), CONFIRM_AFTER_STOP_MS).unref(), { once: true });
+    run.signal.addEventListener('abort', () => setTimeout(() => stream.destroy(), CONFIRM_AFTER_STOP_MS).unref(), { once: true });
+    let progress: Progress | undefined;
     const outcome = await runSender(stream, listed.entries, {
-      signal: controller.signal,
+      signal: run.signal,
       statusTimeout,
       checksum: values.checksum ?? false,
       progress: (totalBytes, totalFiles) =>
-        (progress = new Progress({ verb: 'sent', totalBytes, totalFiles, ...(mode ? { mode: mode } : {}) })),
+        (progress = run.showing(new Progress({ verb: 'sent', totalBytes, totalFiles, ...(mode ? { mode: mode } : {}) }))),
     });
     progress?.stop();
+    const stoppedBy = run.stoppedBy();
     await closeClient(client, stoppedBy ? 1000 : 3000);
     const report: OutcomeReport = {
       ...outcome,
@@ -129,12 +106,5 @@ export async function runSend(argv: string[]): Promise<number> {
     printOutcome('sent', report, values.json ?? false);
     if (stoppedBy) return signalExitCode(stoppedBy);
     return report.failures.length > 0 || report.interrupted ? 1 : 0;
-  } catch (err) {
-    process.stderr.write(`tsmux send: ${describeError(err, target)}\n`);
-    return stoppedBy ? signalExitCode(stoppedBy) : 1;
-  } finally {
-    progress?.stop();
-    removeSignals();
-    if (client && !client.closing) client.destroy();
-  }
+  });
 }
