@@ -97,11 +97,15 @@ export class WriteScheduler {
     else this.schedule();
   }
 
-  /** Runs a flush at the end of this tick, so writes made together go out together. */
+  /**
+   * Runs a flush once this turn of the event loop has run its I/O callbacks, so that what
+   * many sockets or streams wrote in one turn (a thousand forwarded requests read in one
+   * poll) goes out as one writev, not one per callback as at the end of each tick.
+   */
   schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;
-    process.nextTick(flushTick, this);
+    setImmediate(flushTick, this);
   }
 
   /**
