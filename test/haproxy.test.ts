@@ -248,7 +248,10 @@ test(
 
     // Every stream that had started completed; every job was done exactly once, by one backend.
     assert.deepEqual(outcome.failedAfterStart, []);
-    assert.equal(outcome.done.size, CLIENTS * LANES * JOBS_PER_LANE);
+    const total = CLIENTS * LANES * JOBS_PER_LANE;
+    assert.equal(outcome.done.size, total);
+    // A backend reports a job once its echo is written, which races the client's last read.
+    await waitFor(() => backends[0].done.size + backends[1].done.size >= total, 10_000, 'the backends to report every job');
     const byBackends = new Map([...backends[0].done, ...backends[1].done]);
     assert.deepEqual(
       [...backends[0].done.keys()].filter((id) => backends[1].done.has(id)),
