@@ -254,9 +254,11 @@ export class MuxServer extends TypedEventEmitter<MuxServerEvents> implements Han
 
   /** Closes a socket that failed before its muxer handshake, and reports why. */
   private reject(socket: net.Socket, err: MuxError): void {
+    // Read before destroy(): a destroyed socket no longer knows its peer.
+    const client = { remoteAddress: socket.remoteAddress, remotePort: socket.remotePort };
     socket.on('error', () => {});
     socket.destroy();
-    this.emit('clientError', err, socket, { remoteAddress: socket.remoteAddress, remotePort: socket.remotePort });
+    this.emit('clientError', err, socket, client);
   }
 
   /** Why a new connection would be refused now, or null. */
