@@ -1,5 +1,6 @@
 import { MuxError } from './errors';
 import { MAX_WINDOW } from './protocol/constants';
+import { PROXY_MIN_HEADER_LIMIT, PROXY_V2_FIXED_LENGTH } from './codec/proxy-header';
 
 /** Tunables of one connection. Every default lives in {@link DEFAULTS}; nowhere else. */
 export interface SessionLimits {
@@ -191,6 +192,8 @@ export interface ServerLimits {
   maxHandshakes: number;
   /** Bytes all connections' memory accounts may hold together before new connections and streams are refused. */
   maxServerMemory: number;
+  /** Largest PROXY protocol header accepted (with `proxyProtocol`), in bytes, TLVs included. */
+  maxProxyHeaderBytes: number;
 }
 
 /** Server-wide defaults, sized for a server process with about 1 GiB of memory. */
@@ -203,7 +206,14 @@ export const SERVER_DEFAULTS: Readonly<ServerLimits> = Object.freeze({
   // Half of 1 GiB: garbage not yet collected (a peer's churn), Node itself, code and the
   // application need the rest.
   maxServerMemory: 512 * 1024 * 1024,
+  // A v2 header is 16 bytes plus addresses (at most 216) plus the balancer's TLVs (TLS details,
+  // unique ids, cloud endpoint ids: tens to hundreds of bytes); 4 KiB takes them all, and is
+  // little to hold per handshake. Version 1 is capped at 107 bytes by its spec.
+  maxProxyHeaderBytes: 4096,
 });
+
+// Largest limit that means anything: the v2 length field is 16 bits.
+const MAX_PROXY_HEADER_BYTES = PROXY_V2_FIXED_LENGTH + 0xffff;
 
 /** Merges server `options` over {@link SERVER_DEFAULTS} and checks them; throws `ERR_INVALID_CONFIG`. */
 export function resolveServerLimits(options: Partial<ServerLimits> = {}): ServerLimits {
@@ -215,6 +225,14 @@ export function resolveServerLimits(options: Partial<ServerLimits> = {}): Server
     if (typeof checked !== 'number' || !Number.isInteger(checked) || checked < 1) {
       throw new MuxError('ERR_INVALID_CONFIG', `option ${key} must be a positive integer, got ${String(checked)}`);
     }
+  }
+  // Below this a header the spec allows (AF_UNIX addresses) would be refused.
+  const proxyBytes = limits.maxProxyHeaderBytes;
+  if (proxyBytes < PROXY_MIN_HEADER_LIMIT || proxyBytes > MAX_PROXY_HEADER_BYTES) {
+    throw new MuxError(
+      'ERR_INVALID_CONFIG',
+      `option maxProxyHeaderBytes must be an integer from ${PROXY_MIN_HEADER_LIMIT} to ${MAX_PROXY_HEADER_BYTES}, got ${proxyBytes}`,
+    );
   }
   return limits;
 }

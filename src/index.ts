@@ -3,6 +3,7 @@
  * over one TCP connection (or any duplex byte stream). See README.md and PROTOCOL.md.
  */
 export { MuxServer, type MuxServerOptions, type MuxServerEvents } from './server';
+export type { ProxyProtocolOptions } from './proxy-protocol';
 export { MuxClient, type MuxClientOptions, type OnConnected } from './client';
 export {
   MuxConnection,

@@ -172,6 +172,16 @@ export function parsePositiveBytes(text: string | undefined, what: string): numb
   return value;
 }
 
+/**
+ * An option whose value may be left out (`--proxy-protocol` alone, or `--proxy-protocol
+ * 10.0.0.0/8`), which parseArgs cannot express: where `name` is last or followed by another
+ * option, it becomes `name=` (an empty value). For commands without positional arguments,
+ * so a following word can only be its value.
+ */
+export function withOptionalValue(argv: string[], name: string): string[] {
+  return argv.map((arg, i) => (arg === name && (i + 1 === argv.length || argv[i + 1].startsWith('-')) ? `${name}=` : arg));
+}
+
 /** Comma-separated values of a repeatable option, flattened: `--x a,b --x c` → [a, b, c]. */
 export function splitList(values: string[] | undefined): string[] {
   return (values ?? [])

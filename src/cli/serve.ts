@@ -15,6 +15,7 @@ import {
   DEFAULTS,
   SERVER_DEFAULTS,
   util,
+  type ClientInfo,
   type JsonValue,
   type MuxConnection,
   type MuxServerOptions,
@@ -33,6 +34,7 @@ import {
   parseSeconds,
   splitList,
   UsageError,
+  withOptionalValue,
   type HostPort,
 } from './args';
 import { AllowList } from './allow-list';
@@ -99,7 +101,16 @@ Options:
   --allow-forward HOST:PORT  let clients forward to these destinations (comma-separated,
                              repeatable): HOST:PORT, HOST:* (any port), or an address range
                              such as 10.0.0.0/8:443 or [fd00::]/8:*; nothing otherwise
-  --grace SECONDS            on SIGINT / SIGTERM, time in-flight transfers get to finish
+  --proxy-protocol [CIDR,...]
+                             behind a load balancer: every connection starts with a PROXY
+                             protocol header (v1 or v2; HAProxy send-proxy-v2, nginx
+                             proxy_protocol on), and the client's address is taken from it;
+                             alone, believed from any peer (for a port only the balancer can
+                             reach); with addresses or ranges (comma-separated, repeatable),
+                             only from those, and any other peer is refused
+  --grace SECONDS            on SIGINT / SIGTERM, stop listening at once (a balancer's health
+                             check then fails), tell every client to go (they reconnect
+                             elsewhere), and give in-flight transfers this long to finish
                              before they are aborted and their partial files deleted (default 10)
   --max-size BYTES           refuse files larger than this (e.g. 512M, 4G; default 64G;
                              0 = no limit)
@@ -151,6 +162,8 @@ export interface ServeOptions {
   stallMs?: number;
   /** Server-wide limits (the library's SERVER_DEFAULTS where absent). */
   limits?: Partial<ServerLimits>;
+  /** Read a PROXY protocol header first on every connection: the library's `proxyProtocol`. */
+  proxyProtocol?: MuxServerOptions['proxyProtocol'];
   log: (line: string) => void;
   /** More stream types, such as the demo's chat. */
   extra?: { type: string; handle(stream: MuxStream, con: MuxConnection): void };
@@ -211,6 +224,7 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
   };
   if (options.token !== undefined) serverOptions.authenticate = tokenCheck(options.token);
   if (options.tls) serverOptions.tls = options.tls;
+  if (options.proxyProtocol !== undefined) serverOptions.proxyProtocol = options.proxyProtocol;
 
   /** Open file and sync streams per connection, against --max-file-streams. */
   const fileStreams = new WeakMap<MuxConnection, number>();
@@ -533,9 +547,10 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
       else stream.destroy();
     });
   });
-  server.on('clientError', (err: Error, socket: net.Socket | undefined) => {
-    const code = (err as { code?: string }).code;
-    log(`rejected client ${socket?.remoteAddress ?? '?'}: ${err.message}${code ? ` [${code}]` : ''}`);
+  server.on('clientError', (err: MuxError, socket: net.Socket, client: ClientInfo) => {
+    // A balancer's TCP health check connects and closes without a byte: nothing was rejected.
+    if (socket.bytesRead === 0 && (err.code === 'ERR_PROXY_HEADER' || err.code === 'ERR_HANDSHAKE_FAILED')) return;
+    log(`rejected client ${client.remoteAddress ?? '?'}: ${err.message} [${err.code}]`);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
@@ -614,6 +629,13 @@ function isLoopback(host: string): boolean {
   return host === '::1' || host.startsWith('127.') || host === 'localhost';
 }
 
+/** --proxy-protocol: absent, alone (any peer), or with the addresses and ranges to believe. */
+function proxyProtocolOption(values: string[] | undefined): true | { trusted: string[] } | undefined {
+  if (values === undefined) return undefined;
+  const trusted = splitList(values);
+  return trusted.length === 0 ? true : { trusted };
+}
+
 function raceTimeout(promise: Promise<unknown>, ms: number): Promise<void> {
   return new Promise((resolve) => {
     const timer = setTimeout(resolve, ms);
@@ -627,7 +649,7 @@ function raceTimeout(promise: Promise<unknown>, ms: number): Promise<void> {
 export async function runServe(argv: string[]): Promise<number> {
   const { values, positionals } = parse(() =>
     parseArgs({
-      args: argv,
+      args: withOptionalValue(argv, '--proxy-protocol'),
       allowPositionals: true,
       options: {
         port: { type: 'string' },
@@ -650,6 +672,7 @@ export async function runServe(argv: string[]): Promise<number> {
         'max-file-streams': { type: 'string' },
         'max-handshakes': { type: 'string' },
         'max-memory': { type: 'string' },
+        'proxy-protocol': { type: 'string', multiple: true },
         help: { type: 'boolean', short: 'h' },
       },
     }),
@@ -665,6 +688,7 @@ export async function runServe(argv: string[]): Promise<number> {
   new AllowList(allowForward); // checks every entry before anything starts
   const allowReverse = splitList(values['allow-reverse']);
   new AllowList(allowReverse);
+  const proxyProtocol = proxyProtocolOption(values['proxy-protocol']);
   const log = (line: string): void => {
     process.stdout.write(`${line}\n`);
   };
@@ -694,10 +718,15 @@ export async function runServe(argv: string[]): Promise<number> {
         maxHandshakes: parsePositiveInteger(values['max-handshakes'], '--max-handshakes', SERVER_DEFAULTS.maxHandshakes),
         maxServerMemory: parsePositiveBytes(values['max-memory'], '--max-memory') ?? SERVER_DEFAULTS.maxServerMemory,
       },
+      proxyProtocol,
       log,
     });
   } catch (err) {
     if (err instanceof UsageError) throw err;
+    // The library checks the ranges (one parser, not two); a bad one is a bad command line.
+    if (err instanceof MuxError && err.code === 'ERR_INVALID_CONFIG' && err.message.startsWith('option proxyProtocol')) {
+      throw new UsageError(err.message.replace(/^option proxyProtocol(\.trusted)?:?/, '--proxy-protocol:'));
+    }
     process.stderr.write(`tsmux serve: ${describeError(err)}\n`);
     return 1;
   }
@@ -706,7 +735,9 @@ export async function runServe(argv: string[]): Promise<number> {
   if (token === undefined && !isLoopback(handle.address.host)) {
     process.stderr.write('tsmux serve: warning: no --token, so anyone who can reach this port can store files here\n');
   }
-  log(`storing files in ${handle.root}${tls ? ', TLS on' : ''}${token !== undefined ? ', token required' : ''}`);
+  const proxied =
+    proxyProtocol === undefined ? '' : `, PROXY protocol from ${proxyProtocol === true ? 'any peer' : proxyProtocol.trusted.join(', ')}`;
+  log(`storing files in ${handle.root}${tls ? ', TLS on' : ''}${token !== undefined ? ', token required' : ''}${proxied}`);
   await new Promise<void>((resolve) => {
     const remove = onStopSignals(
       (signal) => {

@@ -22,7 +22,7 @@ import { WindowBudget } from './window-budget';
 import { Handshake, type HandshakeHost } from './handshake';
 import { Shutdown, type ShutdownHost } from './shutdown';
 import { StreamOpening, type OpeningHost } from './stream-opening';
-import type { ConnectionOptions, ConnectionStats, HandshakeHooks, MuxConnectionEvents, Role, SessionState } from './types';
+import type { ClientInfo, ConnectionOptions, ConnectionStats, HandshakeHooks, MuxConnectionEvents, Role, SessionState } from './types';
 import { debug as log } from '../debug';
 
 export type {
@@ -105,6 +105,8 @@ export class MuxConnection
   /** The peer's `hello` value from the handshake (server side); `null` if none was sent. */
   peerHello: JsonValue = null;
   private hooks: HandshakeHooks | null = null;
+  /** Who the peer is when the transport cannot tell (a PROXY protocol header said so). */
+  private peerAddress: ClientInfo | null = null;
   private closeCallbacks: ((err?: Error) => void)[] = [];
 
   private scheduler!: WriteScheduler;
@@ -164,6 +166,7 @@ export class MuxConnection
     this.peer = null;
     this.peerHello = null;
     this.hooks = null;
+    this.peerAddress = null;
     this.counters = { bytesIn: 0, framesIn: 0 };
     this.receivedBuffered = 0;
     this.toDeliver = [];
@@ -216,13 +219,18 @@ export class MuxConnection
     return this.StreamPool;
   }
 
-  /** The peer's address when the transport is a socket. */
+  /**
+   * The peer's address when the transport is a socket; behind a load balancer that sends the
+   * PROXY protocol (MuxServer's `proxyProtocol`), the client's address from its header.
+   */
   get remoteAddress(): string | undefined {
+    if (this.peerAddress) return this.peerAddress.remoteAddress;
     return (this.transport as { remoteAddress?: string } | null)?.remoteAddress;
   }
 
-  /** The peer's port when the transport is a TCP socket. */
+  /** The peer's port when the transport is a TCP socket; from the PROXY header as {@link remoteAddress}. */
   get remotePort(): number | undefined {
+    if (this.peerAddress) return this.peerAddress.remotePort;
     return (this.transport as { remotePort?: number } | null)?.remotePort;
   }
 
@@ -266,10 +274,14 @@ export class MuxConnection
 
   // ---- attaching and the handshake: see handshake.ts -----------------------------------
 
-  /** @internal Starts the protocol on `transport`. */
-  attach(transport: Duplex, hooks: HandshakeHooks | null = null): void {
+  /**
+   * @internal Starts the protocol on `transport`; `peer`, when given, is who the peer really
+   * is (the transport's own address is a proxy's).
+   */
+  attach(transport: Duplex, hooks: HandshakeHooks | null = null, peer: ClientInfo | null = null): void {
     if (this.state !== 'idle') throw new MuxError('ERR_INVALID_ARGUMENT', 'connection already has a transport');
     this.hooks = hooks;
+    this.peerAddress = peer;
     const t = transport as Transport;
     t[kSession] = this;
     this.transport = t;
