@@ -176,7 +176,10 @@ export class MuxConnection
     this.account = new MemoryAccount(this.limits.maxBufferedBytes, 2 * this.limits.maxConnectionWindow, pool);
     this.connectionWindow = new ConnectionWindow(this, this.limits, this.account);
     this.wastedWork = new WastedWork(this.limits.wastedWorkBurst, this.limits.wastedWorkPerSecond);
-    this.streams = new StreamTable(this.role);
+    // Twice the initial window may move during a quiet round trip: a window's worth is what a
+    // long path has in flight before tuning has grown anything.
+    this.liveness = new Liveness(this, this.limits.keepAliveInterval, this.limits.keepAliveTimeout, 2 * this.limits.initialWindow);
+    this.streams = new StreamTable(this.role, this.liveness);
     this.decoder = new FrameDecoder(this, {
       maxFrameSize: this.limits.maxFrameSize,
       maxMetaBytes: this.limits.maxMetaBytes,
@@ -184,9 +187,6 @@ export class MuxConnection
     });
     this.openDeadlines = new OpenDeadlines(this.limits.openTimeout, (stream) => this.opening.expire(stream));
     this.admission = new Admission<MuxConnection>(this, this.openDeadlines, this.limits.maxPendingStreams, this.options.acceptStream);
-    // Twice the initial window may move during a quiet round trip: a window's worth is what a
-    // long path has in flight before tuning has grown anything.
-    this.liveness = new Liveness(this, this.limits.keepAliveInterval, this.limits.keepAliveTimeout, 2 * this.limits.initialWindow);
     this.windowBudget = new WindowBudget(this.limits, this.liveness);
     this.handshake = new Handshake(this, this.role, this.limits, this.options);
     this.shutdown = new Shutdown(this, this.streams, this.admission, this.limits, this.role);
@@ -725,17 +725,20 @@ export class MuxConnection
     const t = this.transport;
     if (t && !this.shutdown.ending && !t.destroyed) t.destroy();
 
-    const streamErr = new MuxError('ERR_CONNECTION_CLOSED', err ? `connection closed: ${err.message}` : 'connection closed', {
-      cause: err ?? undefined,
-    });
+    // Made only when a stream or a ping is there to receive it: an idle connection's close is cheap.
+    let streamErr: MuxError | null = null;
+    const closedError = (): MuxError =>
+      (streamErr ??= new MuxError('ERR_CONNECTION_CLOSED', err ? `connection closed: ${err.message}` : 'connection closed', {
+        cause: err ?? undefined,
+      }));
     const streams = [...this.streams.clear(), ...this.opening.takeWaiting()];
     this.admission.clear();
     this.scheduler.clear();
     this.windowBudget.clear();
     this.account.close();
     this.toDeliver.length = 0;
-    for (const stream of streams) stream.abort(streamErr);
-    this.liveness.stop(streamErr);
+    for (const stream of streams) stream.abort(closedError());
+    this.liveness.stop(closedError);
 
     const reportErr = this.appDestroyed ? null : err;
     if (log.enabled) log('%s connection closed%s', this.role, reportErr ? `: ${reportErr.code} ${reportErr.message}` : '');
