@@ -58,6 +58,8 @@ export class MuxServer extends TypedEventEmitter<MuxServerEvents> implements Han
   private readonly connections = new Set<MuxConnection>();
   private readonly serverLimits: ServerLimits;
   private readonly memory: MemoryPool;
+  /** What every connection is made with: one object, so they share one set of resolved limits. */
+  private readonly connectionOptions: ConnectionOptions;
   /** TCP sockets still in their TLS handshake, by remote address and port (they count as handshakes too). */
   private readonly tlsPending = new Map<string, net.Socket>();
   private tlsHandshakes = 0;
@@ -80,6 +82,13 @@ export class MuxServer extends TypedEventEmitter<MuxServerEvents> implements Han
     const limits = resolveLimits(this.options); // fail fast on a bad option, before listening
     this.serverLimits = resolveServerLimits(this.options);
     this.memory = new MemoryPool(this.serverLimits.maxServerMemory);
+    const { host: _host, path: _path, backlog: _backlog, tls: _tls, ...connectionOptions } = this.options;
+    this.connectionOptions = {
+      ...connectionOptions,
+      role: 'server',
+      memoryPool: this.memory,
+      resolvedLimits: Object.freeze(limits),
+    } as ConnectionOptions;
     if (this.options.tls) {
       const server = tls.createServer({ ...this.options.tls, handshakeTimeout: limits.handshakeTimeout });
       // A TLS handshake costs more than ours: it counts against maxHandshakes from the first byte.
@@ -184,14 +193,9 @@ export class MuxServer extends TypedEventEmitter<MuxServerEvents> implements Han
     }
     const full = this.overloaded();
     if (full !== null) return this.refuse(socket, full);
-    const { host: _host, path: _path, backlog: _backlog, tls: _tls, ...connectionOptions } = this.options;
-    const connection = new MuxConnection(null, { ...connectionOptions, role: 'server', memoryPool: this.memory } as ConnectionOptions);
+    const connection = new MuxConnection(null, this.connectionOptions);
     if (connection.limits.noDelay) socket.setNoDelay(true);
     this.handshaking.add(connection);
-    connection.once('close', () => {
-      this.handshaking.delete(connection);
-      this.connections.delete(connection);
-    });
     connection.attach(socket, this);
   }
 
@@ -216,6 +220,12 @@ export class MuxServer extends TypedEventEmitter<MuxServerEvents> implements Han
     }
     this.connections.add(connection);
     this.emit('connection', connection);
+  }
+
+  /** @internal HandshakeHooks: no closure per connection for this. */
+  onClose(connection: MuxConnection): void {
+    this.handshaking.delete(connection);
+    this.connections.delete(connection);
   }
 
   /** @internal HandshakeHooks */

@@ -11,10 +11,10 @@ export class OpenDeadlines {
   private deadlines: Map<MuxStream, number> | null = null;
   private timer: NodeJS.Timeout | null = null;
 
-  /** @param onExpired called for a stream still waiting when its time is up. */
+  /** @param host told of a stream still waiting when its time is up. */
   constructor(
     private readonly timeoutMs: number,
-    private readonly onExpired: (stream: MuxStream) => void,
+    private readonly host: { openExpired(stream: MuxStream): void },
   ) {}
 
   watch(stream: MuxStream): void {
@@ -42,7 +42,7 @@ export class OpenDeadlines {
     for (const [stream, at] of deadlines) {
       if (at > now) return this.arm(at - now);
       deadlines.delete(stream);
-      if (!stream.destroyed && stream.openState !== OpenState.OPEN) this.onExpired(stream);
+      if (!stream.destroyed && stream.openState !== OpenState.OPEN) this.host.openExpired(stream);
     }
   }
 
