@@ -1,6 +1,6 @@
 /** The benchmark scenarios of issue 3. Each returns named figures for one repetition. */
 import type { Duplex } from 'node:stream';
-import { connect, type Connection, type Implementation, type ServerProcess } from './transports';
+import { connect, type Connection, type Implementation, type ServerProcess, type TlsFiles } from './transports';
 
 export interface Sizes {
   bulkBytes: number;
@@ -13,6 +13,14 @@ export interface Sizes {
   idleStreams: number;
   fairnessMs: number;
   wanBytes: number;
+  /** Fresh processes: the warm-up on the connection, then the timed transfer on one stream. */
+  freshWarmUpBytes: number;
+  freshBytes: number;
+  freshReps: number;
+  /** Idle clients of one server in the connections scenario. */
+  connections: number;
+  /** How long the server's CPU is measured while keepalive pings fly, in ms. */
+  keepAliveWindowMs: number;
 }
 
 export const FULL: Sizes = {
@@ -26,6 +34,11 @@ export const FULL: Sizes = {
   idleStreams: 10_000,
   fairnessMs: 5_000,
   wanBytes: 256 * 1024 * 1024,
+  freshWarmUpBytes: 64 * 1024 * 1024,
+  freshBytes: 1024 * 1024 * 1024,
+  freshReps: 5,
+  connections: 10_000,
+  keepAliveWindowMs: 10_000,
 };
 
 export const QUICK: Sizes = {
@@ -39,6 +52,11 @@ export const QUICK: Sizes = {
   idleStreams: 2_000,
   fairnessMs: 2_000,
   wanBytes: 64 * 1024 * 1024,
+  freshWarmUpBytes: 64 * 1024 * 1024,
+  freshBytes: 256 * 1024 * 1024,
+  freshReps: 3,
+  connections: 2_000,
+  keepAliveWindowMs: 5_000,
 };
 
 export type Figures = Record<string, number>;
@@ -49,6 +67,8 @@ export interface Context {
   /** Port to dial: the server's, or a delaying proxy's in front of it. */
   port: number;
   sizes: Sizes;
+  /** The certificate to trust when the server speaks TLS. */
+  tls?: TlsFiles;
 }
 
 const CHUNK = 64 * 1024;
@@ -254,6 +274,28 @@ export async function fairness(ctx: Context): Promise<Figures> {
   await bulkConn.close();
   if (pingConn !== bulkConn) await pingConn.close();
   return { 'median µs': percentile(latencies, 50), 'p99 µs': percentile(latencies, 99), 'bulk MB/s': sent / 1e6 / seconds };
+}
+
+/**
+ * Over TLS (one cipher for both, see transports.ts): one stream of `bulkBytes`, then
+ * `parallelStreams` streams at once, against one raw TLS socket and as many raw TLS sockets.
+ */
+export async function tls(ctx: Context): Promise<Figures> {
+  const conn = await connect(ctx.implementation, ctx.port, ctx.tls);
+  let start = now();
+  await sinkTransfer(conn, ctx.sizes.bulkBytes, CHUNK);
+  const bulkSeconds = (now() - start) / 1000;
+  await conn.close();
+  const many = await connect(ctx.implementation, ctx.port, ctx.tls);
+  const { parallelStreams, parallelBytes } = ctx.sizes;
+  start = now();
+  await Promise.all(Array.from({ length: parallelStreams }, () => sinkTransfer(many, parallelBytes, CHUNK)));
+  const parallelSeconds = (now() - start) / 1000;
+  await many.close();
+  return {
+    'bulk MB/s': ctx.sizes.bulkBytes / 1e6 / bulkSeconds,
+    'parallel MB/s': (parallelStreams * parallelBytes) / 1e6 / parallelSeconds,
+  };
 }
 
 export async function wan(ctx: Context): Promise<Figures> {

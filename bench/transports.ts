@@ -8,10 +8,52 @@ import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import type { Duplex } from 'node:stream';
+import * as tls from 'node:tls';
 import { MuxClient } from '../dist/cjs/index'; // the build users run (`npm run bench` builds first)
 
 export type Implementation = 'mux' | 'raw' | 'http2';
 export type Mode = 'sink' | 'echo' | 'idle';
+
+/**
+ * How the bench server is set up, beyond its implementation: TLS (one cipher for everyone,
+ * so the comparison is of framing and writes, not of ciphers) and the keepalive interval.
+ */
+export interface ServerSetup {
+  /** PEM files of a self-signed certificate for 127.0.0.1; absent for plain TCP. */
+  tls?: TlsFiles;
+  /** Keepalive interval for the mux server (and, in the connections scenario, http2's pings), in ms. */
+  keepAliveInterval?: number;
+}
+
+export interface TlsFiles {
+  key: string;
+  cert: string;
+}
+
+/** TLS 1.3 with AES-128-GCM on both sides of every TLS run: what `scp -c aes128-gcm` uses too. */
+export const TLS_CIPHER = 'TLS_AES_128_GCM_SHA256';
+export const TLS_VERSION = 'TLSv1.3';
+
+/** Options for tls.connect that pin the bench cipher and trust the bench certificate. */
+export function tlsClientOptions(files: TlsFiles): tls.ConnectionOptions {
+  return {
+    ca: readFileSync(files.cert),
+    ciphers: TLS_CIPHER,
+    minVersion: TLS_VERSION,
+    maxVersion: TLS_VERSION,
+  };
+}
+
+/** Options for tls.createServer, likewise. */
+export function tlsServerOptions(files: TlsFiles): tls.TlsOptions {
+  return {
+    key: readFileSync(files.key),
+    cert: readFileSync(files.cert),
+    ciphers: TLS_CIPHER,
+    minVersion: TLS_VERSION,
+    maxVersion: TLS_VERSION,
+  };
+}
 
 export interface Connection {
   open(mode: Mode): Promise<Duplex>;
@@ -22,6 +64,8 @@ export interface ServerProcess {
   port: number;
   child: ChildProcess;
   heap(): Promise<number>;
+  /** Heap + external after a full collection, and the connections the server holds. */
+  memory(): Promise<{ heap: number; connections: number }>;
   /** The server process's CPU time and minor page faults so far (Linux only; null elsewhere). */
   usage(): ProcessUsage | null;
   stop(): Promise<void>;
@@ -47,15 +91,14 @@ function processUsage(pid: number | undefined): ProcessUsage | null {
   }
 }
 
-function serverProfileArgs(): string[] {
-  const dir = process.env.BENCH_SERVER_CPU_PROF;
+function serverProfileArgs(dir = process.env.BENCH_SERVER_CPU_PROF): string[] {
   return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
 }
 
-export async function startServer(implementation: Implementation): Promise<ServerProcess> {
-  const child = fork(path.join(__dirname, 'server.ts'), [implementation], {
+export async function startServer(implementation: Implementation, setup: ServerSetup = {}, profileDir?: string): Promise<ServerProcess> {
+  const child = fork(path.join(__dirname, 'server.ts'), [implementation, JSON.stringify(setup)], {
     // BENCH_SERVER_CPU_PROF=dir profiles the server side too (node --cpu-prof).
-    execArgv: ['--expose-gc', '--import', 'tsx', ...serverProfileArgs()],
+    execArgv: ['--expose-gc', '--import', 'tsx', ...serverProfileArgs(profileDir)],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const port = await new Promise<number>((resolve, reject) => {
@@ -69,6 +112,11 @@ export async function startServer(implementation: Implementation): Promise<Serve
     heap: () =>
       new Promise((resolve) => {
         child.once('message', (message: { heap: number }) => resolve(message.heap));
+        child.send({ type: 'memory' });
+      }),
+    memory: () =>
+      new Promise((resolve) => {
+        child.once('message', (message: { heap: number; connections: number }) => resolve(message));
         child.send({ type: 'memory' });
       }),
     usage: () => processUsage(child.pid),
@@ -86,14 +134,14 @@ export async function startServer(implementation: Implementation): Promise<Serve
   };
 }
 
-export async function connect(implementation: Implementation, port: number): Promise<Connection> {
-  if (implementation === 'mux') return connectMux(port);
+export async function connect(implementation: Implementation, port: number, tlsFiles?: TlsFiles): Promise<Connection> {
+  if (implementation === 'mux') return connectMux(port, tlsFiles);
   if (implementation === 'http2') return connectHttp2(port);
-  return connectRaw(port);
+  return connectRaw(port, tlsFiles);
 }
 
-async function connectMux(port: number): Promise<Connection> {
-  const client = new MuxClient(port, '127.0.0.1', { maxStreams: 100_000 });
+async function connectMux(port: number, tlsFiles?: TlsFiles): Promise<Connection> {
+  const client = new MuxClient(port, '127.0.0.1', { maxStreams: 100_000, ...(tlsFiles ? { tls: tlsClientOptions(tlsFiles) } : {}) });
   await new Promise<void>((resolve, reject) => {
     client.once('connect', resolve);
     client.once('error', reject);
@@ -111,17 +159,18 @@ async function connectMux(port: number): Promise<Connection> {
   };
 }
 
-async function connectRaw(port: number): Promise<Connection> {
+async function connectRaw(port: number, tlsFiles?: TlsFiles): Promise<Connection> {
   const sockets = new Set<net.Socket>();
+  const tlsOptions = tlsFiles ? tlsClientOptions(tlsFiles) : null;
   return {
     // Raw TCP has no streams: one connection per stream, as a user without a muxer would do.
     open: (mode) =>
       new Promise((resolve, reject) => {
-        const socket = net.connect(port, '127.0.0.1');
+        const socket = tlsOptions ? tls.connect({ port, host: '127.0.0.1', ...tlsOptions }) : net.connect(port, '127.0.0.1');
         socket.setNoDelay(true);
         sockets.add(socket);
         socket.once('error', reject);
-        socket.once('connect', () => {
+        socket.once(tlsOptions ? 'secureConnect' : 'connect', () => {
           socket.write(mode === 'echo' ? 'e' : 's');
           resolve(socket);
         });

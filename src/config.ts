@@ -184,6 +184,17 @@ export const MEMORY_COSTS = Object.freeze({
   copyBelow: 4096,
 });
 
+/**
+ * Keepalive pings of all connections with one interval are driven by one timer that visits
+ * this many slots in turn (fewer for short intervals, so that a slot lasts at least
+ * KEEPALIVE_SLOT_MIN_MS): 64 slots spread 10,000 connections' pings over a 30 s interval in
+ * bursts of ~160 every ~0.5 s, where one timer per connection fires them in the burst in
+ * which the connections were made.
+ */
+export const KEEPALIVE_SLOTS = 64;
+/** Shortest slot of a keepalive wheel, in milliseconds: shorter would be timer overhead for nothing. */
+export const KEEPALIVE_SLOT_MIN_MS = 100;
+
 /** Options of a whole server, beyond those of each connection. */
 export interface ServerLimits {
   /** Connections past their handshake at once; more are refused with GO_AWAY OVERLOADED. */

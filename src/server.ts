@@ -79,6 +79,8 @@ export class MuxServer extends TypedEventEmitter<MuxServerEvents> implements Han
   private readonly connections = new Set<MuxConnection>();
   private readonly serverLimits: ServerLimits;
   private readonly memory: MemoryPool;
+  /** What every connection is made with: one object, so they share one set of resolved limits. */
+  private readonly connectionOptions: ConnectionOptions;
   /**
    * TCP sockets still in their TLS handshake, by remote address and port (they count as
    * handshakes too), with the client their PROXY header named.
@@ -108,6 +110,13 @@ export class MuxServer extends TypedEventEmitter<MuxServerEvents> implements Han
     this.memory = new MemoryPool(this.serverLimits.maxServerMemory);
     this.proxy = ProxyTrust.from(this.options.proxyProtocol);
     this.headerTimeout = limits.handshakeTimeout;
+    const { host: _host, path: _path, backlog: _backlog, tls: _tls, proxyProtocol: _proxy, ...connectionOptions } = this.options;
+    this.connectionOptions = {
+      ...connectionOptions,
+      role: 'server',
+      memoryPool: this.memory,
+      resolvedLimits: Object.freeze(limits),
+    } as ConnectionOptions;
     if (this.options.tls) {
       const server = tls.createServer({ ...this.options.tls, handshakeTimeout: limits.handshakeTimeout });
       // A TLS handshake costs more than ours: it counts against maxHandshakes from the first byte.
@@ -280,14 +289,9 @@ export class MuxServer extends TypedEventEmitter<MuxServerEvents> implements Han
     }
     const full = this.overloaded();
     if (full !== null) return this.refuse(socket, full, client);
-    const { host: _host, path: _path, backlog: _backlog, tls: _tls, proxyProtocol: _proxy, ...connectionOptions } = this.options;
-    const connection = new MuxConnection(null, { ...connectionOptions, role: 'server', memoryPool: this.memory } as ConnectionOptions);
+    const connection = new MuxConnection(null, this.connectionOptions);
     if (connection.limits.noDelay) socket.setNoDelay(true);
     this.handshaking.add(connection);
-    connection.once('close', () => {
-      this.handshaking.delete(connection);
-      this.connections.delete(connection);
-    });
     connection.attach(socket, this, client);
   }
 
@@ -313,6 +317,12 @@ export class MuxServer extends TypedEventEmitter<MuxServerEvents> implements Han
     }
     this.connections.add(connection);
     this.emit('connection', connection);
+  }
+
+  /** @internal HandshakeHooks: no closure per connection for this. */
+  onClose(connection: MuxConnection): void {
+    this.handshaking.delete(connection);
+    this.connections.delete(connection);
   }
 
   /** @internal HandshakeHooks */

@@ -376,7 +376,7 @@ describe('decoder round trips', () => {
 
 // ---- differential check against the slow reference decoder ----------------------------
 
-const SMALL_LIMITS: DecoderLimits = { maxFrameSize: 1024, maxMetaBytes: 16, maxHelloBytes: 64 };
+const SMALL_LIMITS: Required<DecoderLimits> = { maxFrameSize: 1024, maxMetaBytes: 16, maxHelloBytes: 64 };
 
 /** Headers with awkward values on every field, each followed by its declared payload. */
 const hostileFrame = fc
@@ -389,7 +389,7 @@ const hostileFrame = fc
   })
   .map((h) => Buffer.concat([header(h.type, h.flags, h.stream, h.length, h.version), Buffer.alloc(h.length, 0x61)]));
 
-function assertSameAsReference(chunks: Buffer[], whole: Buffer, limits: DecoderLimits, expectMagic: boolean): void {
+function assertSameAsReference(chunks: Buffer[], whole: Buffer, limits: Required<DecoderLimits>, expectMagic: boolean): void {
   const outcome = decodeChunks(chunks, limits, { expectMagic });
   const reference = referenceDecode(whole, limits, { expectMagic });
   assert.equal(outcome.error?.code ?? null, reference.error);

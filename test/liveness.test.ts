@@ -78,7 +78,7 @@ describe('Liveness while reading is paused', () => {
     const beats = host.frames.filter((f) => f[1] === FrameType.PING && f.subarray(HEADER_LENGTH).equals(Buffer.alloc(8, 0xff)));
     assert.ok(beats.length >= 2, `heartbeats sent: ${beats.length}`);
     assert.equal(host.timeouts.length, 0, 'no keepalive verdict while paused');
-    liveness.stop(new Error('done'));
+    liveness.stop(() => new Error('done'));
     const count = host.frames.length;
     await new Promise((resolve) => setTimeout(resolve, 60));
     assert.equal(host.frames.length, count, 'no heartbeat after stop()');
@@ -98,6 +98,39 @@ describe('Liveness while reading is paused', () => {
     liveness.expire(); // its answer never came
     assert.equal(host.timeouts.length, 1);
     assert.equal(host.timeouts[0].code, 'ERR_KEEPALIVE_TIMEOUT');
-    liveness.stop(new Error('done'));
+    liveness.stop(() => new Error('done'));
   });
 });
+
+describe('Liveness keepalive on the shared wheel', () => {
+  test("the peer's PING carries ours along with its answer, and our own turn then sends nothing", () => {
+    const host = fakeHost();
+    const liveness = new Liveness(host, 60_000, 1000, 1024);
+    liveness.start();
+    liveness.onPing(0, Buffer.alloc(8, 7));
+    assert.equal(host.frames.length, 2, 'the answer and our keepalive ping, queued together');
+    assert.equal(host.frames[0].readUInt16BE(2), Flag.ACK);
+    assert.equal(host.frames[1].readUInt16BE(2) & Flag.ACK, 0);
+    liveness.onPing(0, Buffer.alloc(8, 8));
+    assert.equal(host.frames.length, 3, 'while ours waits for its answer, only the answer goes');
+    answerLastPingAt(liveness, host, 1);
+    liveness.tick();
+    assert.equal(host.frames.length, 3, 'our turn is covered by the ping that rode along');
+    liveness.stop(() => new Error('done'));
+  });
+
+  test('a connection that never opens a stream never probes its round trip; the first stream starts three probes', () => {
+    const host = fakeHost();
+    const liveness = new Liveness(host, 0, 1000, 1024);
+    liveness.start();
+    assert.equal(host.frames.length, 0);
+    liveness.measurePath();
+    liveness.measurePath();
+    assert.equal(host.frames.length, 1, 'one probe now, the others later, once');
+    liveness.stop(() => new Error('done'));
+  });
+});
+
+function answerLastPingAt(liveness: Liveness, host: ReturnType<typeof fakeHost>, index: number): void {
+  liveness.onPing(Flag.ACK, host.frames[index].subarray(HEADER_LENGTH));
+}

@@ -336,16 +336,22 @@ describe('ping', () => {
     const setup = await startTcp();
     t.after(() => setup.cleanup());
     const cons = [setup.client, setup.serverCon];
-    // Let the connect-time RTT probes finish first.
-    await delay(1200);
+    // Let the RTT probes of the first stream finish first.
+    setup.serverCon.once('stream', (stream: MuxStream) => stream.destroy());
+    const first = setup.client.StreamPool.createStream(null, () => {});
+    await waitFor(
+      () => cons.every((con) => (con as unknown as { liveness: { probesDone: boolean } }).liveness.probesDone),
+      5000,
+      'the probes',
+    );
+    first.destroy();
     const EVENTS = ['data', 'end', 'error', 'close', 'drain', 'finish', 'readable'];
     const listenerCounts = (): number[][] =>
       cons.map((con) => [
         ...EVENTS.map((e) => (con.transportSocket as Socket).listenerCount(e)),
         ...con.eventNames().map((e) => con.listenerCount(e)),
       ]);
-    const pending = (): number[] =>
-      cons.map((con) => (con as unknown as { liveness: { pending: Map<bigint, unknown> } }).liveness.pending.size);
+    const pending = (): number[] => cons.map((con) => (con as unknown as { liveness: { pendingPings: number } }).liveness.pendingPings);
     const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
     const before = { listeners: listenerCounts(), timers: timers(), stats: cons.map((c) => c.stats()) };
 

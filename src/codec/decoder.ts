@@ -32,8 +32,8 @@ export interface DecoderLimits {
   maxFrameSize: number;
   /** Largest OPEN payload delivered; larger ones are skipped and reported. */
   maxMetaBytes: number;
-  /** Largest HELLO payload accepted, in bytes. */
-  maxHelloBytes: number;
+  /** Largest HELLO payload accepted, in bytes (default: `maxMetaBytes`, and at least 64 KiB). */
+  maxHelloBytes?: number;
 }
 
 const enum State {
@@ -45,6 +45,8 @@ const enum State {
 }
 
 const EMPTY = Buffer.alloc(0);
+// A HELLO may always be this large, whatever maxMetaBytes: it carries the client's `hello`.
+const MIN_HELLO_LIMIT = 64 * 1024;
 
 /**
  * Incremental, I/O-free decoder: feed it buffers of any size with {@link push}; it calls the
@@ -239,7 +241,7 @@ export class FrameDecoder {
       case FrameType.HELLO:
         requireSession(type, streamId);
         requireNoFlags(type, flags);
-        requireLength(type, length, 0, this.limits.maxHelloBytes);
+        requireLength(type, length, 0, this.limits.maxHelloBytes ?? Math.max(this.limits.maxMetaBytes, MIN_HELLO_LIMIT));
         return;
       default:
         throw protocolError(`unknown frame type 0x${(type as number).toString(16)}`);

@@ -139,20 +139,30 @@ export class Handshake {
   }
 
   private writeHello(): void {
+    const hello = this.role === 'client' ? (this.options.hello ?? null) : null;
+    // Limits shared by a server's connections (frozen) always give the same bytes: made once.
+    const shared = hello === null && Object.isFrozen(this.limits);
+    const cached = shared ? helloBytes.get(this.limits) : undefined;
+    if (cached !== undefined) return this.writeBytes(cached);
     const settings: PeerSettings = {
       initialWindow: this.limits.initialWindow,
       connectionWindow: this.limits.connectionWindow,
       maxFrameSize: this.limits.maxFrameSize,
       maxStreams: this.limits.maxStreams,
       maxMetaBytes: this.limits.maxMetaBytes,
-      hello: this.role === 'client' ? (this.options.hello ?? null) : null,
+      hello,
     };
-    this.writeFirst(encodeFrame(FrameType.HELLO, 0, 0, encodeSettings(settings)));
+    const bytes = Buffer.concat([MAGIC, encodeFrame(FrameType.HELLO, 0, 0, encodeSettings(settings))]);
+    if (shared) helloBytes.set(this.limits, bytes);
+    this.writeBytes(bytes);
   }
 
   /** Writes the magic and `frame`: this side's first (and, for a GO_AWAY, last) write. */
   private writeFirst(frame: Buffer): void {
-    const bytes = Buffer.concat([MAGIC, frame]);
+    this.writeBytes(Buffer.concat([MAGIC, frame]));
+  }
+
+  private writeBytes(bytes: Buffer): void {
     const t = this.host.transportSocket;
     if (!t || t.destroyed || t.writableEnded) return;
     this.bytesOut += bytes.length;
@@ -160,6 +170,9 @@ export class Handshake {
     t.write(bytes);
   }
 }
+
+/** The magic and HELLO of each shared (frozen) limits object: the same for every connection of a server. */
+const helloBytes = new WeakMap<SessionLimits, Buffer>();
 
 function onTimeout(handshake: Handshake): void {
   handshake.expire();

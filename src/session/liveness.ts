@@ -1,6 +1,7 @@
-import { encodeFrame } from '../codec/encode';
+import { encodeFrame, writeHeader } from '../codec/encode';
 import { MuxError } from '../errors';
-import { Flag, FrameType, PING_PAYLOAD_LENGTH } from '../protocol/constants';
+import { Flag, FrameType, HEADER_LENGTH, PING_PAYLOAD_LENGTH } from '../protocol/constants';
+import { wheelFor, type WheelMember } from './keepalive-wheel';
 
 /** What {@link Liveness} needs from its connection. */
 export interface LivenessHost {
@@ -14,16 +15,15 @@ export interface LivenessHost {
 // Payload of heartbeat PINGs; its answer matches no pending ping and is ignored.
 const HEARTBEAT_PAYLOAD = Buffer.from('ffffffffffffffff', 'hex');
 
-// Round-trip probes after the handshake: at once, then after these delays.
+// Round-trip probes once the connection carries its first stream: at once, then after these delays.
 const RTT_PROBE_DELAYS_MS = [100, 1000];
 
 interface PendingPing {
-  start: bigint;
+  start: number;
   /** `bytesMoved()` when the ping left. */
   moved: number;
   resolve: (rtt: number) => void;
   reject: (err: Error) => void;
-  keepAlive: boolean;
 }
 
 /**
@@ -31,14 +31,36 @@ interface PendingPing {
  * out, one at a time so nothing accumulates per ping; only its answer meets the deadline
  * (other traffic does not: a peer that keeps sending but never reads must not pass), and an
  * unanswered one ends the connection instead of leaving it hanging.
+ *
+ * The intervals of all connections are driven by one shared timer (keepalive-wheel.ts),
+ * each connection at a random point of the interval. When the peer's ping arrives and ours
+ * is due in the second half of the interval anyway, ours goes out with the answer, in the
+ * same write: both sides' keepalives then cost three packets an interval instead of four,
+ * and each side still proves every interval that the other reads.
+ *
+ * A connection that never carries a stream never measures its round trip: the samples are
+ * for window tuning, and ten thousand idle connections would pay three round trips each.
  */
-export class Liveness {
-  private readonly pending = new Map<bigint, PendingPing>();
-  private counter = 0n;
-  private interval: NodeJS.Timeout | null = null;
+export class Liveness implements WheelMember {
+  private pending: Map<number, PendingPing> | null = null;
+  private counter = 0;
   private deadline: NodeJS.Timeout | null = null;
   private heartbeat: NodeJS.Timeout | null = null;
   private stallTimer: NodeJS.Timeout | null = null;
+  private probeTimer: NodeJS.Timeout | null = null;
+  /** Next entry of RTT_PROBE_DELAYS_MS; -1 before the probes started. */
+  private probeIndex = -1;
+  /** Id of the keepalive ping in flight (valid while `deadline` is set). */
+  private keepAliveId = 0;
+  /** When the last keepalive ping left (ms, `performance.now()`), and `bytesMoved()` then; -1: never. */
+  private keepAliveAt = -1;
+  private keepAliveMoved = 0;
+  /** The last keepalive ping went out early, with the answer to the peer's. */
+  private piggybacked = false;
+  /** @internal WheelMember */
+  wheelSlot = -1;
+  /** @internal WheelMember */
+  wheelIndex = 0;
   /** Last measured round trip in milliseconds, or null before the first. */
   lastRtt: number | null = null;
   /**
@@ -111,33 +133,35 @@ export class Liveness {
     this.host.queueControl(encodeFrame(FrameType.PING, 0, 0, HEARTBEAT_PAYLOAD));
   }
 
-  /** Starts keepalive, and measures the path's round trip a few times while it is fresh. */
+  /** Starts keepalive: the connection joins its interval's wheel. */
   start(): void {
-    this.probe(0);
-    if (this.intervalMs === 0 || this.interval) return;
-    this.interval = setInterval(onInterval, this.intervalMs, this);
-    this.interval.unref();
+    if (this.intervalMs !== 0) wheelFor(this.intervalMs).add(this);
   }
 
-  // The first sample is often slow (a cold peer, JIT); later ones show the path itself.
-  private probe(index: number): void {
-    this.ping().catch(() => {});
-    const delay = RTT_PROBE_DELAYS_MS[index];
+  /** Measures the path's round trip a few times, once (the connection's first stream asks). */
+  measurePath(): void {
+    if (this.probeIndex !== -1) return;
+    this.probeIndex = 0;
+    this.probe();
+  }
+
+  /** @internal The first sample is often slow (a cold peer, JIT); later ones show the path itself. */
+  probe(): void {
+    this.probeTimer = null;
+    this.ping().catch(noop);
+    const delay = RTT_PROBE_DELAYS_MS[this.probeIndex++];
     if (delay === undefined) return;
-    this.probeTimer = setTimeout(() => this.probe(index + 1), delay);
+    this.probeTimer = setTimeout(onProbe, delay, this);
     this.probeTimer.unref();
   }
 
-  private probeTimer: NodeJS.Timeout | null = null;
-
   /** Sends a PING; resolves to the round trip in milliseconds. */
-  ping(keepAlive = false): Promise<number> {
-    const payload = Buffer.allocUnsafe(PING_PAYLOAD_LENGTH);
-    const id = this.counter++;
-    payload.writeBigUInt64BE(id);
+  ping(): Promise<number> {
+    const id = this.nextId();
     return new Promise<number>((resolve, reject) => {
-      this.pending.set(id, { start: process.hrtime.bigint(), moved: this.host.bytesMoved(), resolve, reject, keepAlive });
-      this.host.queueControl(encodeFrame(FrameType.PING, 0, 0, payload));
+      if (this.pending === null) this.pending = new Map();
+      this.pending.set(id, { start: performance.now(), moved: this.host.bytesMoved(), resolve, reject });
+      this.host.queueControl(pingFrame(0, id));
     });
   }
 
@@ -145,31 +169,56 @@ export class Liveness {
   onPing(flags: number, payload: Buffer): void {
     if (!(flags & Flag.ACK)) {
       this.host.queueControl(encodeFrame(FrameType.PING, Flag.ACK, 0, payload));
+      // Ours rides along if it is due in this half of the interval anyway.
+      if (this.wheelSlot !== -1 && this.deadline === null && this.heartbeat === null) {
+        if (this.keepAliveAt < 0 || performance.now() - this.keepAliveAt >= this.intervalMs / 2) this.sendKeepAlive(true);
+      }
       return;
     }
-    const id = payload.readBigUInt64BE(0);
-    const ping = this.pending.get(id);
+    const id = payload.readUInt32BE(0) * 2 ** 32 + payload.readUInt32BE(4);
+    if (this.deadline !== null && id === this.keepAliveId) {
+      this.clearDeadline();
+      this.sample(performance.now() - this.keepAliveAt, this.keepAliveMoved);
+      return;
+    }
+    const ping = this.pending?.get(id);
     if (!ping) return; // an answer nobody waits for any more
-    this.pending.delete(id);
-    const rtt = Number(process.hrtime.bigint() - ping.start) / 1e6;
+    this.pending!.delete(id);
+    ping.resolve(this.sample(performance.now() - ping.start, ping.moved));
+  }
+
+  private sample(rtt: number, movedBefore: number): number {
     this.lastRtt = rtt;
-    if (this.host.bytesMoved() - ping.moved <= this.quietBytes) {
+    if (this.host.bytesMoved() - movedBefore <= this.quietBytes) {
       if (this.minRtt === null || rtt < this.minRtt) this.minRtt = rtt;
       this.samples++;
     }
-    if (ping.keepAlive) this.clearDeadline();
-    ping.resolve(rtt);
+    return rtt;
   }
 
-  /** @internal */
+  /** @internal WheelMember: this connection's keepalive turn. */
   tick(): void {
     // One keepalive ping at a time, sent whatever else arrives: only its answer proves the
     // peer reads. A peer that keeps sending but never reads would satisfy any other test.
     // While we do not read ourselves (heartbeats), the answer could not be seen: no deadline.
     if (this.deadline || this.heartbeat) return;
+    // One went out with an answer lately: this turn is covered.
+    if (this.piggybacked && performance.now() - this.keepAliveAt < this.intervalMs / 2) return;
+    this.sendKeepAlive(false);
+  }
+
+  private sendKeepAlive(piggybacked: boolean): void {
     this.deadline = setTimeout(onDeadline, this.timeoutMs, this);
     this.deadline.unref();
-    this.ping(true).catch(() => {});
+    this.keepAliveId = this.nextId();
+    this.keepAliveAt = performance.now();
+    this.keepAliveMoved = this.host.bytesMoved();
+    this.piggybacked = piggybacked;
+    this.host.queueControl(pingFrame(0, this.keepAliveId));
+  }
+
+  private nextId(): number {
+    return this.counter++;
   }
 
   /** @internal */
@@ -178,17 +227,29 @@ export class Liveness {
     this.host.onKeepAliveTimeout(new MuxError('ERR_KEEPALIVE_TIMEOUT', `peer did not answer a keepalive ping within ${this.timeoutMs} ms`));
   }
 
-  /** Stops the timers and fails every unanswered ping with `err`. */
-  stop(err: Error): void {
+  /** Stops the timers and fails every unanswered ping with `err` (made only if one waits). */
+  stop(err: () => Error): void {
     this.setReading(true);
     this.writeDrained();
     if (this.probeTimer) clearTimeout(this.probeTimer);
     this.probeTimer = null;
-    if (this.interval) clearInterval(this.interval);
-    this.interval = null;
+    if (this.wheelSlot !== -1) wheelFor(this.intervalMs).remove(this);
     this.clearDeadline();
-    for (const ping of this.pending.values()) ping.reject(err);
-    this.pending.clear();
+    const pending = this.pending;
+    if (pending === null || pending.size === 0) return;
+    const error = err();
+    for (const ping of pending.values()) ping.reject(error);
+    pending.clear();
+  }
+
+  /** @internal Every round-trip probe has been sent and answered (for tests). */
+  get probesDone(): boolean {
+    return this.probeIndex > RTT_PROBE_DELAYS_MS.length && this.pendingPings === 0;
+  }
+
+  /** Pings waiting for their answer (keepalive's not counted). */
+  get pendingPings(): number {
+    return this.pending === null ? 0 : this.pending.size;
   }
 
   private clearDeadline(): void {
@@ -197,8 +258,19 @@ export class Liveness {
   }
 }
 
-function onInterval(liveness: Liveness): void {
-  liveness.tick();
+/** A PING whose 8-byte payload is `id` (below 2^53; the heartbeat's all-ones payload is never one). */
+function pingFrame(flags: number, id: number): Buffer {
+  const frame = Buffer.allocUnsafe(HEADER_LENGTH + PING_PAYLOAD_LENGTH);
+  writeHeader(frame, 0, FrameType.PING, flags, 0, PING_PAYLOAD_LENGTH);
+  frame.writeUInt32BE(Math.floor(id / 2 ** 32), HEADER_LENGTH);
+  frame.writeUInt32BE(id >>> 0, HEADER_LENGTH + 4);
+  return frame;
+}
+
+function noop(): void {}
+
+function onProbe(liveness: Liveness): void {
+  liveness.probe();
 }
 
 function onHeartbeat(liveness: Liveness): void {

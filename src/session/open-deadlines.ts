@@ -7,39 +7,42 @@ import { OpenState, type MuxStream } from './stream';
  * leaves as soon as it is accepted or closed, so only streams still waiting are held.
  */
 export class OpenDeadlines {
-  private readonly deadlines = new Map<MuxStream, number>();
+  // Made on first use: most connections never wait for an open.
+  private deadlines: Map<MuxStream, number> | null = null;
   private timer: NodeJS.Timeout | null = null;
 
-  /** @param onExpired called for a stream still waiting when its time is up. */
+  /** @param host told of a stream still waiting when its time is up. */
   constructor(
     private readonly timeoutMs: number,
-    private readonly onExpired: (stream: MuxStream) => void,
+    private readonly host: { openExpired(stream: MuxStream): void },
   ) {}
 
   watch(stream: MuxStream): void {
     if (this.timeoutMs === 0) return;
-    this.deadlines.set(stream, Date.now() + this.timeoutMs);
+    (this.deadlines ??= new Map()).set(stream, Date.now() + this.timeoutMs);
     if (this.timer === null) this.arm(this.timeoutMs);
   }
 
   forget(stream: MuxStream): void {
-    this.deadlines.delete(stream);
+    if (this.deadlines !== null) this.deadlines.delete(stream);
   }
 
   clear(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    this.deadlines.clear();
+    this.deadlines = null;
   }
 
   /** @internal The timer fired: expire what is overdue, then wait for the next one. */
   expire(): void {
     this.timer = null;
     const now = Date.now();
-    for (const [stream, at] of this.deadlines) {
+    const deadlines = this.deadlines;
+    if (deadlines === null) return;
+    for (const [stream, at] of deadlines) {
       if (at > now) return this.arm(at - now);
-      this.deadlines.delete(stream);
-      if (!stream.destroyed && stream.openState !== OpenState.OPEN) this.onExpired(stream);
+      deadlines.delete(stream);
+      if (!stream.destroyed && stream.openState !== OpenState.OPEN) this.host.openExpired(stream);
     }
   }
 

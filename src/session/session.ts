@@ -87,8 +87,7 @@ export class MuxConnection
     OpeningHost,
     ConnectionWindowHost
 {
-  /** The seed library's name for the stream opener; see {@link StreamPool}. */
-  readonly StreamPool: StreamPool;
+  private lazyStreamPool: StreamPool | null = null;
   /** Which end of the connection this is. */
   readonly role: Role;
   /** @internal */ readonly limits: SessionLimits;
@@ -107,27 +106,30 @@ export class MuxConnection
   private hooks: HandshakeHooks | null = null;
   /** Who the peer is when the transport cannot tell (a PROXY protocol header said so). */
   private peerAddress: ClientInfo | null = null;
-  private closeCallbacks: ((err?: Error) => void)[] = [];
+  private closeCallbacks: ((err?: Error) => void)[] | null = null;
 
   private scheduler!: WriteScheduler;
-  private handshake!: Handshake;
-  private openDeadlines!: OpenDeadlines;
-  private admission!: Admission<MuxConnection>;
-  private opening!: StreamOpening;
+  /** Until the connection is ready; then its counts move to the scheduler's and it is dropped. */
+  private handshake: Handshake | null = null;
+  // Made on first use (see their getters): an idle connection never needs them, and ten
+  // thousand idle connections would hold them for nothing.
+  private lazyOpenDeadlines: OpenDeadlines | null = null;
+  private lazyAdmission: Admission<MuxConnection> | null = null;
+  private lazyOpening: StreamOpening | null = null;
+  private lazyWindowBudget: WindowBudget | null = null;
+  private lazyConnectionWindow: ConnectionWindow | null = null;
   private liveness!: Liveness;
-  private windowBudget!: WindowBudget;
-  private shutdown!: Shutdown;
+  private lazyShutdown: Shutdown | null = null;
 
   // Updated for every DATA frame, so kept here rather than one object further away.
-  private counters = { bytesIn: 0, framesIn: 0 };
+  private bytesIn = 0;
+  private framesIn = 0;
   /** Received stream bytes the application has not read yet. */
   private receivedBuffered = 0;
   /** @internal Everything the peer makes this connection hold (see memory-account.ts). */
   account!: MemoryAccount;
-  /** What the peer may send on all streams together (see connection-window.ts). */
-  private connectionWindow!: ConnectionWindow;
   /** Streams with small pieces staged for a waiting reader, delivered once the current read is decoded. */
-  private toDeliver: MuxStream[] = [];
+  private toDeliver: MuxStream[] | null = null;
   /** @internal Work the peer causes without moving data. */
   wastedWork!: WastedWork;
   /** Why reading from the transport is paused (PauseReason bits); 0 = reading. */
@@ -147,9 +149,9 @@ export class MuxConnection
     if (this.role !== 'client' && this.role !== 'server') {
       throw new MuxError('ERR_INVALID_CONFIG', `option role must be 'client' or 'server', got ${String(this.role)}`);
     }
-    this.limits = resolveLimits(options);
+    // A server resolves its options once and hands every connection the same frozen limits.
+    this.limits = (options as { resolvedLimits?: SessionLimits }).resolvedLimits ?? resolveLimits(options);
     if (options.hello !== undefined) checkHello(options.hello);
-    this.StreamPool = new StreamPool(this);
     this.initLink();
     this.on('newListener', onNewListener);
     if (transport) this.attach(transport);
@@ -167,9 +169,9 @@ export class MuxConnection
     this.peerHello = null;
     this.hooks = null;
     this.peerAddress = null;
-    this.counters = { bytesIn: 0, framesIn: 0 };
+    this.bytesIn = this.framesIn = 0;
     this.receivedBuffered = 0;
-    this.toDeliver = [];
+    this.toDeliver = null;
     this.pausedFor = 0;
     this.lastDataStreamId = 0;
     this.contendedAt = -Infinity;
@@ -177,23 +179,63 @@ export class MuxConnection
     this.scheduler = new WriteScheduler(this);
     const pool = (this.options as { memoryPool?: MemoryPool }).memoryPool ?? null;
     this.account = new MemoryAccount(this.limits.maxBufferedBytes, 2 * this.limits.maxConnectionWindow, pool);
-    this.connectionWindow = new ConnectionWindow(this, this.limits, this.account);
+    this.lazyConnectionWindow = null;
     this.wastedWork = new WastedWork(this.limits.wastedWorkBurst, this.limits.wastedWorkPerSecond);
-    this.streams = new StreamTable(this.role);
-    this.decoder = new FrameDecoder(this, {
-      maxFrameSize: this.limits.maxFrameSize,
-      maxMetaBytes: this.limits.maxMetaBytes,
-      maxHelloBytes: Math.max(this.limits.maxMetaBytes, 64 * 1024),
-    });
-    this.openDeadlines = new OpenDeadlines(this.limits.openTimeout, (stream) => this.opening.expire(stream));
-    this.admission = new Admission<MuxConnection>(this, this.openDeadlines, this.limits.maxPendingStreams, this.options.acceptStream);
     // Twice the initial window may move during a quiet round trip: a window's worth is what a
     // long path has in flight before tuning has grown anything.
     this.liveness = new Liveness(this, this.limits.keepAliveInterval, this.limits.keepAliveTimeout, 2 * this.limits.initialWindow);
-    this.windowBudget = new WindowBudget(this.limits, this.liveness);
+    this.streams = new StreamTable(this.role, this.liveness);
+    this.decoder = new FrameDecoder(this, this.limits);
+    this.lazyOpenDeadlines = this.lazyAdmission = this.lazyOpening = null;
+    this.lazyWindowBudget = null;
     this.handshake = new Handshake(this, this.role, this.limits, this.options);
-    this.shutdown = new Shutdown(this, this.streams, this.admission, this.limits, this.role);
-    this.opening = new StreamOpening(this, this.streams, this.admission, this.openDeadlines, this.shutdown, this.limits);
+    this.lazyShutdown = null;
+  }
+
+  /** GO_AWAY, the close and idle timeouts: made when first needed (an idle connection never does). */
+  private get shutdown(): Shutdown {
+    return (this.lazyShutdown ??= new Shutdown(this, this.streams, this, this.limits, this.role));
+  }
+
+  private get openDeadlines(): OpenDeadlines {
+    return (this.lazyOpenDeadlines ??= new OpenDeadlines(this.limits.openTimeout, this));
+  }
+
+  private get admission(): Admission<MuxConnection> {
+    return (this.lazyAdmission ??= new Admission<MuxConnection>(
+      this,
+      this.openDeadlines,
+      this.limits.maxPendingStreams,
+      this.options.acceptStream,
+    ));
+  }
+
+  private get opening(): StreamOpening {
+    return (this.lazyOpening ??= new StreamOpening(this, this.streams, this.admission, this.openDeadlines, this.shutdown, this.limits));
+  }
+
+  private get windowBudget(): WindowBudget {
+    return (this.lazyWindowBudget ??= new WindowBudget(this.limits, this.liveness));
+  }
+
+  /** What the peer may send on all streams together (see connection-window.ts). */
+  private get connectionWindow(): ConnectionWindow {
+    return (this.lazyConnectionWindow ??= new ConnectionWindow(this, this.limits, this.account));
+  }
+
+  /** @internal An open's deadline passed (OpenDeadlines). */
+  openExpired(stream: MuxStream): void {
+    this.opening.expire(stream);
+  }
+
+  /** @internal Shutdown: streams the peer opened that wait for the application. */
+  get pending(): number {
+    return this.lazyAdmission === null ? 0 : this.lazyAdmission.pending;
+  }
+
+  /** @internal Shutdown: refuses every waiting stream (the connection is going away). */
+  refuseAll(code: WireErrorCode, reason: string): void {
+    if (this.lazyAdmission !== null) this.lazyAdmission.refuseAll(code, reason);
   }
 
   /** @internal A reconnecting MuxClient starts a new link once the old one is torn down. */
@@ -212,6 +254,11 @@ export class MuxConnection
       delete old[kSession];
     }
     this.initLink();
+  }
+
+  /** The seed library's name for the stream opener; see {@link StreamPool}. */
+  get StreamPool(): StreamPool {
+    return (this.lazyStreamPool ??= new StreamPool(this));
   }
 
   /** Same object as {@link StreamPool}. */
@@ -246,7 +293,8 @@ export class MuxConnection
 
   /** True after `close()` or `destroy()` began, or the peer went away. */
   get closing(): boolean {
-    return this.shutdown.sentGoAway || this.shutdown.receivedGoAway || this.state === 'closed';
+    const shutdown = this.lazyShutdown;
+    return (shutdown !== null && (shutdown.sentGoAway || shutdown.receivedGoAway)) || this.state === 'closed';
   }
 
   /** @internal Streams open in both directions. */
@@ -259,11 +307,11 @@ export class MuxConnection
     return {
       streamsOpenLocal: this.streams.localOpen,
       streamsOpenRemote: this.streams.remoteOpen,
-      pendingStreams: this.admission.pending,
-      bytesIn: this.counters.bytesIn,
-      bytesOut: this.handshake.bytesOut + this.scheduler.bytesOut,
-      framesIn: this.counters.framesIn,
-      framesOut: this.handshake.framesOut + this.scheduler.framesOut,
+      pendingStreams: this.pending,
+      bytesIn: this.bytesIn,
+      bytesOut: (this.handshake === null ? 0 : this.handshake.bytesOut) + this.scheduler.bytesOut,
+      framesIn: this.framesIn,
+      framesOut: (this.handshake === null ? 0 : this.handshake.framesOut) + this.scheduler.framesOut,
       bufferedIn: this.receivedBuffered,
       bufferedOut: this.scheduler.pendingControlBytes + (this.transport?.writableLength ?? 0),
       memoryUsed: this.account.used,
@@ -292,7 +340,7 @@ export class MuxConnection
     t.on('close', transportOnClose);
     t.on('drain', transportOnDrain);
     if (log.enabled) log('%s connection started over %s', this.role, transport.constructor.name);
-    this.handshake.start();
+    this.handshake!.start();
     if (t.destroyed) process.nextTick(() => this.teardown(new MuxError('ERR_CONNECTION_CLOSED', 'transport was already closed')));
   }
 
@@ -316,17 +364,21 @@ export class MuxConnection
     } catch (err) {
       this.failProtocol(err);
     }
-    if (this.toDeliver.length !== 0) this.deliverStaged();
+    if (this.toDeliver !== null && this.toDeliver.length !== 0) this.deliverStaged();
   }
 
   /** @internal HandshakeHost: starts the connection's work and lets the streams opened meanwhile go. */
   becomeReady(): void {
     this.state = 'ready';
+    const handshake = this.handshake!;
+    this.scheduler.framesOut += handshake.framesOut;
+    this.scheduler.bytesOut += handshake.bytesOut;
+    this.handshake = null;
     this.liveness.start();
-    this.shutdown.updateIdleTimer();
+    if (this.limits.idleTimeout !== 0) this.shutdown.updateIdleTimer();
     const peer = this.peer!;
     this.scheduler.addSendCredit(peer.connectionWindow);
-    this.opening.openWaiting(peer);
+    if (this.lazyOpening !== null) this.lazyOpening.openWaiting(peer); // streams opened during the handshake
     if (log.enabled) log('%s connection ready (peer window %d, peer max streams %d)', this.role, peer.initialWindow, peer.maxStreams);
     this.emit('connect');
     if (this.hooks) this.hooks.onReady(this);
@@ -347,7 +399,7 @@ export class MuxConnection
 
   /** @internal A `stream` listener was added. */
   scheduleBacklog(): void {
-    this.admission.scheduleDrain();
+    if (this.lazyAdmission !== null) this.lazyAdmission.scheduleDrain();
   }
 
   // ---- frames from the peer --------------------------------------------------------------
@@ -390,15 +442,15 @@ export class MuxConnection
       this.calmDown('empty DATA frames');
     }
     if (last) {
-      this.counters.framesIn++;
+      this.framesIn++;
       if (flags & Flag.FIN) stream.onFin();
     }
   }
 
   /** @internal FrameSink */
   onControl(type: FrameType, flags: number, streamId: number, payload: Buffer): void {
-    this.counters.framesIn++;
-    if (this.state === 'handshake') return this.handshake.onFrame(type, payload);
+    this.framesIn++;
+    if (this.state === 'handshake') return this.handshake!.onFrame(type, payload);
     switch (type) {
       case FrameType.WINDOW_UPDATE:
         return this.onWindowUpdateFrame(streamId, payload.readUInt32BE(0));
@@ -453,7 +505,7 @@ export class MuxConnection
 
   /** Sends a PING and resolves to the round-trip time in milliseconds. */
   ping(): Promise<number> {
-    if (this.state === 'closed' || this.shutdown.ending) {
+    if (this.state === 'closed' || (this.lazyShutdown !== null && this.lazyShutdown.ending)) {
       return Promise.reject(new MuxError('ERR_CONNECTION_CLOSED', 'connection is closed'));
     }
     return this.liveness.ping();
@@ -461,7 +513,7 @@ export class MuxConnection
 
   /** @internal LivenessHost */
   bytesMoved(): number {
-    return this.counters.bytesIn + this.handshake.bytesOut + this.scheduler.bytesOut;
+    return this.bytesIn + (this.handshake === null ? 0 : this.handshake.bytesOut) + this.scheduler.bytesOut;
   }
 
   /** @internal LivenessHost */
@@ -498,13 +550,13 @@ export class MuxConnection
 
   /** @internal StreamHost */
   streamClosed(stream: MuxStream): void {
-    this.openDeadlines.forget(stream);
+    if (this.lazyOpenDeadlines !== null) this.lazyOpenDeadlines.forget(stream);
     if (stream.chargedCost !== 0) {
       this.account.releaseStream(stream.chargedCost, stream.chargedMeta);
       stream.chargedCost = stream.chargedMeta = 0;
     }
     if (!this.streams.remove(stream)) return;
-    this.windowBudget.release(stream);
+    if (this.lazyWindowBudget !== null) this.lazyWindowBudget.release(stream);
     if (this.streams.size === 0) this.shutdown.updateIdleTimer();
     this.shutdown.maybeFinish();
   }
@@ -519,7 +571,7 @@ export class MuxConnection
 
   /** @internal StreamHost */
   deliverLater(stream: MuxStream): void {
-    this.toDeliver.push(stream);
+    (this.toDeliver ??= []).push(stream);
   }
 
   /** The peer made us hold more than `maxBufferedBytes`: it broke its credit or stopped reading. */
@@ -565,7 +617,7 @@ export class MuxConnection
 
   /** @internal ConnectionWindowHost */
   streamWindowsTotal(): number {
-    return this.streams.size * this.limits.initialWindow + this.windowBudget.grownBy;
+    return this.streams.size * this.limits.initialWindow + (this.lazyWindowBudget === null ? 0 : this.lazyWindowBudget.grownBy);
   }
 
   /** @internal SchedulerHost */
@@ -621,15 +673,15 @@ export class MuxConnection
   /** @internal */
   onTransportData(chunk: Buffer): void {
     if (this.state === 'closed') return;
-    this.counters.bytesIn += chunk.length;
-    const framesBefore = this.counters.framesIn;
+    this.bytesIn += chunk.length;
+    const framesBefore = this.framesIn;
     try {
       this.decoder.push(chunk);
     } catch (err) {
       this.failProtocol(err);
     }
-    if (this.toDeliver.length !== 0) this.deliverStaged();
-    if (this.counters.framesIn - framesBefore > FRAMES_PER_TURN && this.state === 'ready') {
+    if (this.toDeliver !== null && this.toDeliver.length !== 0) this.deliverStaged();
+    if (this.framesIn - framesBefore > FRAMES_PER_TURN && this.state === 'ready') {
       this.pauseReading(PauseReason.YIELD);
       setImmediate(resumeAfterYield, this);
     }
@@ -637,7 +689,7 @@ export class MuxConnection
 
   /** Small pieces decoded from one read reach each waiting reader as one chunk. */
   private deliverStaged(): void {
-    const streams = this.toDeliver;
+    const streams = this.toDeliver!;
     for (let i = 0; i < streams.length; i++) streams[i].deliverStaged();
     streams.length = 0;
   }
@@ -647,7 +699,7 @@ export class MuxConnection
     if (log.enabled) log('%s protocol failure: %s %s', this.role, error.code, error.message);
     // Tell a muxer peer why, unless it never spoke our protocol at all.
     if (this.state === 'ready') this.writeControlNow(encodeGoAway(error.wireCode, error.message));
-    else if (this.state === 'handshake' && isProtocolError(error)) this.handshake.explainFailure(error, this.decoder.peerVersion);
+    else if (this.state === 'handshake' && isProtocolError(error)) this.handshake!.explainFailure(error, this.decoder.peerVersion);
     this.shutdown.endTransport();
     this.teardown(error);
   }
@@ -695,7 +747,7 @@ export class MuxConnection
         process.nextTick(callback);
         return;
       }
-      this.closeCallbacks.push(callback);
+      (this.closeCallbacks ??= []).push(callback);
     }
     if (this.state === 'closed' || this.shutdown.sentGoAway) return;
     if (this.state !== 'ready') {
@@ -744,30 +796,35 @@ export class MuxConnection
     if (this.state === 'closed') return;
     const wasHandshaking = this.state === 'handshake' || this.state === 'idle';
     this.state = 'closed';
-    this.handshake.stop();
-    this.shutdown.stop();
-    this.openDeadlines.clear();
+    if (this.handshake !== null) this.handshake.stop();
+    if (this.lazyShutdown !== null) this.lazyShutdown.stop();
+    if (this.lazyOpenDeadlines !== null) this.lazyOpenDeadlines.clear();
     const t = this.transport;
-    if (t && !this.shutdown.ending && !t.destroyed) t.destroy();
+    if (t && !(this.lazyShutdown !== null && this.lazyShutdown.ending) && !t.destroyed) t.destroy();
 
-    const streamErr = new MuxError('ERR_CONNECTION_CLOSED', err ? `connection closed: ${err.message}` : 'connection closed', {
-      cause: err ?? undefined,
-    });
-    const streams = [...this.streams.clear(), ...this.opening.takeWaiting()];
-    this.admission.clear();
+    // Made only when a stream or a ping is there to receive it: an idle connection's close is cheap.
+    let streamErr: MuxError | null = null;
+    const closedError = (): MuxError =>
+      (streamErr ??= new MuxError('ERR_CONNECTION_CLOSED', err ? `connection closed: ${err.message}` : 'connection closed', {
+        cause: err ?? undefined,
+      }));
+    const streams = this.streams.clear();
+    if (this.lazyOpening !== null) streams.push(...this.lazyOpening.takeWaiting());
+    if (this.lazyAdmission !== null) this.lazyAdmission.clear();
     this.scheduler.clear();
-    this.windowBudget.clear();
+    if (this.lazyWindowBudget !== null) this.lazyWindowBudget.clear();
     this.account.close();
-    this.toDeliver.length = 0;
-    for (const stream of streams) stream.abort(streamErr);
-    this.liveness.stop(streamErr);
+    this.toDeliver = null;
+    for (const stream of streams) stream.abort(closedError());
+    this.liveness.stop(closedError);
 
     const reportErr = this.appDestroyed ? null : err;
     if (log.enabled) log('%s connection closed%s', this.role, reportErr ? `: ${reportErr.code} ${reportErr.message}` : '');
     // A client that reconnects reports `reconnecting` instead, and is not closed.
     if (this.linkLost(reportErr, this.appDestroyed)) return;
     this.onClosed(reportErr, wasHandshaking);
-    for (const callback of this.closeCallbacks.splice(0)) callback();
+    if (this.closeCallbacks !== null) for (const callback of this.closeCallbacks.splice(0)) callback();
+    if (this.hooks !== null && this.hooks.onClose) this.hooks.onClose(this);
     this.emit('close', reportErr !== null);
   }
 

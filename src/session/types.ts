@@ -76,6 +76,8 @@ export interface HandshakeHooks {
   onReady(connection: MuxConnection): void;
   /** The handshake failed with `err` (the connection is closing). */
   onHandshakeFailed(connection: MuxConnection, err: MuxError): void;
+  /** The connection closed, after or during its handshake (just before its `close` event). */
+  onClose?(connection: MuxConnection): void;
 }
 
 /** Figures from {@link MuxConnection.stats}. */

@@ -31,7 +31,8 @@ export class WindowBudget {
   /** Bytes by which auto-tuning grew the windows of open streams, together. */
   private growth = 0;
   /** Streams whose receive window is above the initial one: where the budget went. */
-  private readonly grown = new Set<MuxStream>();
+  // Made when a window first grows: most connections never grow one.
+  private grown: Set<MuxStream> | null = null;
   private lastReclaimAt = -Infinity;
 
   constructor(
@@ -69,20 +70,20 @@ export class WindowBudget {
   /** `stream`'s receive window changed size by `delta` bytes (it is already resized). */
   resized(stream: MuxStream, delta: number): void {
     this.growth += delta;
-    if (stream.receiveWindowSize > this.limits.initialWindow) this.grown.add(stream);
-    else this.grown.delete(stream);
+    if (stream.receiveWindowSize > this.limits.initialWindow) (this.grown ??= new Set()).add(stream);
+    else if (this.grown !== null) this.grown.delete(stream);
   }
 
   /** The connection is gone: forget every stream (so none is kept alive from here). */
   clear(): void {
     this.growth = 0;
-    this.grown.clear();
+    this.grown = null;
   }
 
   /** `stream` closed: whatever its window grew returns to the budget. */
   release(stream: MuxStream): void {
     this.growth -= stream.receiveWindowSize - this.limits.initialWindow;
-    this.grown.delete(stream);
+    if (this.grown !== null) this.grown.delete(stream);
   }
 
   /**
@@ -94,6 +95,7 @@ export class WindowBudget {
     if (minRtt === null || now - this.lastReclaimAt < minRtt) return false;
     this.lastReclaimAt = now;
     const before = this.growth;
+    if (this.grown === null) return false;
     for (const stream of this.grown) {
       if (stream !== needy && mayReclaim(stream.windowIdleMs(now), minRtt)) stream.shrinkWindow(this.limits.initialWindow, now);
     }

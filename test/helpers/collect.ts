@@ -8,7 +8,7 @@ export type DecodedFrame =
   | { kind: 'oversize-open'; streamId: number; length: number };
 
 /** Generous limits for tests that are not about limits. */
-export const TEST_LIMITS: DecoderLimits = Object.freeze({
+export const TEST_LIMITS: Required<DecoderLimits> = Object.freeze({
   maxFrameSize: 65536,
   maxMetaBytes: 65536,
   maxHelloBytes: 65536,
