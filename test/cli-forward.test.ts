@@ -297,16 +297,7 @@ test(
     assert.equal(await echoThrough(remotePort, 'first'), 'first');
     first.proc.child.kill('SIGKILL');
     await forward.waitFor(/connection to the server lost/);
-    const second = spawnCli(t, ['serve', '--port', String(first.port), ...serveArgs]);
-    await second.waitFor(/listening on/);
-    await forward.waitFor(/re-established/, 10_000);
-    await withTimeout(
-      (async () => {
-        while ((forward.stdout.match(/the server listens on/g) ?? []).length < 2) await new Promise((resolve) => setTimeout(resolve, 50));
-      })(),
-      10_000,
-      'the reverse forward registered again',
-    );
+    await restartAndReregister(t, first.port, serveArgs, forward);
     assert.equal(await echoThrough(remotePort, 'second'), 'second');
   },
 );
@@ -359,17 +350,8 @@ test(
 
     assert.equal((await first.proc.exited()).code, 0);
     await forward.waitFor(/reconnecting, ports stay open/);
-    const second = spawnCli(t, ['serve', '--port', String(first.port), ...serveArgs]);
-    await second.waitFor(/listening on/);
-    await forward.waitFor(/re-established/, 10_000);
+    await restartAndReregister(t, first.port, serveArgs, forward);
     assert.equal(await echoThrough(port, 'local'), 'local');
-    await withTimeout(
-      (async () => {
-        while ((forward.stdout.match(/the server listens on/g) ?? []).length < 2) await new Promise((resolve) => setTimeout(resolve, 50));
-      })(),
-      10_000,
-      'the reverse forward registered again',
-    );
     assert.equal(await echoThrough(remotePort, 'remote'), 'remote');
     assert.doesNotMatch(forward.stdout, /connection to the server lost/, 'a graceful shutdown is not reported as a crash');
   },
@@ -407,4 +389,23 @@ function freePort(): Promise<number> {
       probe.close(() => resolve(port));
     });
   });
+}
+
+/** Starts serve again on `port`; resolves once the forward is back and has its -R registered again. */
+async function restartAndReregister(
+  t: TestContext,
+  port: number,
+  serveArgs: string[],
+  forward: ReturnType<typeof spawnCli>,
+): Promise<void> {
+  const second = spawnCli(t, ['serve', '--port', String(port), ...serveArgs]);
+  await second.waitFor(/listening on/);
+  await forward.waitFor(/re-established/, 10_000);
+  await withTimeout(
+    (async () => {
+      while ((forward.stdout.match(/the server listens on/g) ?? []).length < 2) await new Promise((resolve) => setTimeout(resolve, 50));
+    })(),
+    10_000,
+    'the reverse forward registered again',
+  );
 }
