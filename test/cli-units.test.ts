@@ -15,6 +15,7 @@ import {
   splitList,
   UsageError,
 } from '../src/cli/args';
+import { BurstReporter, MAX_KINDS } from '../src/cli/bursts';
 import { join } from '../src/cli/join';
 import { Progress } from '../src/cli/progress';
 import { withTimeout } from './helpers/async';
@@ -319,4 +320,22 @@ describe('join', () => {
       );
     },
   );
+});
+
+describe('BurstReporter', () => {
+  test('the first of a kind at once, its repeats as one line; kinds past MAX_KINDS only counted', () => {
+    const lines: string[] = [];
+    const bursts = new BurstReporter((line) => lines.push(line), 60_000);
+    for (let i = 0; i < 5; i++) bursts.note('refused');
+    for (let i = 0; i < 10_000; i++) bursts.note(`reset: peer reason ${i}`);
+    assert.equal(lines.length, MAX_KINDS, 'one line per kind, up to the cap');
+    bursts.flush();
+    assert.deepEqual(lines.slice(MAX_KINDS), [
+      'refused (4 more like it within 60 s)',
+      `(${10_000 - (MAX_KINDS - 1)} more messages of other kinds within 60 s)`,
+    ]);
+    bursts.note('refused');
+    assert.equal(lines.at(-1), 'refused', 'a new burst starts after a flush');
+    bursts.flush();
+  });
 });
