@@ -519,4 +519,21 @@ describe('WriteScheduler: clear() and the control backlog', () => {
     assert.equal(h.scheduler.pendingControlBytes, 0);
     assert.equal(h.frames().length, count);
   });
+  test("the first two flushes of a turn leave at the end of their tick, later ones together after the turn's I/O", async () => {
+    const hs = [harness(), harness(), harness(), harness()];
+    // Start from a turn of the event loop in which nothing has flushed yet.
+    await immediate();
+    await immediate();
+    const written = await new Promise<{ atTick: number[]; atTurnEnd: number[] }>((resolve) => {
+      setTimeout(() => {
+        hs.forEach((h, i) => h.scheduler.queueControl(ping(i)));
+        process.nextTick(() => {
+          const atTick = hs.map((h) => h.frames().length);
+          setImmediate(() => resolve({ atTick, atTurnEnd: hs.map((h) => h.frames().length) }));
+        });
+      }, 1);
+    });
+    assert.deepEqual(written.atTick, [1, 1, 0, 0], 'a window update or an answer must not wait for the turn to end');
+    assert.deepEqual(written.atTurnEnd, [1, 1, 1, 1]);
+  });
 });

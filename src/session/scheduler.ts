@@ -1,4 +1,5 @@
 import type { Duplex } from 'node:stream';
+import { EAGER_FLUSHES_PER_TURN } from '../config';
 import { encodeFrame, encodeHeader } from '../codec/encode';
 import { Flag, FrameType, HEADER_LENGTH, MAX_WINDOW } from '../protocol/constants';
 import type { AnyMuxStream as MuxStream } from './stream';
@@ -24,6 +25,13 @@ const CONTROL_BACKLOG_LIMIT = 1024 * 1024;
 // One flush writes at most this much stream data before yielding to I/O, so a busy
 // connection cannot starve the event loop.
 const FLUSH_BUDGET = 1024 * 1024;
+// Flushes at the end of their tick so far in this turn of the event loop, in the whole process.
+let eagerFlushesThisTurn = 0;
+
+function newTurn(): void {
+  eagerFlushesThisTurn = 0;
+}
+
 // A payload this small is copied behind its header: one buffer is one plain write() when it
 // goes out alone (a round trip of small messages), where header and payload would be a writev.
 const COPY_PAYLOAD_MAX = 1024;
@@ -98,14 +106,22 @@ export class WriteScheduler {
   }
 
   /**
-   * Runs a flush once this turn of the event loop has run its I/O callbacks, so that what
-   * many sockets or streams wrote in one turn (a thousand forwarded requests read in one
-   * poll) goes out as one writev, not one per callback as at the end of each tick.
+   * Runs a flush at the end of this tick, or, once this turn of the event loop has flushed
+   * that way EAGER_FLUSHES_PER_TURN times, after the turn's I/O callbacks. A window update
+   * or an answer then leaves as soon as the callback that made it returns (waiting for the
+   * turn's end idles both peers: bulk rate and ping latency suffer), while what many
+   * sockets wrote in one turn (a thousand forwarded requests read in one poll) still goes
+   * out as one writev, not one per callback.
    */
   schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;
-    setImmediate(flushTick, this);
+    if (eagerFlushesThisTurn < EAGER_FLUSHES_PER_TURN) {
+      if (eagerFlushesThisTurn++ === 0) setImmediate(newTurn);
+      process.nextTick(flushTick, this);
+    } else {
+      setImmediate(flushTick, this);
+    }
   }
 
   /**
