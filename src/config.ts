@@ -105,8 +105,24 @@ export const DEFAULTS: Readonly<SessionLimits> = Object.freeze({
   noDelay: true,
 });
 
-/** Merges `options` over {@link DEFAULTS} and checks every value; throws `ERR_INVALID_CONFIG`. */
+/**
+ * Merges `options` over {@link DEFAULTS} and checks every value; throws `ERR_INVALID_CONFIG`.
+ * Options that set no limit get one shared, frozen result (a client per connection then
+ * neither copies nor checks the defaults again, and its HELLO bytes are made once).
+ */
 export function resolveLimits(options: Partial<SessionLimits> = {}): SessionLimits {
+  if (!setsAnyLimit(options)) return (resolvedDefaults ??= Object.freeze(resolveGiven(options)));
+  return resolveGiven(options);
+}
+
+let resolvedDefaults: SessionLimits | null = null;
+
+function setsAnyLimit(options: Partial<SessionLimits>): boolean {
+  for (const key in DEFAULTS) if (options[key as keyof SessionLimits] !== undefined) return true;
+  return false;
+}
+
+function resolveGiven(options: Partial<SessionLimits>): SessionLimits {
   const limits: SessionLimits = { ...DEFAULTS };
   for (const key of Object.keys(DEFAULTS) as (keyof SessionLimits)[]) {
     const value = options[key];

@@ -75,4 +75,31 @@ describe('HELLO settings', () => {
     assert.deepEqual(parsed, VALID);
     assert.equal('futureSetting' in parsed, false);
   });
+  test('the same greeting-free payload parses once: later connections share its frozen settings', () => {
+    const bytes = json({ ...VALID, initialWindow: 300000 });
+    const first = parseSettings(bytes);
+    const again = parseSettings(Buffer.from(bytes));
+    assert.equal(again, first);
+    assert.ok(Object.isFrozen(first));
+    // The cache holds a copy: a reused read buffer does not change what later payloads match.
+    bytes.fill(0x20);
+    assert.equal(parseSettings(json({ ...VALID, initialWindow: 300000 })), first);
+    const other = parseSettings(json({ ...VALID, initialWindow: 300001 }));
+    assert.equal(other.initialWindow, 300001);
+    assert.equal(parseSettings(json({ ...VALID, initialWindow: 300000 })).initialWindow, 300000);
+  });
+
+  test("a payload with a greeting is parsed for each connection: no client shares another's hello", () => {
+    const bytes = json({ ...VALID, hello: { token: 'a' } });
+    const first = parseSettings(bytes);
+    const second = parseSettings(bytes);
+    assert.notEqual(second, first);
+    assert.notEqual(second.hello, first.hello);
+    assert.deepEqual(second, first);
+  });
+
+  test('a malformed payload fails even after a valid one was cached', () => {
+    parseSettings(json(VALID));
+    assertHandshakeFailure(json({ ...VALID, maxFrameSize: 1 }), /maxFrameSize/);
+  });
 });

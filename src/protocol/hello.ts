@@ -36,8 +36,29 @@ export function encodeSettings(settings: PeerSettings): Buffer {
   return encodeIJson(settings, 'hello');
 }
 
-/** Parses and checks a HELLO payload; throws `ERR_HANDSHAKE_FAILED` on anything malformed. */
-export function parseSettings(payload: Buffer): PeerSettings {
+/**
+ * The last HELLO payload without a greeting that was parsed, and its settings: a server's
+ * clients, and a client's connections to one server, all send the same bytes.
+ */
+let lastPayload: Buffer | null = null;
+let lastSettings: Readonly<PeerSettings> | null = null;
+
+/**
+ * Parses and checks a HELLO payload; throws `ERR_HANDSHAKE_FAILED` on anything malformed.
+ * The result is frozen when it may be shared with other connections.
+ */
+export function parseSettings(payload: Buffer): Readonly<PeerSettings> {
+  if (lastPayload !== null && payload.equals(lastPayload)) return lastSettings!;
+  const settings = parseFresh(payload);
+  if (settings.hello === null) {
+    // A copy: the payload is a view of a socket read that must not stay pinned.
+    lastPayload = Buffer.from(payload);
+    lastSettings = Object.freeze(settings);
+  }
+  return settings;
+}
+
+function parseFresh(payload: Buffer): PeerSettings {
   const { value } = parseIJson(payload, 'HELLO payload', 'ERR_HANDSHAKE_FAILED');
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new MuxError('ERR_HANDSHAKE_FAILED', 'HELLO payload must be a JSON object');

@@ -24,7 +24,7 @@ export interface HandshakeHost {
   readonly remoteAddress: string | undefined;
   readonly remotePort: number | undefined;
   /** The peer's HELLO arrived: its settings apply from now on. */
-  helloReceived(settings: PeerSettings): void;
+  helloReceived(settings: Readonly<PeerSettings>): void;
   /** Stop reading frames while `authenticate` decides about the client. */
   holdFrames(): void;
   /** Read again, starting with the frames the client sent behind its HELLO. */

@@ -100,7 +100,7 @@ export class MuxConnection
   private decoder!: FrameDecoder;
   private streams!: StreamTable;
   /** @internal The peer's HELLO settings; null until it arrives. */
-  peer: PeerSettings | null = null;
+  peer: Readonly<PeerSettings> | null = null;
   /** The peer's `hello` value from the handshake (server side); `null` if none was sent. */
   peerHello: JsonValue = null;
   private hooks: HandshakeHooks | null = null;
@@ -345,7 +345,7 @@ export class MuxConnection
   }
 
   /** @internal HandshakeHost */
-  helloReceived(settings: PeerSettings): void {
+  helloReceived(settings: Readonly<PeerSettings>): void {
     this.peer = settings;
     if (this.role === 'server') this.peerHello = settings.hello;
   }

@@ -31,7 +31,7 @@ export interface OpeningHost extends StreamHost {
   readonly role: Role;
   readonly state: SessionState;
   /** The peer's HELLO settings; null until it arrives. */
-  readonly peer: PeerSettings | null;
+  readonly peer: Readonly<PeerSettings> | null;
   /** What the peer makes the connection hold: its streams and metas are charged here. */
   readonly account: MemoryAccount;
   /** Work the peer causes without moving data; refusals spend it. */
@@ -112,7 +112,7 @@ export class StreamOpening {
   }
 
   /** The handshake is done: the streams opened meanwhile go, one by one against the peer's limits. */
-  openWaiting(peer: PeerSettings): void {
+  openWaiting(peer: Readonly<PeerSettings>): void {
     const waiting = this.waitingForReady.splice(0);
     let admitted = 0;
     for (const stream of waiting) {
@@ -217,7 +217,7 @@ export class StreamOpening {
   }
 
   /** Why a stream with this meta may not be opened now (with `open` local streams), or null. */
-  private checkAllowed(peer: PeerSettings, metaBytes: Buffer, open = this.streams.localOpen): MuxError | null {
+  private checkAllowed(peer: Readonly<PeerSettings>, metaBytes: Buffer, open = this.streams.localOpen): MuxError | null {
     if (this.shutdown.sentGoAway || this.shutdown.receivedGoAway) {
       return new MuxError('ERR_GOING_AWAY', 'connection is closing; no new streams');
     }
