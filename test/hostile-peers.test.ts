@@ -217,8 +217,12 @@ describe('received data is counted at its real cost', () => {
   });
 
   test('the connection window starts small and grows while its streams offer more, unless the server is out of memory', T, async (t) => {
-    /** Sends 1 MiB over 8 read streams and returns what the server granted back on stream 0. */
-    async function granted(serverOptions: Parameters<typeof serveForTest>[1]): Promise<number> {
+    /**
+     * Sends 1 MiB over 8 read streams and returns what the server granted back on stream 0,
+     * once that is at least `enough`. What was read comes back in batches: up to half the
+     * window may stay owed while the peer holds more credit than that (no stall).
+     */
+    async function granted(serverOptions: Parameters<typeof serveForTest>[1], enough: number): Promise<number> {
       const { server, port } = await serveForTest(t, serverOptions);
       server.on('connection', (con) => con.on('stream', (stream: MuxStream) => stream.resume()));
       const { peer } = await rawClientForTest(t, server, port);
@@ -228,18 +232,18 @@ describe('received data is counted at its real cost', () => {
       const total = (): number => peer.framesOf(FrameType.WINDOW_UPDATE, 0).reduce((sum, f) => sum + f.payload.readUInt32BE(0), 0);
       // Credit comes back as the streams are read: wait for all of it (a loaded machine reads
       // late), then a little longer, so that more than that would be seen too.
-      await waitFor(() => total() >= MiB, 10_000, 'the connection credit for everything read');
+      await waitFor(() => total() >= enough, 10_000, `at least ${enough} bytes of connection credit`);
       await delay(100);
       await peer.sync();
       assert.equal(peer.framesOf(FrameType.ACCEPT).length, 8, 'every stream was accepted');
       return total();
     }
     // 8 streams offer 2 MiB of window: the 1 MiB connection window grows toward it.
-    const grown = await granted({});
+    const grown = await granted({}, MiB + 1);
     assert.ok(grown > MiB, `granted ${grown} bytes for 1 MiB read`);
     // A server whose memory cannot cover the growth gives back what was read, and no more.
-    const flat = await granted({ maxServerMemory: 512 * 1024 });
-    assert.equal(flat, MiB);
+    const flat = await granted({ maxServerMemory: 512 * 1024 }, MiB / 2);
+    assert.ok(flat >= MiB / 2 && flat <= MiB, `granted ${flat} bytes for 1 MiB read`);
   });
 
   test('a connection WINDOW_UPDATE that overflows 2^31-1 is a FLOW_CONTROL_ERROR; one of 0 a PROTOCOL_ERROR', T, async (t) => {
