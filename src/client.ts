@@ -87,7 +87,6 @@ export class MuxClient extends MuxConnection {
       if (this.socket !== socket) return socket.destroy();
       this.clearConnectTimer();
       if (this.state === 'closed') return;
-      if (this.limits.noDelay) socket.setNoDelay(true);
       this.attach(socket);
     });
     // Connecting (and the TLS handshake) counts toward handshakeTimeout too.

@@ -48,7 +48,7 @@ export interface SessionLimits {
   idleTimeout: number;
   /** Grace period after `close()` for open streams to finish before they are reset, in milliseconds. */
   closeTimeout: number;
-  /** Disable Nagle's algorithm on TCP sockets the library opens or accepts. */
+  /** Disable Nagle's algorithm on TCP sockets the library opens or accepts, from the connection's first stream on. */
   noDelay: boolean;
 }
 

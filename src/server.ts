@@ -290,7 +290,6 @@ export class MuxServer extends TypedEventEmitter<MuxServerEvents> implements Han
     const full = this.overloaded();
     if (full !== null) return this.refuse(socket, full, client);
     const connection = new MuxConnection(null, this.connectionOptions);
-    if (connection.limits.noDelay) socket.setNoDelay(true);
     this.handshaking.add(connection);
     connection.attach(socket, this, client);
   }

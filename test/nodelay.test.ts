@@ -1,6 +1,8 @@
 /**
  * Nagle's algorithm: the muxer coalesces its own writes, so the TCP sockets that MuxServer
- * accepts and MuxClient opens get setNoDelay(true), unless the option noDelay is false.
+ * accepts and MuxClient opens get setNoDelay(true) with their first stream, unless the
+ * option noDelay is false. An idle link (HELLO and keepalives only) keeps Nagle, which
+ * never holds its single small writes, and saves the system call.
  * Observed by spying on net.Socket.prototype.setNoDelay and matching calls to the sockets
  * each side runs on (its transportSocket).
  */
@@ -18,6 +20,11 @@ async function connectSpied(t: TestContext, options: { server?: MuxServerOptions
   const spy = t.mock.method(net.Socket.prototype, 'setNoDelay');
   const setup = await startTcp(options);
   t.after(() => setup.cleanup());
+  const idleCalls = spy.mock.calls.length;
+  // Both sides see a stream: the client opens it, the server accepts it.
+  const accepted = new Promise<MuxStream>((resolve) => setup.serverCon.once('stream', resolve));
+  const opened = await setup.client.StreamPool.createStream('first');
+  (await accepted).pipe(await accepted);
   const serverSocket = setup.serverCon.transportSocket;
   const clientSocket = setup.client.transportSocket;
   assert.ok(serverSocket instanceof net.Socket, "the server's connection runs on a net.Socket");
@@ -32,11 +39,12 @@ async function connectSpied(t: TestContext, options: { server?: MuxServerOptions
     const last = calls[calls.length - 1];
     return last.length === 0 || last[0] === undefined || last[0] === true;
   };
-  return { setup, serverSocket, clientSocket, callsOn, noDelayOn };
+  return { setup, serverSocket, clientSocket, callsOn, noDelayOn, idleCalls, opened };
 }
 
-test('sockets MuxServer accepts and MuxClient opens get setNoDelay(true) by default', T, async (t) => {
-  const { serverSocket, clientSocket, callsOn, noDelayOn } = await connectSpied(t, {});
+test('sockets MuxServer accepts and MuxClient opens get setNoDelay(true) by default, with their first stream', T, async (t) => {
+  const { serverSocket, clientSocket, callsOn, noDelayOn, idleCalls } = await connectSpied(t, {});
+  assert.equal(idleCalls, 0, 'no setNoDelay while the link has carried no stream');
   assert.deepEqual(callsOn(serverSocket), [[true]]);
   assert.deepEqual(callsOn(clientSocket), [[true]]);
   assert.equal(noDelayOn(serverSocket), true);
@@ -62,9 +70,16 @@ test('each side follows its own noDelay option: a server with noDelay: false aga
 });
 
 test('streams carry data both ways with Nagle left on', T, async (t) => {
-  const { setup } = await connectSpied(t, { server: { noDelay: false }, client: { noDelay: false } });
-  setup.serverCon.on('stream', (stream: MuxStream) => stream.pipe(stream));
-  const stream = await setup.client.StreamPool.createStream('echo');
-  stream.end('hello over a Nagle socket');
-  assert.equal((await collect(stream)).toString(), 'hello over a Nagle socket');
+  const { opened } = await connectSpied(t, { server: { noDelay: false }, client: { noDelay: false } });
+  opened.end('hello over a Nagle socket');
+  assert.equal((await collect(opened)).toString(), 'hello over a Nagle socket');
+});
+
+test('later streams do not set it again', T, async (t) => {
+  const { setup, serverSocket, clientSocket, callsOn } = await connectSpied(t, {});
+  setup.serverCon.on('stream', (stream: MuxStream) => stream.resume());
+  const more = await Promise.all([1, 2, 3].map(() => setup.client.StreamPool.createStream('more')));
+  for (const stream of more) stream.destroy();
+  assert.deepEqual(callsOn(serverSocket), [[true]]);
+  assert.deepEqual(callsOn(clientSocket), [[true]]);
 });

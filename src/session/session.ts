@@ -1,5 +1,6 @@
 import { TypedEventEmitter } from '../events';
 import type { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
 import { resolveLimits, type SessionLimits } from '../config';
 import type { JsonValue } from '../meta';
 import { MemoryAccount, type MemoryPool } from './memory-account';
@@ -184,7 +185,7 @@ export class MuxConnection
     // Twice the initial window may move during a quiet round trip: a window's worth is what a
     // long path has in flight before tuning has grown anything.
     this.liveness = new Liveness(this, this.limits.keepAliveInterval, this.limits.keepAliveTimeout, 2 * this.limits.initialWindow);
-    this.streams = new StreamTable(this.role, this.liveness);
+    this.streams = new StreamTable(this.role, this);
     this.decoder = new FrameDecoder(this, this.limits);
     this.lazyOpenDeadlines = this.lazyAdmission = this.lazyOpening = null;
     this.lazyWindowBudget = null;
@@ -342,6 +343,17 @@ export class MuxConnection
     if (log.enabled) log('%s connection started over %s', this.role, transport.constructor.name);
     this.handshake!.start();
     if (t.destroyed) process.nextTick(() => this.teardown(new MuxError('ERR_CONNECTION_CLOSED', 'transport was already closed')));
+  }
+
+  /**
+   * @internal StreamTable: the link's first stream. Only now are the round trips measured and
+   * Nagle's delay turned off: an idle link sends one small write at a time (HELLO, keepalive),
+   * which Nagle never holds, and ten thousand idle clients skip a probe and a setsockopt each.
+   */
+  streamsBegan(): void {
+    this.liveness.measurePath();
+    const socket = this.transport as Partial<Pick<Socket, 'setNoDelay'>> | null;
+    if (this.limits.noDelay && typeof socket?.setNoDelay === 'function') socket.setNoDelay(true);
   }
 
   /** @internal HandshakeHost */

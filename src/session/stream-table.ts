@@ -18,10 +18,12 @@ export class StreamTable {
   localOpen = 0;
   remoteOpen = 0;
 
-  /** @param paths told of every stream added: the first one starts measuring the round trip. */
+  private began = false;
+
+  /** @param link told when the first stream is added (what only a link with streams needs starts then). */
   constructor(
     role: Role,
-    private readonly paths: { measurePath(): void },
+    private readonly link: { streamsBegan(): void },
   ) {
     this.localParity = role === 'client' ? 1 : 0;
     this.nextLocalId = role === 'client' ? 1 : 2;
@@ -76,7 +78,10 @@ export class StreamTable {
     this.nextLocalId += 2;
     (this.streams ??= new Map()).set(stream.id, stream);
     this.localOpen++;
-    this.paths.measurePath();
+    if (!this.began) {
+      this.began = true;
+      this.link.streamsBegan();
+    }
   }
 
   /** Checks that the peer may open `id` now; throws `ERR_PROTOCOL` if not. */
@@ -91,7 +96,10 @@ export class StreamTable {
   addRemote(stream: MuxStream): void {
     (this.streams ??= new Map()).set(stream.id, stream);
     this.remoteOpen++;
-    this.paths.measurePath();
+    if (!this.began) {
+      this.began = true;
+      this.link.streamsBegan();
+    }
   }
 
   /** Removes `stream` if it is the one registered under its id; true if it was. */
