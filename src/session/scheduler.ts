@@ -219,7 +219,8 @@ export class WriteScheduler {
     this.readyHead = 0;
   }
 
-  private hasWork(): boolean {
+  /** Something waits that may go out now (a control frame, or data with credit for it). */
+  hasWork(): boolean {
     return this.controlHead < this.control.length || (this.readyHead < this.ready.length && this.sendCredit > 0);
   }
 

@@ -394,7 +394,8 @@ export class MuxConnection
     if (log.enabled) log('%s connection ready (peer window %d, peer max streams %d)', this.role, peer.initialWindow, peer.maxStreams);
     this.emit('connect');
     if (this.hooks) this.hooks.onReady(this);
-    this.scheduler.schedule();
+    // What was queued during the handshake goes out now; most links have nothing yet.
+    if (this.scheduler.hasWork()) this.scheduler.schedule();
   }
 
   // ---- opening streams: see stream-opening.ts and admission.ts ---------------------------
