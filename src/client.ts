@@ -87,7 +87,7 @@ export class MuxClient extends MuxConnection {
       if (this.socket !== socket) return socket.destroy();
       this.clearConnectTimer();
       if (this.state === 'closed') return;
-      this.attach(socket);
+      this.attach(socket, null, null, true);
     });
     // Connecting (and the TLS handshake) counts toward handshakeTimeout too.
     this.connectTimer = setTimeout(() => {

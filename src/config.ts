@@ -217,6 +217,11 @@ export const KEEPALIVE_SLOT_MIN_MS = 100;
  * thousand forwarded requests.
  */
 export const EAGER_FLUSHES_PER_TURN = 2;
+/**
+ * Largest HELLO payload, in bytes, whose parsed settings are kept for the next connection that
+ * sends the same bytes: ours are about 120 bytes; a bigger one is a peer's padding, not worth holding.
+ */
+export const CACHED_HELLO_MAX_BYTES = 256;
 
 /** Options of a whole server, beyond those of each connection. */
 export interface ServerLimits {

@@ -291,7 +291,7 @@ export class MuxServer extends TypedEventEmitter<MuxServerEvents> implements Han
     if (full !== null) return this.refuse(socket, full, client);
     const connection = new MuxConnection(null, this.connectionOptions);
     this.handshaking.add(connection);
-    connection.attach(socket, this, client);
+    connection.attach(socket, this, client, true);
   }
 
   /**

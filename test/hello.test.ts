@@ -102,4 +102,10 @@ describe('HELLO settings', () => {
     parseSettings(json(VALID));
     assertHandshakeFailure(json({ ...VALID, maxFrameSize: 1 }), /maxFrameSize/);
   });
+  test('a padded payload is parsed each time, not kept: a peer cannot make the cache hold its bytes', () => {
+    const padded = json({ ...VALID, padding: 'x'.repeat(1000) });
+    const first = parseSettings(padded);
+    assert.notEqual(parseSettings(padded), first);
+    assert.equal(first.initialWindow, VALID.initialWindow);
+  });
 });

@@ -9,8 +9,8 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
-import type { MuxClientOptions, MuxServerOptions, MuxStream } from '../src/index';
-import { startTcp } from './helpers/mux';
+import { MuxClient, wrap, type MuxClientOptions, type MuxServerOptions, type MuxStream } from '../src/index';
+import { startServer, startTcp, stopServer } from './helpers/mux';
 import { collect } from './helpers/streams';
 
 const T = { timeout: 10_000 };
@@ -82,4 +82,44 @@ test('later streams do not set it again', T, async (t) => {
   for (const stream of more) stream.destroy();
   assert.deepEqual(callsOn(serverSocket), [[true]]);
   assert.deepEqual(callsOn(clientSocket), [[true]]);
+});
+
+test('a stream opened before the client has connected still turns Nagle off once the link is up', T, async (t) => {
+  const spy = t.mock.method(net.Socket.prototype, 'setNoDelay');
+  const { server, port } = await startServer();
+  t.after(() => stopServer(server));
+  server.on('connection', (con) => con.on('stream', (stream: MuxStream) => stream.pipe(stream)));
+  const client = new MuxClient(port, '127.0.0.1');
+  t.after(() => client.destroy());
+  // Opened at once: the link has no socket yet.
+  const stream = await client.StreamPool.createStream('early');
+  stream.end('early bytes');
+  assert.equal((await collect(stream)).toString(), 'early bytes');
+  const socket = client.transportSocket;
+  assert.ok(socket instanceof net.Socket);
+  assert.deepEqual(
+    spy.mock.calls.filter((call) => call.this === socket).map((call) => call.arguments),
+    [[true]],
+  );
+});
+
+test('a socket given to wrap() is left as its owner set it', T, async (t) => {
+  const spy = t.mock.method(net.Socket.prototype, 'setNoDelay');
+  const listener = net.createServer();
+  await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+  t.after(() => listener.close());
+  const accepted = new Promise<net.Socket>((resolve) => listener.once('connection', resolve));
+  const dialled = net.connect((listener.address() as net.AddressInfo).port, '127.0.0.1');
+  await new Promise<void>((resolve) => dialled.once('connect', resolve));
+  const serverSide = wrap(await accepted, { role: 'server' });
+  const clientSide = wrap(dialled, { role: 'client' });
+  t.after(() => {
+    clientSide.destroy();
+    serverSide.destroy();
+  });
+  serverSide.on('stream', (stream: MuxStream) => stream.pipe(stream));
+  const stream = await clientSide.StreamPool.createStream('wrapped');
+  stream.end('through wrapped sockets');
+  assert.equal((await collect(stream)).toString(), 'through wrapped sockets');
+  assert.equal(spy.mock.calls.length, 0, 'wrap() must not change the socket it was given');
 });

@@ -536,4 +536,29 @@ describe('WriteScheduler: clear() and the control backlog', () => {
     assert.deepEqual(written.atTick, [1, 1, 0, 0], 'a window update or an answer must not wait for the turn to end');
     assert.deepEqual(written.atTurnEnd, [1, 1, 1, 1]);
   });
+  test('a lost end-of-turn reset (fake timers dropping an immediate) delays eager flushes for one turn only', async () => {
+    const hs = [harness(), harness(), harness(), harness()];
+    await immediate();
+    await immediate();
+    // One turn: the reset that the first eager flush queues is dropped, as fake timers would.
+    await new Promise<void>((resolve) => {
+      setTimeout(() => {
+        const realSetImmediate = globalThis.setImmediate;
+        globalThis.setImmediate = (() => undefined) as unknown as typeof setImmediate;
+        hs[0].scheduler.queueControl(ping(0));
+        globalThis.setImmediate = realSetImmediate;
+        for (let i = 1; i < hs.length; i++) hs[i].scheduler.queueControl(ping(i));
+        setImmediate(resolve);
+      }, 1);
+    });
+    // A later turn flushes at the end of its tick again.
+    const atTick = await new Promise<number[]>((resolve) => {
+      setTimeout(() => {
+        const before = hs.map((h) => h.frames().length);
+        hs.forEach((h, i) => h.scheduler.queueControl(ping(10 + i)));
+        process.nextTick(() => resolve(hs.map((h, i) => h.frames().length - before[i])));
+      }, 1);
+    });
+    assert.deepEqual(atTick, [1, 1, 0, 0]);
+  });
 });

@@ -2,6 +2,7 @@ import type { JsonValue } from '../meta';
 import { MuxError } from '../errors';
 import { MAX_STREAM_ID, MAX_WINDOW } from './constants';
 import { encodeIJson, parseIJson } from './json';
+import { CACHED_HELLO_MAX_BYTES } from '../config';
 
 /** What each peer announces in its HELLO frame (PROTOCOL.md, "Handshake"). */
 export interface PeerSettings {
@@ -38,7 +39,8 @@ export function encodeSettings(settings: PeerSettings): Buffer {
 
 /**
  * The last HELLO payload without a greeting that was parsed, and its settings: a server's
- * clients, and a client's connections to one server, all send the same bytes.
+ * clients, and a client's connections to one server, all send the same bytes. Only small
+ * payloads are kept, so a peer padding its HELLO with unknown fields pins nothing.
  */
 let lastPayload: Buffer | null = null;
 let lastSettings: Readonly<PeerSettings> | null = null;
@@ -50,7 +52,7 @@ let lastSettings: Readonly<PeerSettings> | null = null;
 export function parseSettings(payload: Buffer): Readonly<PeerSettings> {
   if (lastPayload !== null && payload.equals(lastPayload)) return lastSettings!;
   const settings = parseFresh(payload);
-  if (settings.hello === null) {
+  if (settings.hello === null && payload.length <= CACHED_HELLO_MAX_BYTES) {
     // A copy: the payload is a view of a socket read that must not stay pinned.
     lastPayload = Buffer.from(payload);
     lastSettings = Object.freeze(settings);

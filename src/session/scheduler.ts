@@ -120,7 +120,7 @@ export class WriteScheduler {
       if (eagerFlushesThisTurn++ === 0) setImmediate(newTurn);
       process.nextTick(flushTick, this);
     } else {
-      setImmediate(flushTick, this);
+      setImmediate(lateFlushTick, this);
     }
   }
 
@@ -273,5 +273,12 @@ function releaseWhenWritten(buffer: Buffer): (err?: Error | null) => void {
 }
 
 function flushTick(scheduler: WriteScheduler): void {
+  scheduler.flush();
+}
+
+// newTurn, queued before it, has reset the count already; resetting here too means a lost
+// newTurn (fake timers that drop pending immediates) delays flushes for one turn, not for ever.
+function lateFlushTick(scheduler: WriteScheduler): void {
+  eagerFlushesThisTurn = 0;
   scheduler.flush();
 }

@@ -105,6 +105,7 @@ export class MuxConnection
   /** The peer's `hello` value from the handshake (server side); `null` if none was sent. */
   peerHello: JsonValue = null;
   private hooks: HandshakeHooks | null = null;
+  private ownsTransport = false;
   /** Who the peer is when the transport cannot tell (a PROXY protocol header said so). */
   private peerAddress: ClientInfo | null = null;
   private closeCallbacks: ((err?: Error) => void)[] | null = null;
@@ -325,15 +326,19 @@ export class MuxConnection
 
   /**
    * @internal Starts the protocol on `transport`; `peer`, when given, is who the peer really
-   * is (the transport's own address is a proxy's).
+   * is (the transport's own address is a proxy's). `ownsTransport`: the library opened or
+   * accepted the socket, so its options (noDelay) apply to it; a socket given to wrap() is
+   * left as its owner set it.
    */
-  attach(transport: Duplex, hooks: HandshakeHooks | null = null, peer: ClientInfo | null = null): void {
+  attach(transport: Duplex, hooks: HandshakeHooks | null = null, peer: ClientInfo | null = null, ownsTransport = false): void {
     if (this.state !== 'idle') throw new MuxError('ERR_INVALID_ARGUMENT', 'connection already has a transport');
     this.hooks = hooks;
     this.peerAddress = peer;
+    this.ownsTransport = ownsTransport;
     const t = transport as Transport;
     t[kSession] = this;
     this.transport = t;
+    this.disableNagle();
     this.state = 'handshake';
     t.on('data', transportOnData);
     t.on('end', transportOnEnd);
@@ -352,8 +357,14 @@ export class MuxConnection
    */
   streamsBegan(): void {
     this.liveness.measurePath();
+    this.disableNagle();
+  }
+
+  /** Nagle off on a socket the library opened or accepted, once the link has a stream (a stream opened before the link is attached waits for it). */
+  private disableNagle(): void {
+    if (!this.ownsTransport || !this.limits.noDelay || !this.streams.began) return;
     const socket = this.transport as Partial<Pick<Socket, 'setNoDelay'>> | null;
-    if (this.limits.noDelay && typeof socket?.setNoDelay === 'function') socket.setNoDelay(true);
+    if (typeof socket?.setNoDelay === 'function') socket.setNoDelay(true);
   }
 
   /** @internal HandshakeHost */

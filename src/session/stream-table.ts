@@ -18,7 +18,8 @@ export class StreamTable {
   localOpen = 0;
   remoteOpen = 0;
 
-  private began = false;
+  /** A stream was ever added. */
+  began = false;
 
   /** @param link told when the first stream is added (what only a link with streams needs starts then). */
   constructor(
