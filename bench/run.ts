@@ -16,7 +16,8 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { execFileSync } from 'node:child_process';
 import * as scenarios from './scenarios';
-import { startServer, type Implementation, type ServerProcess, type ServerSetup, type TlsFiles } from './transports';
+import type { ServerSetup, TlsFiles } from './server-setup';
+import { startServer, type Implementation, type ServerProcess } from './transports';
 import { DEFAULTS } from '../dist/cjs/index';
 
 type Scenario = (ctx: scenarios.Context) => Promise<scenarios.Figures>;

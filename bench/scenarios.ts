@@ -1,6 +1,7 @@
 /** The benchmark scenarios of issue 3. Each returns named figures for one repetition. */
 import type { Duplex } from 'node:stream';
-import { connect, type Connection, type Implementation, type ServerProcess, type TlsFiles } from './transports';
+import type { TlsFiles } from './server-setup';
+import { connect, type Connection, type Implementation, type ServerProcess } from './transports';
 
 export interface Sizes {
   bulkBytes: number;

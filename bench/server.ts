@@ -17,7 +17,7 @@ import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import * as tls from 'node:tls';
 import { DEFAULTS, MuxServer, type MuxConnection, type MuxStream } from '../dist/cjs/index'; // the build users run (`npm run bench` builds first)
-import { tlsServerOptions, type ServerSetup } from './transports';
+import { tlsServerOptions, type ServerSetup } from './server-setup';
 
 type Mode = 'sink' | 'echo';
 

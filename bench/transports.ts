@@ -6,54 +6,14 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
-import * as path from 'node:path';
 import type { Duplex } from 'node:stream';
 import * as tls from 'node:tls';
 import { MuxClient } from '../dist/cjs/index'; // the build users run (`npm run bench` builds first)
+import { compiledServer } from './compiled-server';
+import { tlsClientOptions, type ServerSetup, type TlsFiles } from './server-setup';
 
 export type Implementation = 'mux' | 'raw' | 'http2';
 export type Mode = 'sink' | 'echo' | 'idle';
-
-/**
- * How the bench server is set up, beyond its implementation: TLS (one cipher for everyone,
- * so the comparison is of framing and writes, not of ciphers) and the keepalive interval.
- */
-export interface ServerSetup {
-  /** PEM files of a self-signed certificate for 127.0.0.1; absent for plain TCP. */
-  tls?: TlsFiles;
-  /** Keepalive interval for the mux server (and, in the connections scenario, http2's pings), in ms. */
-  keepAliveInterval?: number;
-}
-
-export interface TlsFiles {
-  key: string;
-  cert: string;
-}
-
-/** TLS 1.3 with AES-128-GCM on both sides of every TLS run: what `scp -c aes128-gcm` uses too. */
-export const TLS_CIPHER = 'TLS_AES_128_GCM_SHA256';
-export const TLS_VERSION = 'TLSv1.3';
-
-/** Options for tls.connect that pin the bench cipher and trust the bench certificate. */
-export function tlsClientOptions(files: TlsFiles): tls.ConnectionOptions {
-  return {
-    ca: readFileSync(files.cert),
-    ciphers: TLS_CIPHER,
-    minVersion: TLS_VERSION,
-    maxVersion: TLS_VERSION,
-  };
-}
-
-/** Options for tls.createServer, likewise. */
-export function tlsServerOptions(files: TlsFiles): tls.TlsOptions {
-  return {
-    key: readFileSync(files.key),
-    cert: readFileSync(files.cert),
-    ciphers: TLS_CIPHER,
-    minVersion: TLS_VERSION,
-    maxVersion: TLS_VERSION,
-  };
-}
 
 export interface Connection {
   open(mode: Mode): Promise<Duplex>;
@@ -96,9 +56,9 @@ function serverProfileArgs(dir = process.env.BENCH_SERVER_CPU_PROF): string[] {
 }
 
 export async function startServer(implementation: Implementation, setup: ServerSetup = {}, profileDir?: string): Promise<ServerProcess> {
-  const child = fork(path.join(__dirname, 'server.ts'), [implementation, JSON.stringify(setup)], {
+  const child = fork(compiledServer(), [implementation, JSON.stringify(setup)], {
     // BENCH_SERVER_CPU_PROF=dir profiles the server side too (node --cpu-prof).
-    execArgv: ['--expose-gc', '--import', 'tsx', ...serverProfileArgs(profileDir)],
+    execArgv: ['--expose-gc', ...serverProfileArgs(profileDir)],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const port = await new Promise<number>((resolve, reject) => {
