@@ -497,6 +497,29 @@ describe('auto-tuning on a connection', () => {
     },
   );
 
+  test('a stream that follows a closed one has the connection to itself at once: its window grows', { timeout: 20_000 }, async (t) => {
+    const pair = await memoryTransport.connect();
+    t.after(() => pair.cleanup());
+    // The clock stands still: contention, once recorded, would never be over (no timing in the test).
+    t.mock.method(performance, 'now', () => 1000);
+    const largest = new Map<unknown, number>();
+    pair.server.on('stream', (stream: MuxStream) => {
+      stream.on('data', () => largest.set(stream.meta, Math.max(largest.get(stream.meta) ?? 0, stream.stats().receiveWindowSize)));
+      stream.on('end', () => stream.end());
+    });
+    const send = async (meta: string, bytes: number): Promise<void> => {
+      const stream = await pair.client.StreamPool.createStream(meta);
+      stream.resume();
+      const closed = new Promise<void>((resolve) => stream.once('close', resolve));
+      stream.end(Buffer.alloc(bytes, 1));
+      await closed;
+    };
+    await send('first', MiB);
+    // Had the closed stream counted as contention, this one would keep the initial window.
+    await send('second', 2 * MiB);
+    assert.ok(largest.get('second')! > DEFAULTS.initialWindow, `the second stream's window stayed at ${largest.get('second')}`);
+  });
+
   test(
     'on a path with a few milliseconds of latency, windows stay within a small maxWindow and buffered bytes within the window',
     { timeout: 20_000 },

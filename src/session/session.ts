@@ -580,6 +580,8 @@ export class MuxConnection
       stream.chargedCost = stream.chargedMeta = 0;
     }
     if (!this.streams.remove(stream)) return;
+    // A closed stream contends with nobody: the next one to receive data may have the connection to itself.
+    if (stream.id === this.lastDataStreamId) this.lastDataStreamId = 0;
     if (this.lazyWindowBudget !== null) this.lazyWindowBudget.release(stream);
     if (this.streams.size === 0) this.shutdown.updateIdleTimer();
     this.shutdown.maybeFinish();
