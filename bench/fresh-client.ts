@@ -10,6 +10,7 @@
  */
 import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
+import { writeAll } from './scenarios';
 import { connect } from './transports';
 
 const CHUNK = 64 * 1024;
@@ -17,26 +18,6 @@ const [implementation, port, warmUp, bytes] = process.argv.slice(2) as [string, 
 
 function now(): number {
   return Number(process.hrtime.bigint()) / 1e6;
-}
-
-/** Writes `total` bytes in CHUNK-sized writes, honouring backpressure; resolves when all are handed over. */
-function pump(stream: Duplex, total: number): Promise<void> {
-  const chunk = Buffer.alloc(CHUNK, 0x61);
-  return new Promise((resolve, reject) => {
-    let sent = 0;
-    const more = (): void => {
-      while (sent < total) {
-        sent += CHUNK;
-        if (!stream.write(chunk)) {
-          stream.once('drain', more);
-          return;
-        }
-      }
-      resolve();
-    };
-    stream.once('error', reject);
-    more();
-  });
 }
 
 function reply(stream: Duplex, until: (text: string) => boolean): Promise<string> {
@@ -59,13 +40,13 @@ async function mux(): Promise<number> {
   const conn = await connect('mux', Number(port));
   const warm = await conn.open('sink');
   const warmed = reply(warm, () => false);
-  await pump(warm, Number(warmUp));
+  await writeAll(warm, Number(warmUp), CHUNK);
   warm.end();
   await warmed;
   const start = now();
   const stream = await conn.open('sink');
   const counted = reply(stream, () => false);
-  await pump(stream, Number(bytes));
+  await writeAll(stream, Number(bytes), CHUNK);
   stream.end();
   const count = Number(await counted);
   const ms = now() - start;
@@ -83,11 +64,11 @@ async function raw(): Promise<number> {
   header.writeUInt32BE(Number(warmUp), 1);
   socket.write(header);
   const warmed = reply(socket, (text) => text.length > 0);
-  await pump(socket, Number(warmUp));
+  await writeAll(socket, Number(warmUp), CHUNK);
   await warmed;
   const start = now();
   const counted = reply(socket, () => false);
-  await pump(socket, Number(bytes));
+  await writeAll(socket, Number(bytes), CHUNK);
   socket.end();
   const count = Number(await counted);
   const ms = now() - start;

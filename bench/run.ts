@@ -35,6 +35,14 @@ interface Measured {
   diagnostics: Record<string, Diagnostics[]>;
 }
 
+/** No samples yet, for each of `implementations`. */
+function emptyMeasured(implementations: Implementation[]): Measured {
+  return {
+    samples: Object.fromEntries(implementations.map((i) => [i, []])),
+    diagnostics: Object.fromEntries(implementations.map((i) => [i, []])),
+  };
+}
+
 const SCENARIOS: [name: string, run: Scenario, implementations: Implementation[], how?: Measure][] = [
   ['bulk', scenarios.bulk, ['mux', 'raw', 'http2']],
   ['parallel', scenarios.parallel, ['mux', 'raw', 'http2']],
@@ -188,8 +196,7 @@ async function measure(
   setup: ServerSetup = {},
 ): Promise<Measured> {
   const servers = new Map(await Promise.all(implementations.map(async (i) => [i, await startServer(i, setup)] as const)));
-  const samples: Record<string, scenarios.Figures[]> = Object.fromEntries(implementations.map((i) => [i, []]));
-  const diagnostics: Record<string, Diagnostics[]> = Object.fromEntries(implementations.map((i) => [i, []]));
+  const { samples, diagnostics } = emptyMeasured(implementations);
   // Full size, except the fixed-duration fairness run.
   const warmSizes = { ...sizes, fairnessMs: Math.ceil(sizes.fairnessMs / 4) };
   const once = async (implementation: Implementation, runSizes: scenarios.Sizes): Promise<[scenarios.Figures, Diagnostics]> => {
@@ -334,8 +341,7 @@ async function measureFresh(
   sizes: scenarios.Sizes,
   reps: number,
 ): Promise<Measured> {
-  const samples: Record<string, scenarios.Figures[]> = Object.fromEntries(implementations.map((i) => [i, []]));
-  const diagnostics: Record<string, Diagnostics[]> = Object.fromEntries(implementations.map((i) => [i, []]));
+  const { samples, diagnostics } = emptyMeasured(implementations);
   const profileDir = process.env.BENCH_FRESH_CPU_PROF;
   for (let rep = 0; rep < reps; rep++) {
     for (const implementation of implementations) {
@@ -385,8 +391,7 @@ async function measureConnections(
   sizes: scenarios.Sizes,
   reps: number,
 ): Promise<Measured> {
-  const samples: Record<string, scenarios.Figures[]> = Object.fromEntries(implementations.map((i) => [i, []]));
-  const diagnostics: Record<string, Diagnostics[]> = Object.fromEntries(implementations.map((i) => [i, []]));
+  const { samples, diagnostics } = emptyMeasured(implementations);
   const n = sizes.connections;
   const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
   const connectAll = async (server: ServerProcess, implementation: Implementation, keepAlive?: number): Promise<[ChildProcess, number]> => {

@@ -87,8 +87,8 @@ function readAll(stream: Duplex): Promise<string> {
   });
 }
 
-/** Writes `total` bytes in `size`-byte writes, honouring backpressure, then ends. */
-function pump(stream: Duplex, total: number, size: number): Promise<void> {
+/** Writes `total` bytes in `size`-byte writes, honouring backpressure; resolves once all are handed over. */
+export function writeAll(stream: Duplex, total: number, size: number): Promise<void> {
   const chunk = Buffer.alloc(size, 0x61);
   return new Promise((resolve, reject) => {
     let sent = 0;
@@ -100,7 +100,8 @@ function pump(stream: Duplex, total: number, size: number): Promise<void> {
           return;
         }
       }
-      stream.end(resolve);
+      stream.off('error', reject);
+      resolve();
     };
     stream.once('error', reject);
     more();
@@ -110,7 +111,8 @@ function pump(stream: Duplex, total: number, size: number): Promise<void> {
 async function sinkTransfer(conn: Connection, bytes: number, size: number): Promise<void> {
   const stream = await conn.open('sink');
   const reply = readAll(stream);
-  await pump(stream, bytes, size);
+  await writeAll(stream, bytes, size);
+  stream.end();
   const counted = Number(await reply);
   if (counted !== Math.ceil(bytes / size) * size) throw new Error(`sink counted ${counted} bytes, expected ${bytes}`);
 }
