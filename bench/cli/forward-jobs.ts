@@ -9,7 +9,9 @@
 import * as http from 'node:http';
 import * as path from 'node:path';
 import { lastLine, run, start, stop } from './children';
+import { busyCores, machineCpu } from './cpu';
 import type { Nginx } from './nginx';
+import { measureNodeFloor, type FloorSample } from './node-floor';
 import type { Sshd } from './sshd';
 import { startSshTunnel, startTsmuxTunnel, serveArgs, type TsmuxTunnel } from './tunnels';
 import { CLI } from './tsmux';
@@ -31,9 +33,20 @@ export interface ForwardContext {
   log: (line: string) => void;
 }
 
+/** A wrk run and what the whole machine spent on it. */
+export interface WrkSample extends WrkResult {
+  /** Cores kept busy on average while wrk ran (of `cores`). */
+  busyCores: number;
+  cores: number;
+  /** Busy CPU time of the whole machine per request, µs: wrk, nginx and the tunnel together. */
+  machineUsPerRequest: number;
+}
+
 export interface WrkJob {
-  samples: Partial<Record<Route, WrkResult[]>>;
+  samples: Partial<Record<Route, WrkSample[]>>;
   skipped: Partial<Record<Route, string>>;
+  /** The same wrk against the least a Node process can do per request (node-floor.ts), or why not. */
+  floor: FloorSample[] | string;
 }
 
 export interface DownloadSample {
@@ -73,9 +86,10 @@ const RESTART_CONNECTIONS = 100;
 
 /** wrk -t2 -c1000 on the small file: directly, through tsmux -L and through ssh -L. */
 export async function wrkJob(ctx: ForwardContext): Promise<WrkJob> {
-  const job: WrkJob = { samples: {}, skipped: {} };
+  const job: WrkJob = { samples: {}, skipped: {}, floor: 'not run' };
   if (!ctx.wrk) {
     for (const route of ['direct', 'tsmux', 'ssh'] as const) job.skipped[route] = 'wrk not found; install the Debian package wrk';
+    job.floor = 'wrk not found';
     return job;
   }
   const wrk = ctx.wrk;
@@ -88,14 +102,31 @@ export async function wrkJob(ctx: ForwardContext): Promise<WrkJob> {
     }
     for (let rep = 0; rep < ctx.runs; rep++) {
       for (const route of rotate(routes, rep)) {
+        const before = machineCpu();
         const result = await runWrk(wrk, url(ports[route]!, ctx.nginx.small), WRK_THREADS, WRK_CONNECTIONS, ctx.wrkSeconds);
+        const after = machineCpu();
+        const sample: WrkSample = {
+          ...result,
+          busyCores: busyCores(before, after),
+          cores: after.cores,
+          machineUsPerRequest: result.requests > 0 ? ((after.busyMs - before.busyMs) * 1000) / result.requests : 0,
+        };
         ctx.log(
-          `  wrk ${route} rep ${rep + 1}: ${result.ok ? `${result.requestsPerSecond.toFixed(0)} req/s, p99 ${result.p99Ms.toFixed(1)} ms, ${result.errors} errors` : result.error}`,
+          `  wrk ${route} rep ${rep + 1}: ${result.ok ? `${result.requestsPerSecond.toFixed(0)} req/s, p99 ${result.p99Ms.toFixed(1)} ms, ${result.errors} errors, ${sample.busyCores.toFixed(2)} of ${sample.cores} cores busy, ${sample.machineUsPerRequest.toFixed(1)} µs CPU per request` : result.error}`,
         );
-        job.samples[route]!.push(result);
+        job.samples[route]!.push(sample);
       }
     }
   });
+  try {
+    job.floor = await measureNodeFloor(wrk, WRK_THREADS, WRK_CONNECTIONS, ctx.wrkSeconds, ctx.runs);
+    for (const [rep, sample] of job.floor.entries())
+      ctx.log(
+        `  wrk node floor rep ${rep + 1}: ${sample.wrk.requestsPerSecond.toFixed(0)} req/s, ${sample.usPerRequest?.toFixed(1) ?? '–'} µs CPU per request`,
+      );
+  } catch (err) {
+    job.floor = (err as Error).message;
+  }
   return job;
 }
 

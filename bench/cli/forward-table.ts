@@ -3,7 +3,7 @@
  * measured in the same run. A tunnel with a failed run shows "failed", and a target that
  * depends on it is not met.
  */
-import type { DownloadJob, RestartSample, Route, Shape, WrkJob } from './forward-jobs';
+import type { DownloadJob, RestartSample, Route, Shape, WrkJob, WrkSample } from './forward-jobs';
 import { SSH_CIPHER } from './tunnels';
 import type { WrkResult } from './wrk';
 
@@ -43,6 +43,33 @@ export function formatForwardTable(results: ForwardResults): string {
         'tsmux ≤ ssh',
         p99Ratio === null ? '–' : `${p99Ratio.toFixed(2)}×`,
         p99Ratio === null ? 'no (no ssh row)' : yesNo(p99Ratio <= 1),
+      ),
+    );
+    const cpu = wrkCpu(wrk);
+    lines.push(
+      row(
+        'wrk: machine CPU per request, µs (cores busy)',
+        ROUTES.map((route) =>
+          wrkCell(
+            wrk,
+            route,
+            (samples) =>
+              `${(cpu.machine(route) ?? 0).toFixed(1)} (${middle(samples.map((s) => s.busyCores)).toFixed(2)} of ${samples[0].cores})`,
+          ),
+        ),
+        '',
+        '',
+        '',
+      ),
+    );
+    const tunnelRatio = divide(cpu.tunnel('tsmux'), cpu.tunnel('ssh'));
+    lines.push(
+      row(
+        'wrk: tunnel CPU per request, µs (machine − direct)',
+        [cpu.tunnel('tsmux'), cpu.tunnel('ssh')].map((us) => (us === null ? '–' : us.toFixed(1))).concat(''),
+        cpu.budget === null ? '' : `1.2 × ssh's rate leaves ${cpu.budget.toFixed(1)}`,
+        tunnelRatio === null ? '–' : `${tunnelRatio.toFixed(2)}×`,
+        '',
       ),
     );
   }
@@ -86,7 +113,46 @@ export function formatForwardTable(results: ForwardResults): string {
   return lines.join('\n');
 }
 
-function wrkCell(job: WrkJob, route: Route, text: (results: WrkResult[]) => string): string {
+/**
+ * Where the wrk rows' CPU goes. Each route's run keeps the machine's cores busy, so its rate is
+ * about cores ÷ the machine's CPU per request; the direct run's cost is wrk's and nginx's, and
+ * what a route spends beyond it is the tunnel's. `budget` is the tunnel CPU per request that
+ * would leave the cores room for 1.2 × ssh's rate.
+ */
+export function wrkCpu(job: WrkJob): {
+  machine: (route: Route) => number | null;
+  tunnel: (route: Route) => number | null;
+  budget: number | null;
+} {
+  const machine = (route: Route): number | null => middleOf(job.samples[route], (s: WrkSample) => s.machineUsPerRequest);
+  const tunnel = (route: Route): number | null => {
+    const total = machine(route);
+    const direct = machine('direct');
+    return total === null || direct === null ? null : total - direct;
+  };
+  const ssh = middleOf(job.samples.ssh, (s) => s.requestsPerSecond);
+  const direct = machine('direct');
+  const cores = job.samples.ssh?.[0]?.cores;
+  const budget = ssh === null || direct === null || cores === undefined ? null : (cores * 1e6) / (1.2 * ssh) - direct;
+  return { machine, tunnel, budget };
+}
+
+/** The note under the table: the least a Node process costs per request, beside the budget. */
+export function floorNote(job: WrkJob): string | null {
+  if (typeof job.floor === 'string') return `Node floor not measured: ${job.floor}.`;
+  const costs = job.floor.map((s) => s.usPerRequest).filter((us): us is number => us !== null);
+  if (costs.length === 0) return null;
+  const floor = middle(costs);
+  const { budget } = wrkCpu(job);
+  return (
+    `Node floor: one Node process answering every read with the same 1 KiB response from memory (one read, one write per request) ` +
+    `costs ${floor.toFixed(1)} µs CPU per request under the same wrk (median of ${costs.length}); a tsmux tunnel has two Node processes on the path ` +
+    `(forward and serve), each doing at least that, so ${(2 * floor).toFixed(1)} µs` +
+    (budget === null ? '.' : ` against the ${budget.toFixed(1)} µs that 1.2 × ssh's rate leaves on this machine.`)
+  );
+}
+
+function wrkCell(job: WrkJob, route: Route, text: (results: WrkSample[]) => string): string {
   if (job.skipped[route]) return 'skipped';
   const samples = job.samples[route] ?? [];
   if (samples.length === 0) return '–';
@@ -101,7 +167,7 @@ function downloadCell(job: DownloadJob, shape: Shape, rate: (shape: Shape) => nu
   return value === null ? 'failed' : value.toFixed(0);
 }
 
-function middleOf(samples: WrkResult[] | undefined, pick: (result: WrkResult) => number): number | null {
+function middleOf<T extends WrkResult>(samples: T[] | undefined, pick: (result: T) => number): number | null {
   if (!samples || samples.length === 0 || samples.some((s) => !s.ok)) return null;
   return middle(samples.map(pick));
 }

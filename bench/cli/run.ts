@@ -25,7 +25,7 @@ import { makeBigFile, makeTree, type Tree } from './data';
 import { copyJob, noopJob, resumeJob, type JobContext, type JobId, type JobResult } from './jobs';
 import { startSshd } from './sshd';
 import { downloadJob, restartJob, wrkJob, type ForwardContext } from './forward-jobs';
-import { formatForwardTable, type ForwardResults } from './forward-table';
+import { floorNote, formatForwardTable, type ForwardResults } from './forward-table';
 import { startNginx } from './nginx';
 import { formatTable, median } from './table';
 import { findTools, installMissing } from './tools';
@@ -165,6 +165,8 @@ async function forwardSection(root: string, setup: Setup, report: Report): Promi
   }
   report.tables.push(formatForwardTable(results));
   report.notes.push(...describeForward(results, setup));
+  const floor = results.wrk ? floorNote(results.wrk) : null;
+  if (floor !== null) report.notes.push(floor);
   report.forward = results;
 }
 
