@@ -9,7 +9,7 @@
 import * as http from 'node:http';
 import * as path from 'node:path';
 import { lastLine, run, start, stop } from './children';
-import { busyCores, machineCpu } from './cpu';
+import { busyCores, machineCpu, processCpuSeconds } from './cpu';
 import type { Nginx } from './nginx';
 import { measureNodeFloor, type FloorSample } from './node-floor';
 import type { Sshd } from './sshd';
@@ -40,6 +40,8 @@ export interface WrkSample extends WrkResult {
   cores: number;
   /** Busy CPU time of the whole machine per request, µs: wrk, nginx and the tunnel together. */
   machineUsPerRequest: number;
+  /** tsmux only: serve's and forward's own CPU per request, µs, accounted as the Node floor is; null elsewhere. */
+  processUsPerRequest: number | null;
 }
 
 export interface WrkJob {
@@ -93,7 +95,9 @@ export async function wrkJob(ctx: ForwardContext): Promise<WrkJob> {
     return job;
   }
   const wrk = ctx.wrk;
-  await withTunnels(ctx, job.skipped, false, async (ports) => {
+  await withTunnels(ctx, job.skipped, false, async (ports, tunnel) => {
+    const tunnelPids = (route: Route): (number | undefined)[] =>
+      route === 'tsmux' && tunnel ? [tunnel.serve.child.pid, tunnel.forward.pid] : [];
     const routes = Object.keys(ports) as Route[];
     for (const route of routes) {
       // Untimed: the first seconds of a fresh tunnel process (JIT, buffers) are not its steady speed.
@@ -102,14 +106,21 @@ export async function wrkJob(ctx: ForwardContext): Promise<WrkJob> {
     }
     for (let rep = 0; rep < ctx.runs; rep++) {
       for (const route of rotate(routes, rep)) {
+        const pids = tunnelPids(route);
+        const processBefore = processesCpuSeconds(pids);
         const before = machineCpu();
         const result = await runWrk(wrk, url(ports[route]!, ctx.nginx.small), WRK_THREADS, WRK_CONNECTIONS, ctx.wrkSeconds);
         const after = machineCpu();
+        const processAfter = processesCpuSeconds(pids);
         const sample: WrkSample = {
           ...result,
           busyCores: busyCores(before, after),
           cores: after.cores,
           machineUsPerRequest: result.requests > 0 ? ((after.busyMs - before.busyMs) * 1000) / result.requests : 0,
+          processUsPerRequest:
+            processBefore === null || processAfter === null || result.requests === 0
+              ? null
+              : ((processAfter - processBefore) * 1e6) / result.requests,
         };
         ctx.log(
           `  wrk ${route} rep ${rep + 1}: ${result.ok ? `${result.requestsPerSecond.toFixed(0)} req/s, p99 ${result.p99Ms.toFixed(1)} ms, ${result.errors} errors, ${sample.busyCores.toFixed(2)} of ${sample.cores} cores busy, ${sample.machineUsPerRequest.toFixed(1)} µs CPU per request` : result.error}`,
@@ -348,6 +359,17 @@ async function listeningAt(child: ReturnType<typeof start>): Promise<number> {
 
 function failedWrk(): WrkResult {
   return { ok: false, requestsPerSecond: 0, p99Ms: 0, requests: 0, errors: 0, connectErrors: 0, errorDetail: '', error: 'not run' };
+}
+
+/** The CPU seconds of all of `pids` together; null if there are none or one cannot be read. */
+function processesCpuSeconds(pids: (number | undefined)[]): number | null {
+  let total = 0;
+  for (const pid of pids) {
+    const seconds = processCpuSeconds(pid);
+    if (seconds === null) return null;
+    total += seconds;
+  }
+  return pids.length === 0 ? null : total;
 }
 
 function url(port: number, pathname: string): string {

@@ -144,11 +144,16 @@ export function floorNote(job: WrkJob): string | null {
   if (costs.length === 0) return null;
   const floor = middle(costs);
   const { budget } = wrkCpu(job);
+  const owns = (job.samples.tsmux ?? []).map((s) => s.processUsPerRequest).filter((us): us is number => us !== null);
+  const own = owns.length === 0 ? null : middle(owns);
   return (
     `Node floor: one Node process answering every read with the same 1 KiB response from memory (one read, one write per request) ` +
-    `costs ${floor.toFixed(1)} µs CPU per request under the same wrk (median of ${costs.length}); a tsmux tunnel has two Node processes on the path ` +
-    `(forward and serve), each doing at least that, so ${(2 * floor).toFixed(1)} µs` +
-    (budget === null ? '.' : ` against the ${budget.toFixed(1)} µs that 1.2 × ssh's rate leaves on this machine.`)
+    `costs ${floor.toFixed(1)} µs of its own CPU per request under the same wrk (median of ${costs.length})` +
+    (own === null ? '' : `; tsmux's serve and forward, counted the same way, cost ${own.toFixed(1)} µs together`) +
+    `. A tsmux tunnel has two Node processes on the path, each doing at least that, so ${(2 * floor).toFixed(1)} µs` +
+    (budget === null
+      ? '.'
+      : ` (the machine's softirq work beyond it not counted) against the ${budget.toFixed(1)} µs that 1.2 × ssh's rate leaves on this machine.`)
   );
 }
 
