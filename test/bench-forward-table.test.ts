@@ -2,8 +2,8 @@
 // share (route minus direct), and the budget 1.2 × ssh's rate leaves, from fixed samples.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { WrkJob, WrkSample } from '../bench/cli/forward-jobs';
-import { floorNote, formatForwardTable, wrkCpu } from '../bench/cli/forward-table';
+import type { DownloadJob, DownloadSample, WrkJob, WrkSample } from '../bench/cli/forward-jobs';
+import { downloadCpu, floorNote, formatForwardTable, wrkCpu } from '../bench/cli/forward-table';
 import { processCpuSeconds } from '../bench/cli/cpu';
 
 function sample(requestsPerSecond: number, machineUsPerRequest: number): WrkSample {
@@ -61,6 +61,37 @@ describe('bench: forwarding CPU rows', () => {
     const noSsh: WrkJob = { ...job, samples: { direct: job.samples.direct, tsmux: job.samples.tsmux } };
     assert.equal(wrkCpu(noSsh).budget, null);
     assert.equal(wrkCpu(noSsh).tunnel('ssh'), null);
+  });
+
+  test('downloads: the tunnel CPU per GB beyond direct, and what 1.5 × ssh leaves', () => {
+    const dl = (rate: number, cpuSecondsPerGB: number): DownloadSample => ({
+      ok: true,
+      seconds: 104.8576 / rate,
+      rate,
+      error: null,
+      busyCores: 1.9,
+      cores: 2,
+      cpuSecondsPerGB,
+    });
+    const job: DownloadJob = {
+      bytes: 100 * 1024 * 1024,
+      samples: { direct: [dl(2500, 0.6)], 'tsmux -L': [dl(650, 2.9)], 'ssh -L': [dl(600, 3.1)] },
+      skipped: {},
+    };
+    const cpu = downloadCpu(job);
+    assert.ok(Math.abs(cpu.tunnel('tsmux -L')! - 2.3) < 1e-9);
+    assert.ok(Math.abs(cpu.tunnel('ssh -L')! - 2.5) < 1e-9);
+    // 2 cores at 0.9 GB/s: 2.22 CPU seconds per GB, of which curl and nginx take 0.6.
+    assert.ok(Math.abs(cpu.budget! - (2 / 0.9 - 0.6)) < 1e-9);
+    const table = formatForwardTable({ wrk: null, download: job, restart: null, wrkSeconds: 10 });
+    assert.match(
+      table,
+      /\| download: machine CPU s per GB \(cores busy\) \| 2\.90 \(1\.90 of 2\) \| 3\.10 \(1\.90 of 2\) \| 0\.60 \(1\.90 of 2\) \|/,
+    );
+    assert.match(
+      table,
+      /\| download: tunnel CPU s per GB \(machine − direct\) \| 2\.30 \| 2\.50 \| {2}\| 1\.5 × ssh's rate leaves 1\.62 \| 0\.92× \|/,
+    );
   });
 
   test("a process's CPU time is read from /proc where there is one", { skip: process.platform !== 'linux' && 'Linux only' }, () => {

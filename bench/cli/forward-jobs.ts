@@ -57,6 +57,10 @@ export interface DownloadSample {
   /** MB/s (10^6 bytes), from curl's own byte count and total time. */
   rate: number;
   error: string | null;
+  /** Cores kept busy on average during the download (of `cores`), and the machine's busy CPU seconds per GB moved. */
+  busyCores: number;
+  cores: number;
+  cpuSecondsPerGB: number;
 }
 
 export interface DownloadJob {
@@ -274,13 +278,20 @@ async function withTunnels(
 }
 
 async function download(curl: string, args: string[], bytes: number): Promise<DownloadSample> {
+  const before = machineCpu();
   const outcome = await run(curl, ['-s', '-S', '-o', '/dev/null', '-w', '%{size_download} %{time_total}', ...args], { timeoutMs: 300_000 });
+  const after = machineCpu();
+  const cpu = {
+    busyCores: busyCores(before, after),
+    cores: after.cores,
+    cpuSecondsPerGB: (after.busyMs - before.busyMs) / 1000 / (bytes / 1e9),
+  };
   const [size, seconds] = outcome.stdout.trim().split(' ').map(Number);
   if (outcome.code !== 0 || size !== bytes || !(seconds > 0)) {
     const why = outcome.timedOut ? 'timed out' : `exit ${outcome.code}, ${size} of ${bytes} bytes: ${lastLine(outcome.stderr)}`;
-    return { ok: false, seconds: outcome.seconds, rate: 0, error: `curl ${why}` };
+    return { ok: false, seconds: outcome.seconds, rate: 0, error: `curl ${why}`, ...cpu };
   }
-  return { ok: true, seconds, rate: bytes / seconds / 1e6, error: null };
+  return { ok: true, seconds, rate: bytes / seconds / 1e6, error: null, ...cpu };
 }
 
 /** One GET every PROBE_MS through the forward, each on a new connection; what became of each. */

@@ -3,7 +3,7 @@
  * measured in the same run. A tunnel with a failed run shows "failed", and a target that
  * depends on it is not met.
  */
-import type { DownloadJob, RestartSample, Route, Shape, WrkJob, WrkSample } from './forward-jobs';
+import type { DownloadJob, DownloadSample, RestartSample, Route, Shape, WrkJob, WrkSample } from './forward-jobs';
 import { SSH_CIPHER } from './tunnels';
 import type { WrkResult } from './wrk';
 
@@ -91,6 +91,23 @@ export function formatForwardTable(results: ForwardResults): string {
         ),
       );
     }
+    const cpu = downloadCpu(download);
+    const cell = (shape: Shape): string => {
+      const perGB = cpu.perGB(shape);
+      const busy = middleOfSamples(download.samples[shape], (s) => s.busyCores);
+      return perGB === null || busy === null ? '–' : `${perGB.toFixed(2)} (${busy.toFixed(2)} of ${download.samples[shape]![0].cores})`;
+    };
+    lines.push(row('download: machine CPU s per GB (cores busy)', [cell('tsmux -L'), cell('ssh -L'), cell('direct')], '', '', ''));
+    const tunnelRatio = divide(cpu.tunnel('tsmux -L'), cpu.tunnel('ssh -L'));
+    lines.push(
+      row(
+        'download: tunnel CPU s per GB (machine − direct)',
+        [cpu.tunnel('tsmux -L'), cpu.tunnel('ssh -L')].map((s) => (s === null ? '–' : s.toFixed(2))).concat(''),
+        cpu.budget === null ? '' : `1.5 × ssh's rate leaves ${cpu.budget.toFixed(2)}`,
+        tunnelRatio === null ? '–' : `${tunnelRatio.toFixed(2)}×`,
+        '',
+      ),
+    );
   }
   if (restart !== null) {
     if (typeof restart === 'string') lines.push(row('serve SIGKILLed under wrk', ['skipped', '', ''], '', '', `no (${restart})`));
@@ -135,6 +152,33 @@ export function wrkCpu(job: WrkJob): {
   const cores = job.samples.ssh?.[0]?.cores;
   const budget = ssh === null || direct === null || cores === undefined ? null : (cores * 1e6) / (1.2 * ssh) - direct;
   return { machine, tunnel, budget };
+}
+
+/**
+ * Where the downloads' CPU goes, as {@link wrkCpu} does for wrk: the machine's busy CPU seconds
+ * per GB for a shape, the tunnel's share beyond the direct download, and the tunnel CPU per GB
+ * that would leave the cores room for 1.5 × ssh -L's rate.
+ */
+export function downloadCpu(job: DownloadJob): {
+  perGB: (shape: Shape) => number | null;
+  tunnel: (shape: Shape) => number | null;
+  budget: number | null;
+} {
+  const perGB = (shape: Shape): number | null => middleOfSamples(job.samples[shape], (s) => s.cpuSecondsPerGB);
+  const tunnel = (shape: Shape): number | null => {
+    const total = perGB(shape);
+    const direct = perGB('direct');
+    return total === null || direct === null ? null : total - direct;
+  };
+  const ssh = middleOfSamples(job.samples['ssh -L'], (s) => s.rate);
+  const direct = perGB('direct');
+  const cores = job.samples['ssh -L']?.[0]?.cores;
+  const budget = ssh === null || direct === null || cores === undefined ? null : cores / ((1.5 * ssh) / 1000) - direct;
+  return { perGB, tunnel, budget };
+}
+
+function middleOfSamples(samples: DownloadSample[] | undefined, pick: (sample: DownloadSample) => number): number | null {
+  return samples && samples.length > 0 && samples.every((s) => s.ok) ? middle(samples.map(pick)) : null;
 }
 
 /** The note under the table: the least a Node process costs per request, beside the budget. */
