@@ -16,6 +16,8 @@ import { HOST, startServer, stopServer } from './helpers/mux';
 import { nextEvent, recordEvents, sha256, waitFor, withTimeout, type EventLog } from './helpers/async';
 import { collect, nextStream } from './helpers/streams';
 import { makeCert } from './helpers/certs';
+import { FrameType, HEADER_LENGTH, PROTOCOL_VERSION } from '../src/protocol/constants';
+import { frameBufferCounts } from '../src/session/frame-buffers';
 
 interface Pki {
   ca: Buffer;
@@ -242,6 +244,39 @@ describe('TLS with a CA-signed server certificate', () => {
       assert.equal(sha256(await collect(received)), sha256(payload));
       assert.deepEqual(s.events.names, ['connection']);
       assert.deepEqual(s.clientErrors, []);
+    },
+  );
+
+  test(
+    'over TLS a DATA frame is one write of at most 64 KiB, header included, so it fills whole TLS records',
+    { timeout: 20_000 },
+    async (t) => {
+      const s = await tlsServer(t);
+      const client = await connected(t, s.port, { tls: { ca: pki.ca } });
+      const socket = client.transportSocket as tls.TLSSocket;
+      const writes: Buffer[] = [];
+      const write = socket.write.bind(socket) as (...args: unknown[]) => boolean;
+      socket.write = (chunk: Buffer, ...rest: unknown[]) => {
+        writes.push(Buffer.from(chunk));
+        return write(chunk, ...rest);
+      };
+      const allocatedBefore = frameBufferCounts().allocated;
+      // 1 MiB + 7 bytes in 64 KiB writes: frames straddle the application's writes.
+      await checkedExchange(client, 16 * 64 * 1024 + 7, 16);
+      // Each frame is copied into a pooled buffer that comes back once the socket wrote it.
+      assert.ok(frameBufferCounts().allocated - allocatedBefore < 16, 'frame buffers are reused, not one allocated per frame');
+      const big = writes.filter((w) => w.length > 1024);
+      assert.ok(big.length >= 16, `${big.length} large writes`);
+      for (const w of big) {
+        assert.ok(w.length <= 64 * 1024, `a write of ${w.length} bytes would start a 5th TLS record`);
+        assert.equal(w[0], PROTOCOL_VERSION, 'each large write starts with a frame header');
+        assert.equal(w[1], FrameType.DATA);
+        assert.equal(w.readUInt32BE(8), w.length - HEADER_LENGTH, 'and carries exactly that frame');
+      }
+      assert.ok(
+        big.filter((w) => w.length === 64 * 1024).length >= 15,
+        'full frames are exactly 64 KiB on the wire: four TLS records of 16 KiB',
+      );
     },
   );
 

@@ -5,9 +5,11 @@
  * fresh 64 KiB buffer for each frame costs more than the copy: the allocator hands freed
  * memory back to the kernel between garbage collections, and every new buffer then faults
  * its pages in again. Recycling a few buffers once the socket has written them removes that
- * cost. Only plain TCP sockets get them: their write callback means the kernel has copied the
- * bytes, whereas another Duplex (an in-memory pair, a WebSocket stream) may still hold the
- * very buffer it was given when it calls back.
+ * cost. Only plain TCP sockets get them for coalesced payloads, and TLS sockets for whole
+ * frames: the write callback of the first means the kernel has copied the bytes, and a TLS
+ * socket has encrypted them (or copied what it could not encrypt yet) before it calls back.
+ * Another Duplex (an in-memory pair, a WebSocket stream) may still hold the very buffer it
+ * was given when it calls back.
  */
 import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -37,6 +39,18 @@ export function releaseFrameBuffer(buffer: Buffer): void {
 /** Whether buffers written to `transport` may be reused once its write callback has run. */
 export function recyclesWrittenBuffers(transport: Duplex): boolean {
   return transport instanceof net.Socket && !(transport instanceof tls.TLSSocket);
+}
+
+/**
+ * Whether `transport` turns each write into TLS records. A TLS socket encrypts every write on
+ * its own, in records of at most 16 KiB plaintext, and joins the buffers of one writev into
+ * one copy first. A DATA frame of 64 KiB plus its 12-byte header is then four full records
+ * and a fifth of 12 bytes, which the receiver decrypts and hands up as a chunk of its own. A
+ * frame of exactly 64 KiB, written as one buffer that the scheduler copies together instead
+ * of the TLS socket, is four records.
+ */
+export function writesRecords(transport: Duplex): boolean {
+  return transport instanceof tls.TLSSocket;
 }
 
 /** @internal For tests: buffers allocated so far, and how many are free now. */

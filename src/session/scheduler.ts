@@ -1,9 +1,9 @@
 import type { Duplex } from 'node:stream';
 import { EAGER_FLUSHES_PER_TURN } from '../config';
-import { encodeFrame, encodeHeader } from '../codec/encode';
+import { encodeFrame, encodeHeader, writeHeader } from '../codec/encode';
 import { Flag, FrameType, HEADER_LENGTH, MAX_WINDOW } from '../protocol/constants';
 import type { AnyMuxStream as MuxStream } from './stream';
-import { acquireFrameBuffer, releaseFrameBuffer, recyclesWrittenBuffers } from './frame-buffers';
+import { acquireFrameBuffer, FRAME_BUFFER_SIZE, releaseFrameBuffer, recyclesWrittenBuffers, writesRecords } from './frame-buffers';
 
 /** What the scheduler needs from its connection. */
 export interface SchedulerHost {
@@ -135,6 +135,10 @@ export class WriteScheduler {
     if (t === null || t.writableNeedDrain) return;
     const frameLimit = this.host.frameLimit();
     const recycle = recyclesWrittenBuffers(t);
+    // Over TLS a frame goes out as one buffer, header included, of at most frameLimit bytes:
+    // see writesRecords() for why.
+    const whole = writesRecords(t);
+    const payloadLimit = whole ? Math.max(frameLimit - HEADER_LENGTH, 1) : frameLimit;
     // One pooled buffer at hand for the whole flush; only a payload coalesced into it uses it up.
     let scratch: Buffer | undefined;
     let budget = FLUSH_BUDGET;
@@ -151,13 +155,24 @@ export class WriteScheduler {
         const stream = this.ready[this.readyHead++];
         stream.queuedForSend = false;
         if (recycle && scratch === undefined) scratch = acquireFrameBuffer();
-        const payload = stream.takeFrame(Math.min(frameLimit, this.sendCredit), scratch);
+        const limit = Math.min(payloadLimit, this.sendCredit);
+        // A whole frame's buffer, sized to what the stream will give; a payload spread over
+        // several writes is copied straight into it.
+        const size = whole ? Math.min(limit, stream.sendWindow, stream.queuedBytes) : 0;
+        const pooled = size > COPY_PAYLOAD_MAX && HEADER_LENGTH + size <= FRAME_BUFFER_SIZE;
+        const frame = pooled ? acquireFrameBuffer() : size > COPY_PAYLOAD_MAX ? Buffer.allocUnsafe(HEADER_LENGTH + size) : undefined;
+        const payload = stream.takeFrame(limit, frame === undefined ? scratch : frame.subarray(HEADER_LENGTH));
         if (payload === null) continue;
         this.sendCredit -= payload.length;
         const fin = stream.lastTakeFin;
         maxDataFrames--;
         const flags = fin ? Flag.FIN : 0;
-        if (payload.length <= COPY_PAYLOAD_MAX) {
+        if (frame !== undefined) {
+          writeHeader(frame, 0, FrameType.DATA, flags, stream.id, payload.length);
+          if (payload.buffer !== frame.buffer || payload.byteOffset !== frame.byteOffset + HEADER_LENGTH) frame.set(payload, HEADER_LENGTH);
+          const bytes = frame.subarray(0, HEADER_LENGTH + payload.length);
+          writable = pooled ? t.write(bytes, releaseWhenWritten(frame)) : t.write(bytes);
+        } else if (payload.length <= COPY_PAYLOAD_MAX) {
           // encodeFrame copies the payload, so a scratch buffer it came from stays free.
           writable = t.write(encodeFrame(FrameType.DATA, flags, stream.id, payload));
         } else {
