@@ -157,11 +157,15 @@ export class WriteScheduler {
         if (recycle && scratch === undefined) scratch = acquireFrameBuffer();
         const limit = Math.min(payloadLimit, this.sendCredit);
         // A whole frame's buffer, sized to what the stream will give; a payload spread over
-        // several writes is copied straight into it.
+        // several writes is copied straight into it. Pooled buffers are for frames near their
+        // size: a small frame would hold a whole one until the socket has written it.
         const size = whole ? Math.min(limit, stream.sendWindow, stream.queuedBytes) : 0;
-        const pooled = size > COPY_PAYLOAD_MAX && HEADER_LENGTH + size <= FRAME_BUFFER_SIZE;
+        const pooled = HEADER_LENGTH + size >= FRAME_BUFFER_SIZE / 2 && HEADER_LENGTH + size <= FRAME_BUFFER_SIZE;
         const frame = pooled ? acquireFrameBuffer() : size > COPY_PAYLOAD_MAX ? Buffer.allocUnsafe(HEADER_LENGTH + size) : undefined;
-        const payload = stream.takeFrame(limit, frame === undefined ? scratch : frame.subarray(HEADER_LENGTH));
+        const payload =
+          frame === undefined
+            ? stream.takeFrame(limit, scratch)
+            : stream.takeFrame(size, frame.subarray(HEADER_LENGTH, HEADER_LENGTH + size));
         if (payload === null) continue;
         this.sendCredit -= payload.length;
         const fin = stream.lastTakeFin;
