@@ -293,10 +293,10 @@ describe('TLS with a CA-signed server certificate', () => {
     const socket = client.transportSocket as tls.TLSSocket;
     const held: number[] = [];
     const write = socket.write.bind(socket) as (...args: unknown[]) => boolean;
-    socket.write = ((chunk: Buffer, ...rest: unknown[]) => {
+    socket.write = (chunk: Buffer, ...rest: unknown[]) => {
       if (chunk.length > 1024) held.push(chunk.buffer.byteLength);
       return write(chunk, ...rest);
-    });
+    };
     await checkedExchange(client, 256 * 1024, 16);
     assert.ok(held.length >= 100, `${held.length} frames of 1-2 KiB`);
     assert.ok(
