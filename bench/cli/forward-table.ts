@@ -3,9 +3,8 @@
  * measured in the same run. A tunnel with a failed run shows "failed", and a target that
  * depends on it is not met.
  */
-import type { DownloadJob, DownloadSample, RestartSample, Route, Shape, WrkJob, WrkSample } from './forward-jobs';
+import type { DownloadJob, RestartSample, Route, Shape, WrkJob, WrkSample } from './forward-jobs';
 import { SSH_CIPHER } from './tunnels';
-import type { WrkResult } from './wrk';
 
 export interface ForwardResults {
   wrk: WrkJob | null;
@@ -62,22 +61,10 @@ export function formatForwardTable(results: ForwardResults): string {
         '',
       ),
     );
-    const tunnelRatio = divide(cpu.tunnel('tsmux'), cpu.tunnel('ssh'));
-    lines.push(
-      row(
-        'wrk: tunnel CPU per request, µs (machine − direct)',
-        [cpu.tunnel('tsmux'), cpu.tunnel('ssh')].map((us) => (us === null ? '–' : us.toFixed(1))).concat(''),
-        cpu.budget === null ? '' : `1.2 × ssh's rate leaves ${cpu.budget.toFixed(1)}`,
-        tunnelRatio === null ? '–' : `${tunnelRatio.toFixed(2)}×`,
-        '',
-      ),
-    );
+    lines.push(tunnelRow('wrk: tunnel CPU per request, µs (machine − direct)', cpu.tunnel('tsmux'), cpu.tunnel('ssh'), cpu.budget, 1.2, 1));
   }
   if (download) {
-    const rate = (shape: Shape): number | null => {
-      const samples = download.samples[shape];
-      return samples && samples.length > 0 && samples.every((s) => s.ok) ? middle(samples.map((s) => s.rate)) : null;
-    };
+    const rate = (shape: Shape): number | null => middleOf(download.samples[shape], (s) => s.rate);
     const ssh = rate('ssh -L');
     for (const shape of ['tsmux -L', 'tsmux -R', 'tsmux -D'] as const) {
       const ratio = divide(rate(shape), ssh);
@@ -94,19 +81,12 @@ export function formatForwardTable(results: ForwardResults): string {
     const cpu = downloadCpu(download);
     const cell = (shape: Shape): string => {
       const perGB = cpu.perGB(shape);
-      const busy = middleOfSamples(download.samples[shape], (s) => s.busyCores);
+      const busy = middleOf(download.samples[shape], (s) => s.busyCores);
       return perGB === null || busy === null ? '–' : `${perGB.toFixed(2)} (${busy.toFixed(2)} of ${download.samples[shape]![0].cores})`;
     };
     lines.push(row('download: machine CPU s per GB (cores busy)', [cell('tsmux -L'), cell('ssh -L'), cell('direct')], '', '', ''));
-    const tunnelRatio = divide(cpu.tunnel('tsmux -L'), cpu.tunnel('ssh -L'));
     lines.push(
-      row(
-        'download: tunnel CPU s per GB (machine − direct)',
-        [cpu.tunnel('tsmux -L'), cpu.tunnel('ssh -L')].map((s) => (s === null ? '–' : s.toFixed(2))).concat(''),
-        cpu.budget === null ? '' : `1.5 × ssh's rate leaves ${cpu.budget.toFixed(2)}`,
-        tunnelRatio === null ? '–' : `${tunnelRatio.toFixed(2)}×`,
-        '',
-      ),
+      tunnelRow('download: tunnel CPU s per GB (machine − direct)', cpu.tunnel('tsmux -L'), cpu.tunnel('ssh -L'), cpu.budget, 1.5, 2),
     );
   }
   if (restart !== null) {
@@ -136,22 +116,11 @@ export function formatForwardTable(results: ForwardResults): string {
  * what a route spends beyond it is the tunnel's. `budget` is the tunnel CPU per request that
  * would leave the cores room for 1.2 × ssh's rate.
  */
-export function wrkCpu(job: WrkJob): {
-  machine: (route: Route) => number | null;
-  tunnel: (route: Route) => number | null;
-  budget: number | null;
-} {
+export function wrkCpu(job: WrkJob): CpuShares<Route> & { machine: (route: Route) => number | null } {
   const machine = (route: Route): number | null => middleOf(job.samples[route], (s: WrkSample) => s.machineUsPerRequest);
-  const tunnel = (route: Route): number | null => {
-    const total = machine(route);
-    const direct = machine('direct');
-    return total === null || direct === null ? null : total - direct;
-  };
   const ssh = middleOf(job.samples.ssh, (s) => s.requestsPerSecond);
-  const direct = machine('direct');
-  const cores = job.samples.ssh?.[0]?.cores;
-  const budget = ssh === null || direct === null || cores === undefined ? null : (cores * 1e6) / (1.2 * ssh) - direct;
-  return { machine, tunnel, budget };
+  // µs per request: a core gives 10^6 of them a second.
+  return { machine, ...cpuShares<Route>(machine, 'direct', job.samples.ssh?.[0]?.cores, ssh === null ? null : 1.2 * ssh, 1e6) };
 }
 
 /**
@@ -159,26 +128,38 @@ export function wrkCpu(job: WrkJob): {
  * per GB for a shape, the tunnel's share beyond the direct download, and the tunnel CPU per GB
  * that would leave the cores room for 1.5 × ssh -L's rate.
  */
-export function downloadCpu(job: DownloadJob): {
-  perGB: (shape: Shape) => number | null;
-  tunnel: (shape: Shape) => number | null;
-  budget: number | null;
-} {
-  const perGB = (shape: Shape): number | null => middleOfSamples(job.samples[shape], (s) => s.cpuSecondsPerGB);
-  const tunnel = (shape: Shape): number | null => {
-    const total = perGB(shape);
-    const direct = perGB('direct');
-    return total === null || direct === null ? null : total - direct;
-  };
-  const ssh = middleOfSamples(job.samples['ssh -L'], (s) => s.rate);
-  const direct = perGB('direct');
-  const cores = job.samples['ssh -L']?.[0]?.cores;
-  const budget = ssh === null || direct === null || cores === undefined ? null : cores / ((1.5 * ssh) / 1000) - direct;
-  return { perGB, tunnel, budget };
+export function downloadCpu(job: DownloadJob): CpuShares<Shape> & { perGB: (shape: Shape) => number | null } {
+  const perGB = (shape: Shape): number | null => middleOf(job.samples[shape], (s) => s.cpuSecondsPerGB);
+  const ssh = middleOf(job.samples['ssh -L'], (s) => s.rate);
+  // CPU seconds per GB: a core gives one a second, and the target rate is in GB/s.
+  return { perGB, ...cpuShares<Shape>(perGB, 'direct', job.samples['ssh -L']?.[0]?.cores, ssh === null ? null : (1.5 * ssh) / 1000, 1) };
 }
 
-function middleOfSamples(samples: DownloadSample[] | undefined, pick: (sample: DownloadSample) => number): number | null {
-  return samples && samples.length > 0 && samples.every((s) => s.ok) ? middle(samples.map(pick)) : null;
+/** A route's share of the machine's CPU beyond the direct route, and what a target rate leaves it. */
+interface CpuShares<K extends string> {
+  tunnel: (key: K) => number | null;
+  budget: number | null;
+}
+
+/**
+ * `cost` is the machine's CPU per unit (request, GB) of a route, `directKey` the route without
+ * a tunnel. At `targetRate` units a second, `cores` give each unit `cores × perCoreSecond ÷
+ * targetRate`; what the direct route spends of that is not the tunnel's to have.
+ */
+function cpuShares<K extends string>(
+  cost: (key: K) => number | null,
+  directKey: K,
+  cores: number | undefined,
+  targetRate: number | null,
+  perCoreSecond: number,
+): CpuShares<K> {
+  const direct = cost(directKey);
+  const tunnel = (key: K): number | null => {
+    const total = cost(key);
+    return total === null || direct === null ? null : total - direct;
+  };
+  const budget = targetRate === null || direct === null || cores === undefined ? null : (cores * perCoreSecond) / targetRate - direct;
+  return { tunnel, budget };
 }
 
 /** The note under the table: the least a Node process costs per request, beside the budget. */
@@ -201,6 +182,18 @@ export function floorNote(job: WrkJob): string | null {
   );
 }
 
+/** A tunnel-CPU row: tsmux's and ssh's share, and what `factor` × ssh's rate would leave. */
+function tunnelRow(name: string, tsmux: number | null, ssh: number | null, budget: number | null, factor: number, digits: number): string {
+  const ratio = divide(tsmux, ssh);
+  return row(
+    name,
+    [tsmux, ssh].map((cost) => (cost === null ? '–' : cost.toFixed(digits))).concat(''),
+    budget === null ? '' : `${factor} × ssh's rate leaves ${budget.toFixed(digits)}`,
+    ratio === null ? '–' : `${ratio.toFixed(2)}×`,
+    '',
+  );
+}
+
 function wrkCell(job: WrkJob, route: Route, text: (results: WrkSample[]) => string): string {
   if (job.skipped[route]) return 'skipped';
   const samples = job.samples[route] ?? [];
@@ -216,7 +209,7 @@ function downloadCell(job: DownloadJob, shape: Shape, rate: (shape: Shape) => nu
   return value === null ? 'failed' : value.toFixed(0);
 }
 
-function middleOf<T extends WrkResult>(samples: T[] | undefined, pick: (result: T) => number): number | null {
+function middleOf<T extends { ok: boolean }>(samples: T[] | undefined, pick: (sample: T) => number): number | null {
   if (!samples || samples.length === 0 || samples.some((s) => !s.ok)) return null;
   return middle(samples.map(pick));
 }
