@@ -1,8 +1,9 @@
 /**
  * Liveness on its own, with a fake host: which round trips count for window tuning, and
- * how heartbeats stand in for keepalive while reading is paused. No timing is asserted.
+ * how heartbeats stand in for keepalive while reading is paused, and when a transport that
+ * refuses writes counts as stalled. No real time is asserted: the stall tests mock the clock.
  */
-import { test, describe } from 'node:test';
+import { test, describe, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { Liveness, type LivenessHost } from '../src/session/liveness';
 import { FrameType, Flag, HEADER_LENGTH } from '../src/protocol/constants';
@@ -134,3 +135,60 @@ describe('Liveness keepalive on the shared wheel', () => {
 function answerLastPingAt(liveness: Liveness, host: ReturnType<typeof fakeHost>, index: number): void {
   liveness.onPing(Flag.ACK, host.frames[index].subarray(HEADER_LENGTH));
 }
+
+describe('Liveness write stalls', () => {
+  /** A Liveness whose timers and clock run only when the test says so. */
+  function withMockedClock(t: TestContext) {
+    let now = 0;
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    t.mock.method(performance, 'now', () => now);
+    return (ms: number): void => {
+      now += ms;
+      t.mock.timers.tick(ms);
+    };
+  }
+
+  test('a transport that refuses writes for keepAliveTimeout ends the connection', (t) => {
+    const advance = withMockedClock(t);
+    const host = fakeHost();
+    const liveness = new Liveness(host, 500, 1000, 512 * 1024);
+    liveness.writeBlocked();
+    advance(999);
+    assert.equal(host.timeouts.length, 0);
+    advance(1);
+    assert.equal(host.timeouts.length, 1);
+    assert.equal(host.timeouts[0].code, 'ERR_KEEPALIVE_TIMEOUT');
+  });
+
+  test('blocking again after a drain restarts the count: the timeout runs from the last refusal', (t) => {
+    const advance = withMockedClock(t);
+    const host = fakeHost();
+    const liveness = new Liveness(host, 500, 1000, 512 * 1024);
+    liveness.writeBlocked();
+    advance(300);
+    liveness.writeDrained();
+    advance(300);
+    liveness.writeBlocked(); // blocked since 600: due at 1600, not at 1000
+    advance(900);
+    assert.equal(host.timeouts.length, 0, 'the check at 1000 saw 400 ms of refusal and waits on');
+    advance(100);
+    assert.equal(host.timeouts.length, 1);
+  });
+
+  test('a sender that blocks and drains once per frame leaves no stall behind, and stop() disarms the check', (t) => {
+    const advance = withMockedClock(t);
+    const host = fakeHost();
+    const liveness = new Liveness(host, 500, 1000, 512 * 1024);
+    for (let frame = 0; frame < 10_000; frame++) {
+      liveness.writeBlocked();
+      liveness.writeDrained();
+      if (frame % 100 === 0) advance(10);
+    }
+    advance(5000);
+    assert.equal(host.timeouts.length, 0);
+    liveness.writeBlocked();
+    liveness.stop(() => new Error('closed'));
+    advance(5000);
+    assert.equal(host.timeouts.length, 0, 'a stopped connection reports no stall');
+  });
+});

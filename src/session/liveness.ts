@@ -47,6 +47,8 @@ export class Liveness implements WheelMember {
   private deadline: NodeJS.Timeout | null = null;
   private heartbeat: NodeJS.Timeout | null = null;
   private stallTimer: NodeJS.Timeout | null = null;
+  /** When the transport last refused a write (ms, `performance.now()`); -1 while it takes them. */
+  private blockedSince = -1;
   private probeTimer: NodeJS.Timeout | null = null;
   /** Next entry of RTT_PROBE_DELAYS_MS; -1 before the probes started. */
   private probeIndex = -1;
@@ -108,24 +110,37 @@ export class Liveness implements WheelMember {
    * it (and our unread answers) for ever, since its traffic satisfies the keepalive.
    */
   writeBlocked(): void {
-    if (this.stallTimer !== null || this.intervalMs === 0) return;
-    this.stallTimer = setTimeout(onWriteStall, this.timeoutMs, this);
-    this.stallTimer.unref();
+    if (this.blockedSince !== -1 || this.intervalMs === 0) return;
+    this.blockedSince = performance.now();
+    if (this.stallTimer === null) this.checkStallIn(this.timeoutMs);
   }
 
-  /** The transport drained: the peer reads. */
+  /**
+   * The transport drained: the peer reads. The stall check stays armed: a bulk sender blocks
+   * and drains once per frame, and a timer set and cleared each time cost more than the frame's
+   * other work in a process that has not optimised it yet.
+   */
   writeDrained(): void {
-    if (this.stallTimer === null) return;
-    clearTimeout(this.stallTimer);
-    this.stallTimer = null;
+    this.blockedSince = -1;
   }
 
-  /** @internal */
+  /** @internal The stall check is due: ends the connection if the transport has refused writes since timeoutMs ago. */
   stalled(): void {
     this.stallTimer = null;
+    if (this.blockedSince === -1) return; // drained since; the next refusal arms a new check
+    const blockedFor = performance.now() - this.blockedSince;
+    if (blockedFor < this.timeoutMs) {
+      this.checkStallIn(this.timeoutMs - blockedFor);
+      return;
+    }
     this.host.onKeepAliveTimeout(
       new MuxError('ERR_KEEPALIVE_TIMEOUT', `peer has not read anything this side sent for ${this.timeoutMs} ms`),
     );
+  }
+
+  private checkStallIn(ms: number): void {
+    this.stallTimer = setTimeout(onWriteStall, Math.max(1, Math.ceil(ms)), this);
+    this.stallTimer.unref();
   }
 
   /** @internal An unanswered-by-design PING: nothing waits for its answer. */
@@ -230,7 +245,9 @@ export class Liveness implements WheelMember {
   /** Stops the timers and fails every unanswered ping with `err` (made only if one waits). */
   stop(err: () => Error): void {
     this.setReading(true);
-    this.writeDrained();
+    this.blockedSince = -1;
+    if (this.stallTimer) clearTimeout(this.stallTimer);
+    this.stallTimer = null;
     if (this.probeTimer) clearTimeout(this.probeTimer);
     this.probeTimer = null;
     if (this.wheelSlot !== -1) wheelFor(this.intervalMs).remove(this);
