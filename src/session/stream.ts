@@ -377,10 +377,15 @@ export class MuxStream<Meta = JsonValue> extends Duplex {
    * Returns what they cost the connection's memory account.
    */
   onData(piece: Buffer): number {
-    this.recvCredit -= piece.length;
-    this.bytesReceived += piece.length;
     const size = piece.length;
-    if (size >= MEMORY_COSTS.copyBelow && size * 2 >= piece.buffer.byteLength) {
+    const kept = size >= MEMORY_COSTS.copyBelow && size * 2 >= piece.buffer.byteLength;
+    // Small pieces staged earlier in this read go first, while the credit still matches what
+    // was delivered; then this one need not wait in the queue behind them (a bulk read is the
+    // tail of one frame, a header, and most of the next).
+    if (kept && this.readerWaiting && this.inQueue !== null && !this.destroyed) this.drainQueue();
+    this.recvCredit -= size;
+    this.bytesReceived += size;
+    if (kept) {
       // A large piece is kept as a view of the socket read: it pins that read, at most twice its bytes.
       const pinned = piece.buffer.byteLength - size;
       const cost = size + pinned + MEMORY_COSTS.piece;
