@@ -137,6 +137,8 @@ export class MuxConnection
   /** Why reading from the transport is paused (PauseReason bits); 0 = reading. */
   private pausedFor = 0;
   private lastDataStreamId = 0;
+  /** The last DATA piece did not end its frame: the next piece continues it, from a later read. */
+  private midFrame = false;
   /** Last time a stream other than the previous one received data (`performance.now()`): window tuning's `solo`. */
   private contendedAt = -Infinity;
 
@@ -431,6 +433,8 @@ export class MuxConnection
   /** @internal FrameSink */
   onData(streamId: number, flags: number, piece: Buffer, last: boolean): void {
     if (this.state !== 'ready') throw new MuxError('ERR_HANDSHAKE_FAILED', 'DATA before the handshake completed');
+    const continued = this.midFrame;
+    this.midFrame = !last;
     const stream = this.streams.get(streamId);
     const size = piece.length;
     if (size > 0) {
@@ -457,7 +461,7 @@ export class MuxConnection
         if (this.lastDataStreamId !== 0) this.contendedAt = performance.now();
         this.lastDataStreamId = streamId;
       }
-      const cost = stream.onData(piece);
+      const cost = stream.onData(piece, continued);
       if (cost !== 0) {
         this.account.chargeData(cost);
         if (this.account.exceeded) this.overBudget();

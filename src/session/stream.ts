@@ -374,9 +374,10 @@ export class MuxStream<Meta = JsonValue> extends Duplex {
 
   /**
    * @internal Payload bytes from the peer; the session has checked them against both windows.
+   * `continued`: the piece carries on a frame whose first bytes came in an earlier piece.
    * Returns what they cost the connection's memory account.
    */
-  onData(piece: Buffer): number {
+  onData(piece: Buffer, continued = false): number {
     const size = piece.length;
     const kept = size >= MEMORY_COSTS.copyBelow && size * 2 >= piece.buffer.byteLength;
     // Small pieces staged earlier in this read go first, while the credit still matches what
@@ -399,6 +400,13 @@ export class MuxStream<Meta = JsonValue> extends Duplex {
         keptViews.add(piece);
         this.inPinned += pinned;
       }
+      return cost;
+    }
+    if (continued && this.readerWaiting && this.inQueue === null) {
+      // The rest of a frame begun in an earlier read (bulk frames straddle reads): there is
+      // nothing to batch it with, so a waiting reader gets an exact copy now, unstaged.
+      const cost = size + MEMORY_COSTS.piece;
+      this.deliver(Buffer.from(piece), cost);
       return cost;
     }
     const cost = this.stage(piece);
