@@ -47,15 +47,19 @@ export class Liveness implements WheelMember {
   private deadline: NodeJS.Timeout | null = null;
   private heartbeat: NodeJS.Timeout | null = null;
   private stallTimer: NodeJS.Timeout | null = null;
-  /** When the transport last refused a write (ms, `performance.now()`); -1 while it takes them. */
-  private blockedSince = -1;
+  /**
+   * When the transport last refused a write (ms, `performance.now()`); -Infinity while it takes
+   * them. Times are fractional: a sentinel that is a double from the start spares V8 a change
+   * of the field's representation, which would deoptimise code using every Liveness.
+   */
+  private blockedSince = -Infinity;
   private probeTimer: NodeJS.Timeout | null = null;
   /** Next entry of RTT_PROBE_DELAYS_MS; -1 before the probes started. */
   private probeIndex = -1;
   /** Id of the keepalive ping in flight (valid while `deadline` is set). */
   private keepAliveId = 0;
-  /** When the last keepalive ping left (ms, `performance.now()`), and `bytesMoved()` then; -1: never. */
-  private keepAliveAt = -1;
+  /** When the last keepalive ping left (ms, `performance.now()`), and `bytesMoved()` then; -Infinity: never (a double, as blockedSince). */
+  private keepAliveAt = -Infinity;
   private keepAliveMoved = 0;
   /** The last keepalive ping went out early, with the answer to the peer's. */
   private piggybacked = false;
@@ -110,7 +114,7 @@ export class Liveness implements WheelMember {
    * it (and our unread answers) for ever, since its traffic satisfies the keepalive.
    */
   writeBlocked(): void {
-    if (this.blockedSince !== -1 || this.intervalMs === 0) return;
+    if (this.blockedSince !== -Infinity || this.intervalMs === 0) return;
     this.blockedSince = performance.now();
     if (this.stallTimer === null) this.checkStallIn(this.timeoutMs);
   }
@@ -121,13 +125,13 @@ export class Liveness implements WheelMember {
    * other work in a process that has not optimised it yet.
    */
   writeDrained(): void {
-    this.blockedSince = -1;
+    this.blockedSince = -Infinity;
   }
 
   /** @internal The stall check is due: ends the connection if the transport has refused writes since timeoutMs ago. */
   stalled(): void {
     this.stallTimer = null;
-    if (this.blockedSince === -1) return; // drained since; the next refusal arms a new check
+    if (this.blockedSince === -Infinity) return; // drained since; the next refusal arms a new check
     const blockedFor = performance.now() - this.blockedSince;
     if (blockedFor < this.timeoutMs) {
       this.checkStallIn(this.timeoutMs - blockedFor);
@@ -245,7 +249,7 @@ export class Liveness implements WheelMember {
   /** Stops the timers and fails every unanswered ping with `err` (made only if one waits). */
   stop(err: () => Error): void {
     this.setReading(true);
-    this.blockedSince = -1;
+    this.blockedSince = -Infinity;
     if (this.stallTimer) clearTimeout(this.stallTimer);
     this.stallTimer = null;
     if (this.probeTimer) clearTimeout(this.probeTimer);
