@@ -67,6 +67,8 @@ const SCENARIOS: [name: string, run: Scenario, implementations: Implementation[]
  * too), and the steady speed is what a long-running service sees.
  */
 const WARM_UP_MS = 4000;
+// Scenarios measured with sizes.issue16Reps repetitions.
+const ISSUE_16_SCENARIOS = new Set(['fresh', 'tls', 'connections']);
 const QUICK_WARM_UP_MS = 1500;
 const WARM_UP_MAX_RUNS = 20;
 const WAN_DELAY_MS = 50;
@@ -113,7 +115,7 @@ async function main(): Promise<void> {
   const machine = `${os.cpus().length} × ${cpu}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${os.platform()} ${os.release()}`;
   const reps = values.reps === undefined ? 3 : Number(values.reps);
   console.log(
-    `tcp-stream-muxer benchmark (${values.quick ? 'quick' : 'full'}, ${reps} repetitions (fresh: ${values.reps ?? sizes.freshReps}), median) on ${machine}, load ${os.loadavg()[0].toFixed(2)}\n`,
+    `tcp-stream-muxer benchmark (${values.quick ? 'quick' : 'full'}, ${reps} repetitions (fresh, tls, connections: ${values.reps ?? sizes.issue16Reps}), median) on ${machine}, load ${os.loadavg()[0].toFixed(2)}\n`,
   );
 
   const results: Record<string, Record<string, Record<string, number>>> = {};
@@ -123,7 +125,7 @@ async function main(): Promise<void> {
   for (const [name, run, implementations, how] of SCENARIOS) {
     if (only && !only.has(name)) continue;
     results[name] = {};
-    const scenarioReps = name === 'fresh' && values.reps === undefined ? sizes.freshReps : reps;
+    const scenarioReps = ISSUE_16_SCENARIOS.has(name) && values.reps === undefined ? sizes.issue16Reps : reps;
     const measured = await (how ?? measure)(name, run, implementations, sizes, scenarioReps, values.quick ? QUICK_WARM_UP_MS : WARM_UP_MS);
     raw[name] = measured.samples;
     diagnostics[name] = measured.diagnostics;
