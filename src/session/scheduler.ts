@@ -231,7 +231,9 @@ export class WriteScheduler {
   clear(): void {
     this.control.length = 0;
     this.controlHead = 0;
-    this.host.controlQueued(-this.controlBytes);
+    // Not when nothing is queued: -0 is a double, and adding it to the account's integer
+    // counters would change their representation in V8 and deoptimise every connection's code.
+    if (this.controlBytes !== 0) this.host.controlQueued(-this.controlBytes);
     this.controlBytes = 0;
     for (let i = this.readyHead; i < this.ready.length; i++) this.ready[i].queuedForSend = false;
     this.ready.length = 0;
