@@ -507,6 +507,23 @@ describe('WriteScheduler: clear() and the control backlog', () => {
     );
   });
 
+  test('clear() with nothing queued reports no change to the memory account (never -0, a double)', () => {
+    const deltas: number[] = [];
+    const scheduler = new WriteScheduler({
+      writableTransport: () => null,
+      frameLimit: () => 16 * 1024,
+      setReadingPaused: () => {},
+      controlQueued: (delta) => deltas.push(delta),
+      writeBlocked: () => {},
+    });
+    scheduler.clear();
+    assert.deepEqual(deltas, []);
+    assert.ok(!deltas.some((delta) => Object.is(delta, -0)));
+    scheduler.queueControl(ping(1));
+    scheduler.clear();
+    assert.deepEqual(deltas, [HEADER_LENGTH + 8, -(HEADER_LENGTH + 8)]);
+  });
+
   test('control frames piling up beyond 1 MiB pause reading, and reading resumes once they are written', async () => {
     const h = harness();
     const frame = encodeWindowUpdate(1, 1);
