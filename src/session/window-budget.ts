@@ -47,19 +47,22 @@ export class WindowBudget {
    */
   tune(stream: MuxStream, current: number, elapsedMs: number, contendedAt: number): number {
     const now = performance.now();
-    const input = {
+    // Made with the unbounded budget first: Infinity makes the field a double from the start,
+    // where a whole number first and Infinity later would change its representation in V8
+    // (a map deprecation that deoptimises what uses these objects, on the first tuning).
+    const unbounded = {
       current,
       elapsedMs,
       minRtt: this.roundTrips.minRtt,
       samples: this.roundTrips.samples,
       initialWindow: this.limits.initialWindow,
       maxWindow: this.limits.maxWindow,
-      budgetLeft: this.limits.maxBufferedBytes - this.growth,
+      budgetLeft: Infinity,
       solo: now - contendedAt > SOLO_QUIET_MS,
     };
-    const size = tuneWindow(input);
-    if (size >= tuneWindow({ ...input, budgetLeft: Infinity }) || !this.reclaim(stream, now)) return size;
-    return tuneWindow({ ...input, budgetLeft: this.limits.maxBufferedBytes - this.growth });
+    const size = tuneWindow({ ...unbounded, budgetLeft: this.limits.maxBufferedBytes - this.growth });
+    if (size >= tuneWindow(unbounded) || !this.reclaim(stream, now)) return size;
+    return tuneWindow({ ...unbounded, budgetLeft: this.limits.maxBufferedBytes - this.growth });
   }
 
   /** Bytes by which the windows of open streams have grown beyond `initialWindow`, together. */
