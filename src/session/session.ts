@@ -178,6 +178,7 @@ export class MuxConnection
     this.toDeliver = null;
     this.pausedFor = 0;
     this.lastDataStreamId = 0;
+    this.midFrame = false;
     this.contendedAt = -Infinity;
     this.appDestroyed = false;
     this.scheduler = new WriteScheduler(this);

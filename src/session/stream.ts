@@ -383,7 +383,15 @@ export class MuxStream<Meta = JsonValue> extends Duplex {
     // Small pieces staged earlier in this read go first, while the credit still matches what
     // was delivered; then this one need not wait in the queue behind them (a bulk read is the
     // tail of one frame, a header, and most of the next).
-    if (kept && this.readerWaiting && this.inQueue !== null && !this.destroyed) this.drainQueue();
+    if (kept && this.readerWaiting && this.inQueue !== null && !this.destroyed) {
+      this.drainQueue();
+      if (!this.accounted) {
+        // A 'data' handler destroyed the stream: the piece is dropped like late data, and its
+        // connection credit goes straight back (the stream no longer holds anything).
+        this.host.releaseReceived(size, 0);
+        return 0;
+      }
+    }
     this.recvCredit -= size;
     this.bytesReceived += size;
     if (kept) {
