@@ -738,6 +738,27 @@ describe('decoder pause and resume', () => {
     assert.deepEqual(pieces, ['first-', 'second|']);
   });
 
+  test('every piece of a DATA frame but the first is marked continued, across chunks and frames', () => {
+    const first = data(1, Buffer.from('abcdef')).bytes;
+    const second = data(3, Buffer.from('gh'), true).bytes;
+    const pieces: string[] = [];
+    const decoder = new FrameDecoder(
+      {
+        onData(id, _flags, piece, last, continued) {
+          pieces.push(`${id}:${piece.toString()}${continued ? ' continued' : ''}${last ? ' last' : ''}`);
+        },
+        onControl() {},
+        onOversizeOpen() {},
+      },
+      TEST_LIMITS,
+      { expectMagic: false },
+    );
+    decoder.push(first.subarray(0, 14));
+    decoder.push(first.subarray(14, 16));
+    decoder.push(Buffer.concat([first.subarray(16), second]));
+    assert.deepEqual(pieces, ['1:ab', '1:cd continued', '1:ef continued last', '3:gh last']);
+  });
+
   test('resume() from inside a callback continues the same loop instead of nesting one', () => {
     const samples = [control(FrameType.ACCEPT, 0, 1), control(FrameType.ACCEPT, 0, 3), control(FrameType.ACCEPT, 0, 5)];
     const seen: string[] = [];

@@ -18,9 +18,10 @@ import {
 export interface FrameSink {
   /**
    * A piece of a DATA frame's payload, as a view into the received chunk (no copy). A frame
-   * arrives as one or more pieces; `last` marks its final piece (empty when the frame is).
+   * arrives as one or more pieces; `last` marks its final piece (empty when the frame is), and
+   * `continued` every piece but the first (the frame began in an earlier chunk).
    */
-  onData(streamId: number, flags: number, piece: Buffer, last: boolean): void;
+  onData(streamId: number, flags: number, piece: Buffer, last: boolean, continued: boolean): void;
   /** Any non-DATA frame, with its whole payload. */
   onControl(type: FrameType, flags: number, streamId: number, payload: Buffer): void;
   /** An OPEN whose meta exceeds `maxMetaBytes`, reported at its header; its payload is then skipped unbuffered. */
@@ -64,6 +65,8 @@ export class FrameDecoder {
   private flags = 0;
   private streamId = 0;
   private remaining = 0;
+  /** The frame's declared payload length, beside what `remaining` still owes of it. */
+  private length = 0;
   private paused = false;
   private failure: MuxError | null = null;
   private inLoop = false;
@@ -140,15 +143,16 @@ export class FrameDecoder {
         case State.DATA_PAYLOAD: {
           if (this.remaining === 0) {
             this.state = State.HEADER;
-            this.sink.onData(this.streamId, this.flags, EMPTY, true);
+            this.sink.onData(this.streamId, this.flags, EMPTY, true, false);
             break;
           }
           if (this.queue.bytes === 0) return;
+          const continued = this.remaining !== this.length;
           const piece = this.consumeUpTo(this.remaining);
           this.remaining -= piece.length;
           const last = this.remaining === 0;
           if (last) this.state = State.HEADER;
-          this.sink.onData(this.streamId, this.flags, piece, last);
+          this.sink.onData(this.streamId, this.flags, piece, last, continued);
           break;
         }
         case State.SKIP_PAYLOAD: {
@@ -191,7 +195,7 @@ export class FrameDecoder {
     this.type = type;
     this.flags = flags;
     this.streamId = streamId;
-    this.remaining = length;
+    this.remaining = this.length = length;
     this.state = State.CONTROL_PAYLOAD;
     switch (type) {
       case FrameType.DATA:

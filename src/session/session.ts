@@ -137,8 +137,6 @@ export class MuxConnection
   /** Why reading from the transport is paused (PauseReason bits); 0 = reading. */
   private pausedFor = 0;
   private lastDataStreamId = 0;
-  /** The last DATA piece did not end its frame: the next piece continues it, from a later read. */
-  private midFrame = false;
   /** Last time a stream other than the previous one received data (`performance.now()`): window tuning's `solo`. */
   private contendedAt = -Infinity;
 
@@ -178,7 +176,6 @@ export class MuxConnection
     this.toDeliver = null;
     this.pausedFor = 0;
     this.lastDataStreamId = 0;
-    this.midFrame = false;
     this.contendedAt = -Infinity;
     this.appDestroyed = false;
     this.scheduler = new WriteScheduler(this);
@@ -432,10 +429,8 @@ export class MuxConnection
   // ---- frames from the peer --------------------------------------------------------------
 
   /** @internal FrameSink */
-  onData(streamId: number, flags: number, piece: Buffer, last: boolean): void {
+  onData(streamId: number, flags: number, piece: Buffer, last: boolean, continued: boolean): void {
     if (this.state !== 'ready') throw new MuxError('ERR_HANDSHAKE_FAILED', 'DATA before the handshake completed');
-    const continued = this.midFrame;
-    this.midFrame = !last;
     const stream = this.streams.get(streamId);
     const size = piece.length;
     if (size > 0) {
