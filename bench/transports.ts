@@ -3,12 +3,12 @@
  * connect once, then open streams in a mode the bench server understands (server.ts).
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import * as tls from 'node:tls';
 import { MuxClient } from '../dist/cjs/index'; // the build users run (`npm run bench` builds first)
+import { processUsage, type ProcessUsage } from './cli/cpu';
 import { compiledServer } from './compiled-server';
 import { tlsClientOptions, type ServerSetup, type TlsFiles } from './server-setup';
 
@@ -29,26 +29,6 @@ export interface ServerProcess {
   /** The server process's CPU time and minor page faults so far (Linux only; null elsewhere). */
   usage(): ProcessUsage | null;
   stop(): Promise<void>;
-}
-
-export interface ProcessUsage {
-  cpuMs: number;
-  minorFaults: number;
-}
-
-/**
- * From /proc/<pid>/stat: fields 10 (minflt), 14 (utime) and 15 (stime), in clock ticks of
- * 10 ms. Page faults explain much of the noise between repetitions: a fresh process whose
- * allocator keeps handing memory back to the kernel pays a fault for every page it reuses.
- */
-function processUsage(pid: number | undefined): ProcessUsage | null {
-  if (pid === undefined || process.platform !== 'linux') return null;
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return { cpuMs: (Number(fields[11]) + Number(fields[12])) * 10, minorFaults: Number(fields[7]) };
-  } catch {
-    return null;
-  }
 }
 
 function serverProfileArgs(dir = process.env.BENCH_SERVER_CPU_PROF): string[] {

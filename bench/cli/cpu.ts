@@ -57,15 +57,31 @@ export function busyCores(before: MachineCpu, after: MachineCpu): number {
   return total > 0 ? ((after.busyMs - before.busyMs) / total) * after.cores : 0;
 }
 
-/** CPU seconds (user + system) a process has used, or null where /proc is not there. */
-export function processCpuSeconds(pid: number | undefined): number | null {
+/** A process's CPU time (user + system) and minor page faults so far. */
+export interface ProcessUsage {
+  cpuMs: number;
+  minorFaults: number;
+}
+
+/**
+ * From /proc/<pid>/stat: fields 10 (minflt), 14 (utime) and 15 (stime); null where /proc is
+ * not there. Page faults explain much of the noise between repetitions: a fresh process whose
+ * allocator keeps handing memory back to the kernel pays a fault for every page it reuses.
+ */
+export function processUsage(pid: number | undefined): ProcessUsage | null {
   if (pid === undefined) return null;
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name in parentheses may hold spaces; the fields after it are fixed.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+    return { cpuMs: ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS_PER_SECOND, minorFaults: Number(fields[7]) };
   } catch {
     return null;
   }
+}
+
+/** CPU seconds (user + system) a process has used, or null where /proc is not there. */
+export function processCpuSeconds(pid: number | undefined): number | null {
+  const usage = processUsage(pid);
+  return usage === null ? null : usage.cpuMs / 1000;
 }
