@@ -137,21 +137,22 @@ function answerLastPingAt(liveness: Liveness, host: ReturnType<typeof fakeHost>,
 }
 
 describe('Liveness write stalls', () => {
-  /** A Liveness whose timers and clock run only when the test says so. */
+  /** A Liveness (keepAliveTimeout 1,000 ms) whose timers and clock run only when `advance` says so. */
   function withMockedClock(t: TestContext) {
     let now = 0;
     t.mock.timers.enable({ apis: ['setTimeout'] });
     t.mock.method(performance, 'now', () => now);
-    return (ms: number): void => {
+    const host = fakeHost();
+    const liveness = new Liveness(host, 500, 1000, 512 * 1024);
+    const advance = (ms: number): void => {
       now += ms;
       t.mock.timers.tick(ms);
     };
+    return { host, liveness, advance };
   }
 
   test('a transport that refuses writes for keepAliveTimeout ends the connection', (t) => {
-    const advance = withMockedClock(t);
-    const host = fakeHost();
-    const liveness = new Liveness(host, 500, 1000, 512 * 1024);
+    const { host, liveness, advance } = withMockedClock(t);
     liveness.writeBlocked();
     advance(999);
     assert.equal(host.timeouts.length, 0);
@@ -161,9 +162,7 @@ describe('Liveness write stalls', () => {
   });
 
   test('blocking again after a drain restarts the count: the timeout runs from the last refusal', (t) => {
-    const advance = withMockedClock(t);
-    const host = fakeHost();
-    const liveness = new Liveness(host, 500, 1000, 512 * 1024);
+    const { host, liveness, advance } = withMockedClock(t);
     liveness.writeBlocked();
     advance(300);
     liveness.writeDrained();
@@ -176,9 +175,7 @@ describe('Liveness write stalls', () => {
   });
 
   test('a sender that blocks and drains once per frame leaves no stall behind, and stop() disarms the check', (t) => {
-    const advance = withMockedClock(t);
-    const host = fakeHost();
-    const liveness = new Liveness(host, 500, 1000, 512 * 1024);
+    const { host, liveness, advance } = withMockedClock(t);
     for (let frame = 0; frame < 10_000; frame++) {
       liveness.writeBlocked();
       liveness.writeDrained();
