@@ -435,6 +435,32 @@ describe('WriteScheduler: coalescing', () => {
   });
 });
 
+describe('WriteScheduler: the ready list', () => {
+  test('a lone bulk writer ahead of its eager one-frame flushes keeps the ready list at one entry, not one per frame', async () => {
+    const frameLimit = 1024;
+    const h = harness({ frameLimit });
+    // White-box: the list's length is what matters here. Grown by one per frame, it was
+    // spliced 1,024 frames in, on a path the optimised flush had not seen (V8 deoptimised it
+    // in the middle of a bulk transfer).
+    const internals = h.scheduler as unknown as { ready: unknown[] };
+    const a = h.stream(1);
+    // Two frames per write: each write's eager flush sends one, so the stream stays queued
+    // with more to send, as a writer ahead of its socket does.
+    const all = pattern(2 * 1500 * frameLimit, 9);
+    let longest = 0;
+    for (let i = 0; i < 1500; i++) {
+      a.write(all.subarray(2 * i * frameLimit, 2 * (i + 1) * frameLimit));
+      longest = Math.max(longest, internals.ready.length);
+    }
+    await settled(h.transport);
+    assert.ok(longest <= 2, `the ready list grew to ${longest} entries for one stream`);
+    const data = dataOf(h.frames(), 1);
+    assert.equal(data.length, 3000);
+    assert.ok(data.every((f) => f.payload.length === frameLimit));
+    assert.deepEqual(joined(data), all);
+  });
+});
+
 describe('WriteScheduler: transport backpressure', () => {
   test('stops writing as soon as transport.write returns false and continues on the flush after drain', async () => {
     const frameLimit = 4096;

@@ -194,6 +194,13 @@ export class WriteScheduler {
         if (fin) stream.onFinSent();
         else if (stream.hasSendable()) {
           stream.queuedForSend = true;
+          // A stream alone in the list goes back to its start: a bulk writer's eager one-frame
+          // flushes would otherwise grow the list by one per frame until compact() splices
+          // it, 1,024 frames in (64 MiB), a path optimised code has not seen (it deoptimises).
+          if (this.readyHead === this.ready.length) {
+            this.ready.length = 0;
+            this.readyHead = 0;
+          }
           this.ready.push(stream);
         }
       }
