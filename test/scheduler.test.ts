@@ -112,6 +112,7 @@ function harness(options: { frameLimit?: number; highWaterMark?: number } = {}):
     deliverLater: (stream) => stream.deliverStaged(),
     tuneWindow: (_stream, current) => current,
     windowResized: () => {},
+    windowUpdateThreshold: (window) => window / 2,
   };
   return {
     transport,

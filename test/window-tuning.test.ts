@@ -14,7 +14,10 @@ import {
   mayReclaim,
   RECLAIM_IDLE_RTTS,
   SOLO_WINDOW,
+  isFastPath,
   tuneWindow,
+  WINDOW_UPDATE_STEP,
+  windowUpdateThreshold,
   type WindowTuningInput,
 } from '../src/session/window-tuning';
 import { MuxStream, OpenState, type StreamHost } from '../src/session/stream';
@@ -153,6 +156,43 @@ describe('tuneWindow for a stream alone on a fast path', () => {
   });
 });
 
+describe('windowUpdateThreshold (pure rule)', () => {
+  test('half the window up to WINDOW_UPDATE_STEP, on any path', () => {
+    assert.equal(WINDOW_UPDATE_STEP, MiB);
+    for (const fast of [false, true]) {
+      assert.equal(windowUpdateThreshold(256 * KiB, fast), 128 * KiB);
+      assert.equal(windowUpdateThreshold(2 * MiB, fast), MiB);
+    }
+  });
+
+  test('beyond, WINDOW_UPDATE_STEP on a long or unmeasured path and a quarter of the window on a fast one', () => {
+    assert.equal(windowUpdateThreshold(4 * MiB, false), MiB);
+    assert.equal(windowUpdateThreshold(8 * MiB, false), MiB);
+    assert.equal(windowUpdateThreshold(16 * MiB, false), MiB);
+    assert.equal(windowUpdateThreshold(3 * MiB, true), MiB, 'never below the step once half the window exceeds it');
+    assert.equal(windowUpdateThreshold(4 * MiB, true), MiB);
+    assert.equal(windowUpdateThreshold(8 * MiB, true), 2 * MiB);
+    assert.equal(windowUpdateThreshold(16 * MiB, true), 4 * MiB);
+  });
+
+  test('for any window, the threshold is at most half of it: on a long path never above the step, on a fast one never below a quarter', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1024, max: 0x7fffffff }), fc.boolean(), (window, fast) => {
+        const threshold = windowUpdateThreshold(window, fast);
+        if (threshold > window / 2) return false;
+        return fast ? threshold >= window / 4 : threshold === Math.min(window / 2, WINDOW_UPDATE_STEP);
+      }),
+    );
+  });
+
+  test('a path is fast once MIN_RTT_SAMPLES round trips put its minimum below MIN_RTT_FOR_GROWTH_MS', () => {
+    assert.equal(isFastPath({ minRtt: null, samples: 0 }), false);
+    assert.equal(isFastPath({ minRtt: 0.2, samples: MIN_RTT_SAMPLES - 1 }), false);
+    assert.equal(isFastPath({ minRtt: 0.2, samples: MIN_RTT_SAMPLES }), true);
+    assert.equal(isFastPath({ minRtt: MIN_RTT_FOR_GROWTH_MS, samples: 10 }), false);
+  });
+});
+
 // ---- the stream's side ---------------------------------------------------------------------
 
 interface ScriptedHost extends StreamHost {
@@ -163,8 +203,11 @@ interface ScriptedHost extends StreamHost {
   released: number;
 }
 
-/** A StreamHost whose tuneWindow returns the next scripted target (or `current` when the script is empty). */
-function scriptedHost(targets: number[] = []): ScriptedHost {
+/**
+ * A StreamHost whose tuneWindow returns the next scripted target (or `current` when the
+ * script is empty), on a path measured fast or not (`fastPath`, default false).
+ */
+function scriptedHost(targets: number[] = [], fastPath = false): ScriptedHost {
   const host: ScriptedHost = {
     targets,
     tuneCalls: [],
@@ -188,6 +231,7 @@ function scriptedHost(targets: number[] = []): ScriptedHost {
     windowResized: (_stream, delta) => {
       host.resized.push(delta);
     },
+    windowUpdateThreshold: (window) => windowUpdateThreshold(window, fastPath),
   };
   return host;
 }
@@ -240,6 +284,22 @@ describe('MuxStream receive window', () => {
     assert.equal(stream.stats().receiveWindowSize, W);
     assert.equal(host.released, W / 2, 'the delivered bytes left the connection buffer');
   });
+
+  for (const fastPath of [true, false]) {
+    const step = fastPath ? 2 * MiB : MiB;
+    test(`a window grown to 8 MiB on a ${fastPath ? 'fast' : 'long'} path sends its update after ${step / MiB} MiB consumed`, async () => {
+      const host = scriptedHost([8 * MiB], fastPath);
+      const { stream } = await readingStream(host, 256 * KiB);
+      arrive(stream, 128 * KiB);
+      assert.equal(stream.stats().receiveWindowSize, 8 * MiB, 'the scripted tuning grew the window');
+      assert.equal(host.updates.length, 1);
+      for (let i = 0; i < step / (64 * KiB) - 1; i++) arrive(stream, 64 * KiB);
+      assert.equal(host.updates.length, 1, `no update before ${step} bytes were consumed`);
+      arrive(stream, 64 * KiB);
+      assert.deepEqual(host.updates.slice(1), [step], 'then one for exactly what was consumed');
+      assert.equal(stream.stats().receiveWindow, 8 * MiB);
+    });
+  }
 
   test('bytes the reader has not read yet are not granted back', () => {
     const host = scriptedHost();

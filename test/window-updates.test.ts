@@ -1,6 +1,6 @@
 /**
  * When window updates go back: one per half window consumed, but never more than
- * WINDOW_UPDATE_STEP apart, so a large window keeps the sender busy on a long path.
+ * WINDOW_UPDATE_STEP apart on a long path, so a large window keeps the sender busy there.
  * Driven frame by frame from a raw peer, so nothing here depends on timing.
  */
 import { test } from 'node:test';
@@ -16,10 +16,19 @@ function increments(frames: { payload: Buffer }[]): number[] {
   return frames.map((frame) => frame.payload.readUInt32BE(0));
 }
 
-/** Sends `bytes` on stream 1 in 64 KiB frames to a server stream that reads everything. */
+/**
+ * Sends `bytes` on stream 1 in 64 KiB frames to a server stream that reads everything. The
+ * raw peer answers PINGs 20 ms late: the server measures a long path, where updates follow
+ * WINDOW_UPDATE_STEP whatever the window.
+ */
 async function consumeOnServer(t: Parameters<typeof serveForTest>[0], window: number, bytes: number) {
+  const { peer } = await bulkToServer(t, window, bytes);
+  return increments(peer.framesOf(FrameType.WINDOW_UPDATE, 1));
+}
+
+async function bulkToServer(t: Parameters<typeof serveForTest>[0], window: number, bytes: number) {
   const { server, port } = await serveForTest(t, { initialWindow: window, maxWindow: window });
-  const { peer, con } = await rawClientForTest(t, server, port);
+  const { peer, con } = await rawClientForTest(t, server, port, { pingDelayMs: 20 });
   const opened = nextEvent(con, 'stream');
   peer.open(1, 'window');
   const [stream] = (await opened) as [MuxStream];
@@ -28,7 +37,7 @@ async function consumeOnServer(t: Parameters<typeof serveForTest>[0], window: nu
   for (let sent = 0; sent < bytes; sent += FRAME) peer.data(1, Buffer.alloc(FRAME, 0x77));
   await waitFor(() => received === bytes, 10_000, 'the server stream to read every byte');
   await peer.sync();
-  return increments(peer.framesOf(FrameType.WINDOW_UPDATE, 1));
+  return { peer };
 }
 
 test('a default-sized window is granted back once per half window consumed', { timeout: 15_000 }, async (t) => {
@@ -38,18 +47,22 @@ test('a default-sized window is granted back once per half window consumed', { t
   for (const increment of updates) assert.equal(increment, window / 2);
 });
 
-test('a large window is granted back in steps of at most WINDOW_UPDATE_STEP, not half the window', { timeout: 15_000 }, async (t) => {
-  const window = 8 * WINDOW_UPDATE_STEP;
-  const bytes = 3 * WINDOW_UPDATE_STEP;
-  const updates = await consumeOnServer(t, window, bytes);
-  assert.equal(updates.length, 3, 'half the window (4 MiB) was never consumed, yet credit came back');
-  for (const increment of updates) assert.equal(increment, WINDOW_UPDATE_STEP);
-  assert.equal(
-    updates.reduce((a, b) => a + b, 0),
-    bytes,
-    'every consumed byte is credited back',
-  );
-});
+test(
+  'a large window on a long path is granted back in steps of at most WINDOW_UPDATE_STEP, not half the window',
+  { timeout: 15_000 },
+  async (t) => {
+    const window = 8 * WINDOW_UPDATE_STEP;
+    const bytes = 3 * WINDOW_UPDATE_STEP;
+    const updates = await consumeOnServer(t, window, bytes);
+    assert.equal(updates.length, 3, 'half the window (4 MiB) was never consumed, yet credit came back');
+    for (const increment of updates) assert.equal(increment, WINDOW_UPDATE_STEP);
+    assert.equal(
+      updates.reduce((a, b) => a + b, 0),
+      bytes,
+      'every consumed byte is credited back',
+    );
+  },
+);
 
 test(
   "a stream destroyed by its 'data' handler mid-read gives back every byte of the read: credit and memory",

@@ -14,7 +14,7 @@ import type { SessionLimits } from '../config';
 import { encodeWindowUpdate } from '../codec/encode';
 import { MuxError } from '../errors';
 import type { MemoryAccount } from './memory-account';
-import { WINDOW_UPDATE_STEP } from './window-tuning';
+import { windowUpdateThreshold } from './window-tuning';
 
 /** What a {@link ConnectionWindow} needs from its connection. */
 export interface ConnectionWindowHost {
@@ -23,6 +23,8 @@ export interface ConnectionWindowHost {
   /** What the open streams' receive windows offer together, in bytes. */
   streamWindowsTotal(): number;
   queueControl(frame: Buffer): void;
+  /** Bytes a `window`-byte receive window lets the reader consume before its update goes back. */
+  windowUpdateThreshold(window: number): number;
 }
 
 /** The connection-level receive window of one connection. */
@@ -32,6 +34,8 @@ export class ConnectionWindow {
   /** Bytes read or dropped since the last grant. */
   private unacked = 0;
   private size: number;
+  /** Released bytes that send an update: set at each grant, as the window and the path change. */
+  private updateAfter: number;
 
   constructor(
     private readonly host: ConnectionWindowHost,
@@ -39,6 +43,7 @@ export class ConnectionWindow {
     private readonly account: Pick<MemoryAccount, 'reserveGrowth'>,
   ) {
     this.credit = this.size = limits.connectionWindow;
+    this.updateAfter = windowUpdateThreshold(this.size, false);
   }
 
   /** `bytes` of DATA arrived; throws `ERR_FLOW_CONTROL` past the credit. */
@@ -53,14 +58,14 @@ export class ConnectionWindow {
 
   /**
    * `bytes` left the account (read, or dropped): the peer may send as many again. Batched as
-   * stream updates are, unless the peer has less credit left than it is owed: with other
+   * stream updates are (windowUpdateThreshold), unless the peer has less credit left than it is owed: with other
    * streams' unread bytes keeping theirs, half a window may never come back, and the stream
    * being read would wait for ever.
    */
   release(bytes: number): void {
     this.unacked += bytes;
     const owed = this.unacked;
-    if ((owed < Math.min(this.size / 2, WINDOW_UPDATE_STEP) && owed < this.credit) || !this.host.ready) return;
+    if ((owed < this.updateAfter && owed < this.credit) || !this.host.ready) return;
     this.unacked = 0;
     this.grant(owed + this.growth());
   }
@@ -84,6 +89,7 @@ export class ConnectionWindow {
 
   private grant(increment: number): void {
     this.credit += increment;
+    this.updateAfter = this.host.windowUpdateThreshold(this.size);
     this.host.queueControl(encodeWindowUpdate(0, increment));
   }
 }

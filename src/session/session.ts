@@ -20,6 +20,7 @@ import { OpenDeadlines } from './open-deadlines';
 import { StreamTable } from './stream-table';
 import { Liveness, type LivenessHost } from './liveness';
 import { WindowBudget } from './window-budget';
+import { isFastPath, windowUpdateThreshold } from './window-tuning';
 import { Handshake, type HandshakeHost } from './handshake';
 import { Shutdown, type ShutdownHost } from './shutdown';
 import { StreamOpening, type OpeningHost } from './stream-opening';
@@ -620,6 +621,11 @@ export class MuxConnection
   /** @internal StreamHost: see window-budget.ts. */
   tuneWindow(stream: MuxStream, current: number, elapsedMs: number): number {
     return this.windowBudget.tune(stream, current, elapsedMs, this.contendedAt);
+  }
+
+  /** @internal StreamHost, ConnectionWindowHost */
+  windowUpdateThreshold(window: number): number {
+    return windowUpdateThreshold(window, isFastPath(this.liveness));
   }
 
   /** @internal StreamHost */

@@ -5,7 +5,7 @@ import type { ArgumentsOf, ListenerOf } from '../events';
 import { ChunkQueue } from '../codec/chunks';
 import { MuxError } from '../errors';
 import { WireErrorCode } from '../protocol/constants';
-import { WINDOW_UPDATE_STEP } from './window-tuning';
+import { windowUpdateThreshold } from './window-tuning';
 
 /** A stream whatever its meta type: what the connection's internals handle. */
 export type AnyMuxStream = MuxStream<unknown>;
@@ -38,6 +38,8 @@ export interface StreamHost {
   tuneWindow(stream: AnyMuxStream, current: number, elapsedMs: number): number;
   /** The stream's receive window changed size by `delta` bytes (it is already resized). */
   windowResized(stream: AnyMuxStream, delta: number): void;
+  /** Bytes a `window`-byte receive window lets the reader consume before its update goes back. */
+  windowUpdateThreshold(window: number): number;
 }
 
 /** Figures from {@link MuxStream.stats}. */
@@ -204,6 +206,8 @@ export class MuxStream<Meta = JsonValue> extends Duplex {
   private recvWindowSize: number;
   private recvCredit: number;
   private unackedConsumed = 0;
+  /** Consumed bytes that send a window update: set at each update, as the path becomes known. */
+  private updateAfter: number;
   private consumedSinceTune = 0;
   private lastTuneAt = performance.now();
 
@@ -217,6 +221,7 @@ export class MuxStream<Meta = JsonValue> extends Duplex {
     this.sendWindow = init.sendWindow;
     this.recvWindowSize = init.recvWindow;
     this.recvCredit = init.recvWindow;
+    this.updateAfter = windowUpdateThreshold(init.recvWindow, false);
   }
 
   /** Bytes this side may still receive before it must grant more window. */
@@ -498,11 +503,10 @@ export class MuxStream<Meta = JsonValue> extends Duplex {
     this.unackedConsumed += chunk.length;
     this.consumedSinceTune += chunk.length;
     if (this.finReceived || this.closedOnWire) return;
-    // Batch window updates: one per half window consumed (yamux's rule), but at most
-    // WINDOW_UPDATE_STEP apart, so a grown window never leaves half of itself idle.
-    const half = this.recvWindowSize / 2;
-    if (this.unackedConsumed < half && this.unackedConsumed < WINDOW_UPDATE_STEP) return;
+    // Batch window updates (window-tuning.ts, windowUpdateThreshold).
+    if (this.unackedConsumed < this.updateAfter) return;
     const current = this.recvWindowSize;
+    const half = current / 2;
     let size = current;
     // Tuning judges how fast half a window was consumed, however many grants that took.
     if (this.consumedSinceTune >= half) {
@@ -520,6 +524,7 @@ export class MuxStream<Meta = JsonValue> extends Duplex {
     const increment = size - this.recvCredit - this.inBytes;
     this.unackedConsumed = 0;
     this.recvWindowSize = size;
+    this.updateAfter = this.host.windowUpdateThreshold(size);
     if (size !== current) this.host.windowResized(this, size - current);
     if (increment <= 0) return;
     this.recvCredit += increment;
@@ -552,6 +557,7 @@ export class MuxStream<Meta = JsonValue> extends Duplex {
     const current = this.recvWindowSize;
     if (size >= current) return;
     this.recvWindowSize = size;
+    this.updateAfter = this.host.windowUpdateThreshold(size);
     this.consumedSinceTune = 0;
     this.lastTuneAt = now;
     this.host.windowResized(this, size - current);

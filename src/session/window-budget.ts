@@ -13,15 +13,7 @@
 
 import type { SessionLimits } from '../config';
 import type { MuxStream } from './stream';
-import { mayReclaim, tuneWindow } from './window-tuning';
-
-/** The round-trip figures tuning relies on (the connection's `Liveness` measures them). */
-export interface RoundTrips {
-  /** Smallest round trip measured on a quiet connection, in milliseconds (null: none yet). */
-  readonly minRtt: number | null;
-  /** Quiet round trips measured so far. */
-  readonly samples: number;
-}
+import { mayReclaim, tuneWindow, type RoundTrips } from './window-tuning';
 
 // A stream counts as alone on its connection when no other stream received data this long.
 const SOLO_QUIET_MS = 100;

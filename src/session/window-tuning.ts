@@ -31,9 +31,10 @@ export const MIN_RTT_FOR_GROWTH_MS = 5;
 /** Round-trip samples needed before tuning trusts them (the first is often slow). */
 export const MIN_RTT_SAMPLES = 2;
 /**
- * Most bytes consumed before a window update goes back, in bytes. Half a 256 KiB window is
- * below it; half of a window grown for a long path (8 MiB of 16) would sit unacknowledged
- * for a round trip and cap the path's rate at half the window per round trip.
+ * Most bytes consumed before a window update goes back on a long or unmeasured path, in
+ * bytes. Half a 256 KiB window is below it; half of a window grown for a long path (8 MiB of
+ * 16) would sit unacknowledged for a round trip and cap the path's rate at half the window
+ * per round trip.
  */
 export const WINDOW_UPDATE_STEP = 1024 * 1024;
 /**
@@ -43,6 +44,32 @@ export const WINDOW_UPDATE_STEP = 1024 * 1024;
  * 1.9–2.0 GB/s with 8 MiB (16 MiB added little), with no change to the fairness figure.
  */
 export const SOLO_WINDOW = 8 * 1024 * 1024;
+/** The round-trip figures tuning relies on (the connection's `Liveness` measures them). */
+export interface RoundTrips {
+  /** Smallest round trip measured on a quiet connection, in milliseconds (null: none yet). */
+  readonly minRtt: number | null;
+  /** Quiet round trips measured so far. */
+  readonly samples: number;
+}
+
+/** A path measured to be shorter than windows grow for (loopback, a LAN). */
+export function isFastPath({ minRtt, samples }: RoundTrips): boolean {
+  return minRtt !== null && samples >= MIN_RTT_SAMPLES && minRtt < MIN_RTT_FOR_GROWTH_MS;
+}
+
+/**
+ * Bytes to consume before a `window`-byte receive window sends its update. Half the window
+ * (yamux's rule) up to WINDOW_UPDATE_STEP. Beyond that, on a fast path, a quarter of the
+ * window: its update is back long before the peer could use the quarter held back, and every
+ * update is a write on one side and a read on the other (a fresh process moving 1 GiB through
+ * an 8 MiB window sent 1,640 of them at 1 MiB, and its server spent 8% less CPU at 2 MiB).
+ */
+export function windowUpdateThreshold(window: number, fastPath: boolean): number {
+  const half = window / 2;
+  if (half <= WINDOW_UPDATE_STEP) return half;
+  return fastPath ? Math.max(WINDOW_UPDATE_STEP, window / 4) : WINDOW_UPDATE_STEP;
+}
+
 /**
  * Round trips after which a grown window that has not consumed half of itself may be given
  * back to the budget: a reader that slow needs at most an eighth of its window.
