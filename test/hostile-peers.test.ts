@@ -176,7 +176,7 @@ describe('received data is counted at its real cost', () => {
   });
 
   test('data read by the application and data dropped with a reset both give connection credit back', T, async (t) => {
-    const budget = 4 * MiB; // connection window 1 MiB, updates every 512 KiB
+    const budget = 4 * MiB; // connection window 1 MiB, own updates every 512 KiB, and with each stream's
     const { server, port } = await serveForTest(t, { maxBufferedBytes: budget });
     const held: MuxStream[] = [];
     server.on('connection', (con) => con.on('stream', (stream: MuxStream) => held.push(stream)));
@@ -194,7 +194,8 @@ describe('received data is counted at its real cost', () => {
     await peer.sync();
     const updates = peer.framesOf(FrameType.WINDOW_UPDATE, 0).map((f) => f.payload.readUInt32BE(0));
     assert.ok(updates.length >= 1, 'a connection WINDOW_UPDATE came back');
-    assert.ok(updates.reduce((a, b) => a + b, 0) >= 512 * 1024, `granted ${updates.join(', ')}`);
+    // More than the 256 KiB dropped: the bytes read count too (the rest rides a later update).
+    assert.ok(updates.reduce((a, b) => a + b, 0) > 256 * 1024, `granted ${updates.join(', ')}`);
   });
 
   test('streams nobody reads hold their credit, and a stream that is read still gets all its data (no stall)', T, async (t) => {

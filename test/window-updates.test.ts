@@ -1,6 +1,7 @@
 /**
  * When window updates go back: one per half window consumed, but never more than
- * WINDOW_UPDATE_STEP apart on a long path, so a large window keeps the sender busy there.
+ * WINDOW_UPDATE_STEP apart on a long path, so a large window keeps the sender busy there;
+ * and the connection's credit with each stream's update.
  * Driven frame by frame from a raw peer, so nothing here depends on timing.
  */
 import { test } from 'node:test';
@@ -45,6 +46,22 @@ test('a default-sized window is granted back once per half window consumed', { t
   const updates = await consumeOnServer(t, window, 4 * window);
   assert.equal(updates.length, 8, 'one update per 128 KiB consumed');
   for (const increment of updates) assert.equal(increment, window / 2);
+});
+
+test('each stream update carries the connection credit owed with it, so the two never cost two writes', { timeout: 15_000 }, async (t) => {
+  const window = 256 * 1024;
+  const { peer } = await bulkToServer(t, window, 4 * window);
+  const updates = peer.frames.filter((f) => f.type === FrameType.WINDOW_UPDATE);
+  const streamUpdates = updates.filter((f) => f.streamId === 1).length;
+  assert.equal(streamUpdates, 8);
+  updates.forEach((frame, i) => {
+    if (frame.streamId === 1) assert.equal(updates[i + 1]?.streamId, 0, `stream update ${i} is followed by the connection's`);
+  });
+  assert.equal(
+    increments(updates.filter((f) => f.streamId === 0)).reduce((a, b) => a + b, 0) >= 4 * window - window / 2,
+    true,
+    'the connection credit kept pace with what was read',
+  );
 });
 
 test(

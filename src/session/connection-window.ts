@@ -70,6 +70,18 @@ export class ConnectionWindow {
     this.grant(owed + this.growth());
   }
 
+  /**
+   * A stream's window update is being queued: what the connection owes goes in the same write.
+   * Batched on their own, the two counts cross their thresholds at different reads, and each
+   * update is a write on this side and a read on the peer's.
+   */
+  releaseWithStreamUpdate(): void {
+    if (this.unacked === 0 || !this.host.ready) return;
+    const owed = this.unacked;
+    this.unacked = 0;
+    this.grant(owed + this.growth());
+  }
+
   /** A stream's window grew: the connection's follows at once, or it would cap the stream. */
   streamWindowGrew(): void {
     if (!this.host.ready) return;

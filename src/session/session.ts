@@ -563,6 +563,7 @@ export class MuxConnection
   sendWindowUpdate(stream: MuxStream, increment: number): void {
     if (this.state === 'closed') return;
     this.queueControl(encodeWindowUpdate(stream.id, increment));
+    this.connectionWindow.releaseWithStreamUpdate();
   }
 
   /** @internal StreamHost */
