@@ -96,10 +96,7 @@ export class WriteScheduler {
    * peer's window updates come back sooner. Other streams still get their turn in order.
    */
   queueStream(stream: MuxStream): void {
-    if (!stream.queuedForSend && stream.hasSendable()) {
-      stream.queuedForSend = true;
-      this.ready.push(stream);
-    }
+    if (!stream.queuedForSend && stream.hasSendable()) this.pushReady(stream);
     if (!stream.queuedForSend) return;
     if (stream.queuedBytes >= this.host.frameLimit()) this.flush(1);
     else this.schedule();
@@ -192,17 +189,8 @@ export class WriteScheduler {
         this.bytesOut += HEADER_LENGTH + payload.length;
         budget -= HEADER_LENGTH + payload.length;
         if (fin) stream.onFinSent();
-        else if (stream.hasSendable()) {
-          stream.queuedForSend = true;
-          // A stream alone in the list goes back to its start: a bulk writer's eager one-frame
-          // flushes would otherwise grow the list by one per frame until compact() splices
-          // it, 1,024 frames in (64 MiB), a path optimised code has not seen (it deoptimises).
-          if (this.readyHead === this.ready.length) {
-            this.ready.length = 0;
-            this.readyHead = 0;
-          }
-          this.ready.push(stream);
-        }
+        // Not when takeFrame's write callback queued it again already (its writer had more).
+        else if (!stream.queuedForSend && stream.hasSendable()) this.pushReady(stream);
       }
     } finally {
       this.flushing = false;
@@ -226,6 +214,21 @@ export class WriteScheduler {
       this.scheduled = true;
       setImmediate(flushTick, this);
     }
+  }
+
+  /**
+   * Appends `stream` to the round-robin. Into an empty list it goes at the start: a bulk
+   * writer's eager one-frame flushes would otherwise grow the list by one entry per frame
+   * until compact() spliced it, 1,024 frames in (64 MiB), on a path the optimised flush had
+   * not seen (V8 deoptimised it mid-transfer).
+   */
+  private pushReady(stream: MuxStream): void {
+    stream.queuedForSend = true;
+    if (this.readyHead === this.ready.length) {
+      this.ready.length = 0;
+      this.readyHead = 0;
+    }
+    this.ready.push(stream);
   }
 
   /** Writes every queued control frame now, ignoring backpressure (before ending the transport). */
