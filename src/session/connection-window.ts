@@ -58,9 +58,9 @@ export class ConnectionWindow {
 
   /**
    * `bytes` left the account (read, or dropped): the peer may send as many again. Batched as
-   * stream updates are (windowUpdateThreshold), unless the peer has less credit left than it is owed: with other
-   * streams' unread bytes keeping theirs, half a window may never come back, and the stream
-   * being read would wait for ever.
+   * stream updates are (windowUpdateThreshold), unless the peer has less credit left than it
+   * is owed: with other streams' unread bytes keeping theirs, half a window may never come
+   * back, and the stream being read would wait for ever.
    */
   release(bytes: number): void {
     this.unacked += bytes;
