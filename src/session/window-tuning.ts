@@ -52,9 +52,15 @@ export interface RoundTrips {
   readonly samples: number;
 }
 
+/** The path's smallest round trip once MIN_RTT_SAMPLES quiet samples measured it; null before. */
+function measuredRtt({ minRtt, samples }: RoundTrips): number | null {
+  return samples >= MIN_RTT_SAMPLES ? minRtt : null;
+}
+
 /** A path measured to be shorter than windows grow for (loopback, a LAN). */
-export function isFastPath({ minRtt, samples }: RoundTrips): boolean {
-  return minRtt !== null && samples >= MIN_RTT_SAMPLES && minRtt < MIN_RTT_FOR_GROWTH_MS;
+export function isFastPath(roundTrips: RoundTrips): boolean {
+  const rtt = measuredRtt(roundTrips);
+  return rtt !== null && rtt < MIN_RTT_FOR_GROWTH_MS;
 }
 
 /**
@@ -105,19 +111,19 @@ export interface WindowTuningInput {
 
 /** The window size to use from now on. */
 export function tuneWindow(input: WindowTuningInput): number {
-  const { current, elapsedMs, minRtt, samples, initialWindow, maxWindow, budgetLeft } = input;
-  // Until enough samples arrive the path is unknown; a lone stream may grow meanwhile (a slow
-  // first sample from a cold peer must not hold it at the initial window).
-  const fastOrUnknown = minRtt === null || samples < MIN_RTT_SAMPLES || minRtt < MIN_RTT_FOR_GROWTH_MS;
-  if (input.solo && fastOrUnknown) {
+  const { current, elapsedMs, initialWindow, maxWindow, budgetLeft } = input;
+  const rtt = measuredRtt(input);
+  // On a fast path, and until enough samples arrive, windows do not grow by timing. A lone
+  // stream may grow meanwhile (a slow first sample from a cold peer must not hold it at the
+  // initial window); any other stays at the initial window.
+  if (rtt === null || rtt < MIN_RTT_FOR_GROWTH_MS) {
+    if (!input.solo) return Math.min(current, initialWindow);
     const cap = Math.max(initialWindow, Math.min(SOLO_WINDOW, maxWindow));
     if (current >= cap) return cap;
     const extra = Math.min(current, cap - current, budgetLeft);
     return extra > 0 ? current + extra : current;
   }
-  if (minRtt === null || samples < MIN_RTT_SAMPLES) return Math.min(current, initialWindow);
-  if (minRtt < MIN_RTT_FOR_GROWTH_MS) return Math.min(current, initialWindow);
-  const factor = elapsedMs <= 2 * minRtt ? 4 : elapsedMs <= 4 * minRtt ? 2 : 1;
+  const factor = elapsedMs <= 2 * rtt ? 4 : elapsedMs <= 4 * rtt ? 2 : 1;
   const extra = Math.min(current * (factor - 1), maxWindow - current, budgetLeft);
   return extra > 0 ? current + extra : current;
 }
