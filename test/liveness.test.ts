@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { Liveness, type LivenessHost } from '../src/session/liveness';
 import { FrameType, Flag, HEADER_LENGTH } from '../src/protocol/constants';
 import type { MuxError } from '../src/errors';
+import { isFastPath } from '../src/session/window-tuning';
 
 function fakeHost(): LivenessHost & { frames: Buffer[]; moved: number; timeouts: MuxError[] } {
   return {
@@ -129,6 +130,69 @@ describe('Liveness keepalive on the shared wheel', () => {
     liveness.measurePath();
     assert.equal(host.frames.length, 1, 'one probe now, the others later, once');
     liveness.stop(() => new Error('done'));
+  });
+});
+
+describe('Liveness probes for later streams', () => {
+  /** A Liveness whose clock moves only when the test says, and a way to count what measurePath sends. */
+  function withClock(t: TestContext) {
+    let now = 0;
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    t.mock.method(performance, 'now', () => now);
+    const host = fakeHost();
+    const liveness = new Liveness(host, 0, 1000, 512 * 1024);
+    t.after(() => liveness.stop(() => new Error('done')));
+    /** Pings measurePath sent now (the first stream's timed probes are not counted). */
+    const streamAdded = (): number => {
+      const before = host.frames.length;
+      liveness.measurePath();
+      return host.frames.length - before;
+    };
+    /** Answers the last ping after `rtt` ms (nothing else moved: a quiet round trip). */
+    const answerAfter = (rtt: number): void => {
+      now += rtt;
+      answerLastPing(liveness, host);
+    };
+    const wait = (ms: number): void => {
+      now += ms;
+    };
+    return { liveness, streamAdded, answerAfter, wait };
+  }
+
+  test('on a path first measured long, a later stream probes again, and a quick answer makes the path fast', (t) => {
+    const { liveness, streamAdded, answerAfter, wait } = withClock(t);
+    assert.equal(streamAdded(), 1, "the first stream's probe");
+    answerAfter(6);
+    assert.equal(streamAdded(), 1, 'one sample of 6 ms: not measured fast yet');
+    answerAfter(6);
+    assert.equal(liveness.samples, 2);
+    assert.equal(isFastPath(liveness), false);
+    wait(100);
+    assert.equal(streamAdded(), 1, 'two samples of 6 ms read a long path: a later stream probes again');
+    answerAfter(1);
+    assert.equal(liveness.minRtt, 1);
+    assert.equal(isFastPath(liveness), true);
+    wait(1000);
+    assert.equal(streamAdded(), 0, 'a path measured fast is not probed again');
+  });
+
+  test('no probe while one is unanswered, at most one per REPROBE interval, and at most 16 on a long path', (t) => {
+    const { streamAdded, answerAfter, wait } = withClock(t);
+    assert.equal(streamAdded(), 1);
+    assert.equal(streamAdded(), 0, 'the first probe is still out');
+    answerAfter(50);
+    let probes = 0;
+    for (let i = 0; i < 40; i++) {
+      const sent = streamAdded();
+      probes += sent;
+      assert.equal(streamAdded(), 0, 'a second stream at the same moment adds nothing');
+      if (sent !== 0) {
+        answerAfter(50);
+        assert.equal(streamAdded(), 0, 'answered, but within 100 ms of the last probe: none');
+      }
+      wait(60);
+    }
+    assert.equal(probes, 16, 'a path that stays long is probed 16 more times, then left alone');
   });
 });
 

@@ -2,6 +2,7 @@ import { encodeFrame, writeHeader } from '../codec/encode';
 import { MuxError } from '../errors';
 import { Flag, FrameType, HEADER_LENGTH, PING_PAYLOAD_LENGTH } from '../protocol/constants';
 import { wheelFor, type WheelMember } from './keepalive-wheel';
+import { isFastPath } from './window-tuning';
 
 /** What {@link Liveness} needs from its connection. */
 export interface LivenessHost {
@@ -17,6 +18,10 @@ const HEARTBEAT_PAYLOAD = Buffer.from('ffffffffffffffff', 'hex');
 
 // Round-trip probes once the connection carries its first stream: at once, then after these delays.
 const RTT_PROBE_DELAYS_MS = [100, 1000];
+// A later stream on a path not yet measured fast probes again, at most this often and this many
+// times in all: enough to correct a first sample from cold processes, bounded on a long path.
+const REPROBE_INTERVAL_MS = 100;
+const MAX_REPROBES = 16;
 
 interface PendingPing {
   start: number;
@@ -56,6 +61,9 @@ export class Liveness implements WheelMember {
   private probeTimer: NodeJS.Timeout | null = null;
   /** Next entry of RTT_PROBE_DELAYS_MS; -1 before the probes started. */
   private probeIndex = -1;
+  /** Probes sent for later streams (measurePath), and when the last left (a double, as blockedSince). */
+  private reprobes = 0;
+  private reprobedAt = -Infinity;
   /** Id of the keepalive ping in flight (valid while `deadline` is set). */
   private keepAliveId = 0;
   /** When the last keepalive ping left (ms, `performance.now()`), and `bytesMoved()` then; -Infinity: never (a double, as blockedSince). */
@@ -157,11 +165,25 @@ export class Liveness implements WheelMember {
     if (this.intervalMs !== 0) wheelFor(this.intervalMs).add(this);
   }
 
-  /** Measures the path's round trip a few times, once (the connection's first stream asks). */
+  /**
+   * A stream was added. The connection's first starts the probes. A later one, while the path
+   * is not measured fast, sends one more: the first samples come from processes whose code is
+   * not compiled yet, and on loopback they can read 5-7 ms, a long path. A busy connection's
+   * pings are never quiet again, so without a later quiet moment (a new stream's window
+   * bounds what moves while its probe is out) that first reading would stand for good.
+   */
   measurePath(): void {
-    if (this.probeIndex !== -1) return;
-    this.probeIndex = 0;
-    this.probe();
+    if (this.probeIndex === -1) {
+      this.probeIndex = 0;
+      this.probe();
+      return;
+    }
+    if (this.reprobes >= MAX_REPROBES || isFastPath(this) || this.pendingPings !== 0) return;
+    const now = performance.now();
+    if (now - this.reprobedAt < REPROBE_INTERVAL_MS) return;
+    this.reprobes++;
+    this.reprobedAt = now;
+    this.ping().catch(noop);
   }
 
   /** @internal The first sample is often slow (a cold peer, JIT); later ones show the path itself. */

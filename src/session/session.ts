@@ -352,13 +352,14 @@ export class MuxConnection
   }
 
   /**
-   * @internal StreamTable: the link's first stream. Only now are the round trips measured and
-   * Nagle's delay turned off: an idle link sends one small write at a time (HELLO, keepalive),
-   * which Nagle never holds, and ten thousand idle clients skip a probe and a setsockopt each.
+   * @internal StreamTable: a stream was added. Only with the link's first are the round trips
+   * measured and Nagle's delay turned off: an idle link sends one small write at a time (HELLO,
+   * keepalive), which Nagle never holds, and ten thousand idle clients skip a probe and a
+   * setsockopt each. Later streams may measure again (Liveness.measurePath).
    */
-  streamsBegan(): void {
+  streamAdded(first: boolean): void {
     this.liveness.measurePath();
-    this.disableNagle();
+    if (first) this.disableNagle();
   }
 
   /** Nagle off on a socket the library opened or accepted, once the link has a stream (a stream opened before the link is attached waits for it). */

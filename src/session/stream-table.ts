@@ -21,10 +21,10 @@ export class StreamTable {
   /** A stream was ever added. */
   began = false;
 
-  /** @param link told when the first stream is added (what only a link with streams needs starts then). */
+  /** @param link told of every stream added, and which is the first (what only a link with streams needs starts then). */
   constructor(
     role: Role,
-    private readonly link: { streamsBegan(): void },
+    private readonly link: { streamAdded(first: boolean): void },
   ) {
     this.localParity = role === 'client' ? 1 : 0;
     this.nextLocalId = role === 'client' ? 1 : 2;
@@ -79,10 +79,9 @@ export class StreamTable {
     this.nextLocalId += 2;
     (this.streams ??= new Map()).set(stream.id, stream);
     this.localOpen++;
-    if (!this.began) {
-      this.began = true;
-      this.link.streamsBegan();
-    }
+    const first = !this.began;
+    this.began = true;
+    this.link.streamAdded(first);
   }
 
   /** Checks that the peer may open `id` now; throws `ERR_PROTOCOL` if not. */
@@ -97,10 +96,9 @@ export class StreamTable {
   addRemote(stream: MuxStream): void {
     (this.streams ??= new Map()).set(stream.id, stream);
     this.remoteOpen++;
-    if (!this.began) {
-      this.began = true;
-      this.link.streamsBegan();
-    }
+    const first = !this.began;
+    this.began = true;
+    this.link.streamAdded(first);
   }
 
   /** Removes `stream` if it is the one registered under its id; true if it was. */
