@@ -194,6 +194,17 @@ describe('Liveness probes for later streams', () => {
     }
     assert.equal(probes, 16, 'a path that stays long is probed 16 more times, then left alone');
   });
+
+  test("an application's ping still out holds the probe back", (t) => {
+    const { liveness, streamAdded, answerAfter, wait } = withClock(t);
+    assert.equal(streamAdded(), 1);
+    answerAfter(50);
+    wait(100);
+    const pending = liveness.ping();
+    assert.equal(streamAdded(), 0, 'the answer to ping() will measure the path too');
+    answerAfter(50);
+    return pending.then(() => assert.equal(streamAdded(), 1, 'answered: the next stream probes'));
+  });
 });
 
 function answerLastPingAt(liveness: Liveness, host: ReturnType<typeof fakeHost>, index: number): void {

@@ -169,8 +169,8 @@ export class Liveness implements WheelMember {
    * A stream was added. The connection's first starts the probes. A later one, while the path
    * is not measured fast, sends one more: the first samples come from processes whose code is
    * not compiled yet, and on loopback they can read 5-7 ms, a long path. A busy connection's
-   * pings are never quiet again, so without a later quiet moment (a new stream's window
-   * bounds what moves while its probe is out) that first reading would stand for good.
+   * pings are never quiet again, so without a later quiet moment (a new stream often opens
+   * in a lull between transfers) that first reading would stand for good.
    */
   measurePath(): void {
     if (this.probeIndex === -1) {
@@ -285,7 +285,7 @@ export class Liveness implements WheelMember {
     pending.clear();
   }
 
-  /** @internal Every round-trip probe has been sent and answered (for tests). */
+  /** @internal Every timed round-trip probe has been sent and answered (for tests); false again while a later stream's probe is out. */
   get probesDone(): boolean {
     return this.probeIndex > RTT_PROBE_DELAYS_MS.length && this.pendingPings === 0;
   }
