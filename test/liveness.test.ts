@@ -35,6 +35,26 @@ function answerLastPing(liveness: Liveness, host: ReturnType<typeof fakeHost>): 
   liveness.onPing(Flag.ACK, frame.subarray(HEADER_LENGTH));
 }
 
+/**
+ * A Liveness (keepalive every `intervalMs`, timeout 1,000 ms) whose clock and timers run only
+ * when the test says: `advance` moves both, `moveClock` the clock alone.
+ */
+function withMockedClock(t: TestContext, intervalMs: number) {
+  let now = 0;
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  t.mock.method(performance, 'now', () => now);
+  const host = fakeHost();
+  const liveness = new Liveness(host, intervalMs, 1000, 512 * 1024);
+  const moveClock = (ms: number): void => {
+    now += ms;
+  };
+  const advance = (ms: number): void => {
+    moveClock(ms);
+    t.mock.timers.tick(ms);
+  };
+  return { host, liveness, advance, moveClock };
+}
+
 describe('Liveness round-trip samples', () => {
   test('a round trip during which little moved counts toward minRtt and samples', async () => {
     const host = fakeHost();
@@ -134,13 +154,9 @@ describe('Liveness keepalive on the shared wheel', () => {
 });
 
 describe('Liveness probes for later streams', () => {
-  /** A Liveness whose clock moves only when the test says, and a way to count what measurePath sends. */
+  /** A mocked-clock Liveness without keepalive, and a way to count what measurePath sends. */
   function withClock(t: TestContext) {
-    let now = 0;
-    t.mock.timers.enable({ apis: ['setTimeout'] });
-    t.mock.method(performance, 'now', () => now);
-    const host = fakeHost();
-    const liveness = new Liveness(host, 0, 1000, 512 * 1024);
+    const { host, liveness, moveClock } = withMockedClock(t, 0);
     t.after(() => liveness.stop(() => new Error('done')));
     /** Pings measurePath sent now (the first stream's timed probes are not counted). */
     const streamAdded = (): number => {
@@ -150,13 +166,11 @@ describe('Liveness probes for later streams', () => {
     };
     /** Answers the last ping after `rtt` ms (nothing else moved: a quiet round trip). */
     const answerAfter = (rtt: number): void => {
-      now += rtt;
+      moveClock(rtt);
       answerLastPing(liveness, host);
     };
-    const wait = (ms: number): void => {
-      now += ms;
-    };
-    return { liveness, streamAdded, answerAfter, wait };
+    // Only the clock moves: the first stream's timed probes stay unsent and do not interfere.
+    return { liveness, streamAdded, answerAfter, wait: moveClock };
   }
 
   test('on a path first measured long, a later stream probes again, and a quick answer makes the path fast', (t) => {
@@ -212,22 +226,8 @@ function answerLastPingAt(liveness: Liveness, host: ReturnType<typeof fakeHost>,
 }
 
 describe('Liveness write stalls', () => {
-  /** A Liveness (keepAliveTimeout 1,000 ms) whose timers and clock run only when `advance` says so. */
-  function withMockedClock(t: TestContext) {
-    let now = 0;
-    t.mock.timers.enable({ apis: ['setTimeout'] });
-    t.mock.method(performance, 'now', () => now);
-    const host = fakeHost();
-    const liveness = new Liveness(host, 500, 1000, 512 * 1024);
-    const advance = (ms: number): void => {
-      now += ms;
-      t.mock.timers.tick(ms);
-    };
-    return { host, liveness, advance };
-  }
-
   test('a transport that refuses writes for keepAliveTimeout ends the connection', (t) => {
-    const { host, liveness, advance } = withMockedClock(t);
+    const { host, liveness, advance } = withMockedClock(t, 500);
     liveness.writeBlocked();
     advance(999);
     assert.equal(host.timeouts.length, 0);
@@ -237,7 +237,7 @@ describe('Liveness write stalls', () => {
   });
 
   test('blocking again after a drain restarts the count: the timeout runs from the last refusal', (t) => {
-    const { host, liveness, advance } = withMockedClock(t);
+    const { host, liveness, advance } = withMockedClock(t, 500);
     liveness.writeBlocked();
     advance(300);
     liveness.writeDrained();
@@ -250,7 +250,7 @@ describe('Liveness write stalls', () => {
   });
 
   test('a sender that blocks and drains once per frame leaves no stall behind, and stop() disarms the check', (t) => {
-    const { host, liveness, advance } = withMockedClock(t);
+    const { host, liveness, advance } = withMockedClock(t, 500);
     for (let frame = 0; frame < 10_000; frame++) {
       liveness.writeBlocked();
       liveness.writeDrained();

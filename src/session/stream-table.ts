@@ -79,9 +79,7 @@ export class StreamTable {
     this.nextLocalId += 2;
     (this.streams ??= new Map()).set(stream.id, stream);
     this.localOpen++;
-    const first = !this.began;
-    this.began = true;
-    this.link.streamAdded(first);
+    this.tellLink();
   }
 
   /** Checks that the peer may open `id` now; throws `ERR_PROTOCOL` if not. */
@@ -96,6 +94,10 @@ export class StreamTable {
   addRemote(stream: MuxStream): void {
     (this.streams ??= new Map()).set(stream.id, stream);
     this.remoteOpen++;
+    this.tellLink();
+  }
+
+  private tellLink(): void {
     const first = !this.began;
     this.began = true;
     this.link.streamAdded(first);
